@@ -1,0 +1,60 @@
+"""The ``supersmall`` command line. Each subcommand lives in ``supersmall/commands/<name>.py`` with
+
+    def register(subparsers) -> None   # adds its parser and sets ``handler=run``
+    def run(args) -> int               # imports heavy modules lazily; returns the exit status
+
+so ``supersmall --help`` stays fast. Errors a user can fix (:class:`UserError`, ``ProfileError``)
+are printed as one line without a traceback, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from supersmall import __version__
+
+
+class UserError(Exception):
+    """A mistake the user can fix; its message is one sentence that says how."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="supersmall",
+        description="Teach and replicate RL-only math reasoning (ZeroGRPO) in small language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"supersmall {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import supersmall.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"supersmall.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from supersmall.config import ProfileError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (UserError, ProfileError) as e:
+        print(f"supersmall {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"supersmall {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

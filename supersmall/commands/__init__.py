@@ -1,0 +1,1 @@
+"""Subcommands of the ``supersmall`` CLI, one module each (see :mod:`supersmall.cli`)."""

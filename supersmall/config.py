@@ -1,0 +1,286 @@
+"""Profiles: one typed config per scale (``tiny`` on a laptop CPU, ``a6000x4`` = the paper's setup).
+
+A profile is a YAML file with sections (``model``, ``train``, ``reward``, ``curriculum``, ``eval``,
+``data``, ``launch``, ``notebooks``). Every key is declared below with its type and default, so a
+typo is an error, not a silently ignored setting::
+
+    >>> from supersmall.config import load_profile
+    >>> p = load_profile("tiny")
+    >>> p.train.num_generations
+    8
+
+Values the paper does not give are marked ``# choice`` in the YAML files, with the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile name, file or key is not valid; the message is one sentence that says what is."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny"  # "tiny" = the kit's own model (supersmall.tiny), else a hub id or path
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    think_prefill: bool = False  # does the chat template already open <think>? (R1-Distill: yes)
+    attn_implementation: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    backend: str = "trl"  # trl | minimal
+    arm: str = "no-kl"  # no-kl | kl-nopenalty | kl-penalty (paper, Table 3)
+    steps: int = 60
+    learning_rate: float = 3e-4
+    prompts_per_step: int = 16  # distinct prompts per optimizer step
+    num_generations: int = 8  # G completions per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_prompt_length: int = 64
+    max_completion_length: int = 64
+    loss_type: str = "grpo"  # grpo | dapo | dr_grpo | group_token_mean | sequence (see supersmall.losses)
+    scale_rewards: str = "group"  # group (mean and std) | none (mean only) | batch
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    beta_kl_loss: float = 0.04  # kl-nopenalty arm: KL as a loss term (k3, as TRL beta > 0)
+    beta_kl_reward: float = 0.001  # kl-penalty arm: KL in the reward (k1, as verl use_kl_in_reward)
+    num_iterations: int = 1  # updates per generated batch (1 => ratio == 1, clip inactive)
+    optimizer: str = "adamw_torch"
+    lr_scheduler_type: str = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    seed: int = 0
+    logging_steps: int = 1
+    save_steps: int = 20
+    epochs: int | None = None
+
+
+@dataclass
+class RewardConfig:
+    name: str = "supersmall"  # supersmall (eq. 6 + 7) | bipolar (eq. 4) | open_rs | structured
+    answer_column: str = "answer"
+    length_threshold: float = 0.95  # eq. 7: penalise when len(y) > threshold * L_max
+    length_penalty: float = -0.1
+    length_unit: str = "tokens"  # tokens | chars
+    strict: bool = True  # ">" (True) or ">=" (False) in eq. 7
+    grading_timeout: float = 1.0
+
+
+@dataclass
+class CurriculumConfig:
+    scheme: str = "round"  # round (half-up) | floor: float difficulty -> level
+    schedule: str = "staged"  # staged | cumulative | shuffled
+    stages: str = "1-3:20,4:20,5:20"  # "levels:steps,..."
+
+
+@dataclass
+class EvalConfig:
+    dataset: str = "tiny"  # tiny (held-out split) | math500
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    n_samples: int = 1
+    batch_size: int = 256
+    prompt_template: str = "default"
+    backend: str = "hf"  # hf | vllm
+    problems_per_level: int = 100
+
+
+@dataclass
+class DataConfig:
+    train: str = "tiny"  # tiny | deepmath | open_rs
+    source: str | None = None  # local file instead of the hub
+    levels: str = "1-3"
+
+
+@dataclass
+class LaunchConfig:
+    num_gpus: int = 0
+    gpu_memory_gb: float = 0.0
+    vllm_mode: str = "none"  # none | server | colocate
+    deepspeed_stage: int = 0
+    gpu_type: str = "cpu"
+    usd_per_gpu_hour: float = 0.0
+
+
+@dataclass
+class NotebooksConfig:
+    cell_timeout: int = 1800  # seconds per cell under papermill
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+
+
+@dataclass
+class Profile:
+    name: str = "tiny"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+    notebooks: NotebooksConfig = field(default_factory=NotebooksConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **overrides: Any) -> Profile:
+        """A copy with dotted overrides applied, e.g. ``p.replace(**{"train.steps": 10})``."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.split(".")
+            node = data
+            for key in parents:
+                if key not in node or not isinstance(node[key], dict):
+                    raise ProfileError(f"unknown profile section {key!r} in override {dotted!r}")
+                node = node[key]
+            node[leaf] = value
+        return _build(Profile, data, where="profile")
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles shipped with the kit (``supersmall/profiles/*.yaml``)."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _check_scalar(value: Any, tp: Any, where: str) -> Any:
+    """Light type check with the conversions YAML needs (int -> float, '3e-4' -> float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        last_error: ProfileError | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_scalar(value, arg, where)
+            except ProfileError as e:
+                last_error = e
+        raise last_error or ProfileError(f"{where}: bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ProfileError(f"{where} must be a list, got {value!r}")
+        return [_check_scalar(v, args[0], where) for v in value] if args else value
+    if tp is float:
+        if isinstance(value, bool):
+            raise ProfileError(f"{where} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ProfileError(f"{where} must be a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProfileError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ProfileError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ProfileError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    types = _field_types(cls)
+    unknown = [k for k in data if k not in types]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(types), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ProfileError(
+            f"unknown key {key!r} in {where}{hint}; valid keys are: {', '.join(sorted(types))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        tp = types[name]
+        sub = f"{where}.{name}" if where != "profile" else name
+        if isinstance(tp, type) and is_dataclass(tp):
+            kwargs[name] = _build(tp, value, sub)
+        else:
+            kwargs[name] = _check_scalar(value, tp, sub)
+    return cls(**kwargs)
+
+
+def load_profile(name_or_path: str | Path = "tiny", **overrides: Any) -> Profile:
+    """Load a profile by name (``tiny``, ``a6000x4``, ...) or from a YAML path.
+
+    ``overrides`` use dotted keys: ``load_profile("tiny", **{"train.steps": 5})``.
+    Raises :class:`ProfileError` with one sentence naming the valid choices.
+    """
+    if isinstance(name_or_path, Profile):
+        return name_or_path.replace(**overrides) if overrides else name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"profile file {text!r} does not exist; shipped profiles are: "
+                               f"{', '.join(available_profiles())}")
+    else:
+        path = PROFILES_DIR / f"{text}.yaml"
+        if not path.is_file():
+            raise ProfileError(
+                f"unknown profile {text!r}; valid profiles are: {', '.join(available_profiles())} "
+                "(or a path to a .yaml file)"
+            )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ProfileError(f"profile {str(path)!r} is not valid YAML: {e}") from None
+    raw.setdefault("name", path.stem)
+    profile = _build(Profile, raw, where="profile")
+    return profile.replace(**overrides) if overrides else profile
+
+
+def profile_table(*names: str) -> list[dict[str, Any]]:
+    """Rows ``{setting, <profile>: value, ...}`` to show profiles side by side (notebook 00)."""
+    profiles = [load_profile(n) for n in (names or available_profiles())]
+    rows: list[dict[str, Any]] = []
+    for section in fields(Profile):
+        if section.name in ("name", "description"):
+            continue
+        for f in fields(getattr(profiles[0], section.name)):
+            row = {"setting": f"{section.name}.{f.name}"}
+            for p in profiles:
+                row[p.name] = getattr(getattr(p, section.name), f.name)
+            rows.append(row)
+    return rows
+
+
+__all__ = [
+    "Profile", "ProfileError", "ModelConfig", "TrainConfig", "RewardConfig", "CurriculumConfig",
+    "EvalConfig", "DataConfig", "LaunchConfig", "NotebooksConfig", "load_profile",
+    "available_profiles", "profile_table",
+]

@@ -1,0 +1,197 @@
+"""Run cards: every run (training, evaluation, notebook series) leaves ``run_card.json`` and
+``run_card.md`` next to its outputs, so a number can always be traced to its config, seed, code
+version, hardware and timings.
+
+    >>> card = write_run_card("runs/x", kind="train", config=profile, seed=0,
+    ...                       metrics={"final_accuracy": 0.61}, timings={"train_seconds": 58.2})
+    >>> read_run_card("runs/x")["metrics"]["final_accuracy"]
+    0.61
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "supersmall", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify",
+    "vllm", "deepspeed", "papermill",
+)
+CARD_JSON = "run_card.json"
+CARD_MD = "run_card.md"
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package, ``None`` when it is not installed."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The git commit of the kit's checkout (with ``+dirty`` when it has changes), or None."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware() -> dict[str, Any]:
+    """CPU count, memory, and GPUs (name and memory) when torch sees any."""
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gb"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        info["memory_gb"] = None
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpus"] = [
+                {"name": torch.cuda.get_device_name(i),
+                 "memory_gb": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
+                for i in range(torch.cuda.device_count())
+            ]
+        else:
+            info["gpus"] = []
+    except ImportError:  # pragma: no cover
+        info["gpus"] = []
+    return info
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and obj != obj:  # NaN is not valid JSON
+        return None
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return obj.item()
+        except (ValueError, RuntimeError):
+            pass
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+def build_run_card(
+    kind: str,
+    config: Any = None,
+    seed: int | None = None,
+    metrics: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
+    status: str = "complete",
+) -> dict[str, Any]:
+    """The card as a dict (see :func:`write_run_card`)."""
+    return _jsonable({
+        "kind": kind,
+        "status": status,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "config": config,
+        "metrics": metrics or {},
+        "timings": timings or {},
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "hardware": hardware(),
+        **(extra or {}),
+    })
+
+
+def _md_table(d: dict[str, Any]) -> list[str]:
+    lines = ["| key | value |", "| --- | --- |"]
+    for k, v in d.items():
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        elif isinstance(v, (dict, list)):
+            v = json.dumps(v)
+            v = v if len(v) < 200 else v[:197] + "..."
+        lines.append(f"| {k} | {v} |")
+    return lines
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """A human-readable view of a card."""
+    lines = [f"# Run card: {card.get('kind')} ({card.get('status')})", "",
+             f"- created: {card.get('created')}", f"- seed: {card.get('seed')}",
+             f"- git commit: {card.get('git_commit')}", ""]
+    for section in ("metrics", "timings", "versions", "hardware"):
+        if card.get(section):
+            lines += [f"## {section}", "", *_md_table(card[section]), ""]
+    config = card.get("config")
+    if config:
+        lines += ["## config", "", "```json", json.dumps(config, indent=2), "```", ""]
+    known = {"kind", "status", "created", "seed", "git_commit", "metrics", "timings", "versions",
+             "hardware", "config"}
+    rest = {k: v for k, v in card.items() if k not in known}
+    if rest:
+        lines += ["## other", "", "```json", json.dumps(rest, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def write_run_card(out_dir: str | Path, kind: str, **kwargs: Any) -> dict[str, Any]:
+    """Write ``run_card.json`` and ``run_card.md`` into ``out_dir`` and return the card.
+
+    Keyword arguments are those of :func:`build_run_card` (config, seed, metrics, timings, extra,
+    status). The JSON is written atomically, so a killed run never leaves half a card.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    card = build_run_card(kind, **kwargs)
+    tmp = out / (CARD_JSON + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(out / CARD_JSON)
+    (out / CARD_MD).write_text(render_markdown(card))
+    return card
+
+
+def read_run_card(path: str | Path) -> dict[str, Any]:
+    """Read a card from its directory or its ``run_card.json`` path."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CARD_JSON
+    if not p.is_file():
+        raise FileNotFoundError(f"no run card at {str(p)!r}: run the experiment first, or check the path")
+    return json.loads(p.read_text())
+
+
+def find_run_cards(root: str | Path, kind: str | None = None) -> list[Path]:
+    """All ``run_card.json`` files under ``root`` (optionally of one ``kind``), sorted by path."""
+    found = sorted(Path(root).rglob(CARD_JSON))
+    if kind is None:
+        return found
+    return [p for p in found if json.loads(p.read_text()).get("kind") == kind]
+
+
+def is_complete(out_dir: str | Path) -> bool:
+    """True when ``out_dir`` holds a run card whose status is ``complete`` (used to skip reruns)."""
+    try:
+        return read_run_card(out_dir).get("status") == "complete"
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
