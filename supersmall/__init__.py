@@ -14,15 +14,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "config", "runcard", "runner", "exercises", "checks", "doctor_mod", "grading", "rewards",
+    "config", "runcard", "runner", "exercises", "checks", "diagnose", "grading", "rewards",
     "advantages", "losses", "curriculum", "data", "tiny", "train", "evaluate", "launch", "plots",
-    "widgets", "cli",
+    "widgets", "cli", "report",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name == "doctor":
-        return importlib.import_module("supersmall.doctor").doctor
+        return importlib.import_module("supersmall.diagnose").doctor
     if name == "load_profile":
         return importlib.import_module("supersmall.config").load_profile
     if name in _SUBMODULES:

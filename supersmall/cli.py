@@ -15,10 +15,9 @@ import pkgutil
 import sys
 
 from supersmall import __version__
+from supersmall.errors import UserError
 
-
-class UserError(Exception):
-    """A mistake the user can fix; its message is one sentence that says how."""
+__all__ = ["UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

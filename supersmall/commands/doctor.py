@@ -1,0 +1,14 @@
+"""``supersmall doctor``: check this machine (see :mod:`supersmall.diagnose`)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("doctor", help="check versions, hardware, offline mode and the grader; exit 1 on a blocker")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from supersmall.diagnose import doctor
+
+    return 0 if doctor().ok else 1

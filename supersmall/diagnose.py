@@ -1,0 +1,212 @@
+"""``supersmall doctor``: is this machine ready for the kit? One line per check, with a fix.
+
+    supersmall doctor            # exit status 1 when a blocker is found
+    >>> import supersmall; supersmall.doctor()
+
+Checks: Python and package versions, CPU/GPU and memory, TRL <-> vLLM compatibility (read from
+TRL's own requirements, not hard-coded), the Jupyter kernel the notebook runner uses, HF offline
+mode and cache, and that the kit's math grader works off the main thread (math-verify's own timeout
+relies on signals, which only work in the main thread).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+
+OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+_SYMBOL = {OK: "✓", WARN: "!", FAIL: "✗", INFO: "·"}
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    message: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{_SYMBOL[self.status]} {self.name:<18} {self.message}"
+        return text + (f"  -> fix: {self.fix}" if self.fix and self.status in (WARN, FAIL) else "")
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """False when any check is a blocker (FAIL)."""
+        return not any(c.status == FAIL for c in self.checks)
+
+    def __getitem__(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no check named {name!r}; checks: {', '.join(c.name for c in self.checks)}")
+
+    def __str__(self) -> str:
+        verdict = "ready" if self.ok else "BLOCKED: fix the ✗ lines above"
+        return "\n".join([c.line() for c in self.checks] + [f"supersmall doctor: {verdict}"])
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython display
+        p.text(str(self))
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _python() -> Check:
+    v = sys.version_info
+    if v < (3, 10):
+        return Check("python", FAIL, f"{v.major}.{v.minor} is too old", "use Python 3.10 or newer (3.11 tested)")
+    return Check("python", OK, f"{v.major}.{v.minor}.{v.micro} ({sys.executable})")
+
+
+def _packages() -> list[Check]:
+    out = []
+    required = ("torch", "transformers", "trl", "accelerate", "datasets", "math-verify", "papermill", "peft")
+    for name in required:
+        ver = _version(name)
+        if ver is None:
+            out.append(Check(name, FAIL, "not installed", f"pip install -e . (installs {name})"))
+        else:
+            out.append(Check(name, OK, ver))
+    for name in ("vllm", "deepspeed"):
+        ver = _version(name)
+        out.append(Check(name, OK if ver else INFO, ver or "not installed (GPU extra; only needed on GPUs)",
+                         "" if ver else "pip install -e '.[gpu]' on a CUDA host"))
+    return out
+
+
+def trl_vllm_range() -> str | None:
+    """The vLLM version range the installed TRL declares for its ``vllm`` extra, e.g. '<=0.31.0,>=0.22.0'."""
+    try:
+        reqs = metadata.requires("trl") or []
+    except metadata.PackageNotFoundError:
+        return None
+    from packaging.requirements import Requirement
+
+    for line in reqs:
+        req = Requirement(line)
+        if req.name == "vllm" and req.marker is not None and "vllm" in str(req.marker):
+            return str(req.specifier)
+    return None
+
+
+def _trl_vllm() -> Check:
+    spec = trl_vllm_range()
+    vllm = _version("vllm")
+    if spec is None:
+        return Check("trl/vllm", INFO, "TRL declares no vLLM range")
+    if vllm is None:
+        return Check("trl/vllm", INFO, f"TRL {_version('trl')} accepts vllm {spec}; vLLM not installed")
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    if Version(vllm) in SpecifierSet(spec):
+        return Check("trl/vllm", OK, f"vllm {vllm} is inside TRL's range {spec}")
+    return Check("trl/vllm", FAIL, f"vllm {vllm} is outside TRL {_version('trl')}'s range {spec}",
+                 f"pip install 'vllm{spec}'")
+
+
+def _hardware() -> list[Check]:
+    from supersmall.runcard import hardware
+
+    hw = hardware()
+    out = [Check("cpu", OK, f"{hw['cpu_count']} cores, {hw.get('memory_gb')} GiB memory")]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = ", ".join(f"{g['name']} ({g['memory_gb']} GiB)" for g in hw["gpus"])
+            out.append(Check("gpu", OK, f"{len(hw['gpus'])} GPU(s): {gpus}"))
+        else:
+            build = "CPU build" if "+cpu" in torch.__version__ else "CUDA build, no GPU visible"
+            out.append(Check("gpu", INFO, f"none (torch {torch.__version__}, {build}): the tiny profile "
+                                          "runs on CPU; a6000x4 needs 4 GPUs"))
+    except ImportError:
+        out.append(Check("gpu", FAIL, "torch is not installed", "pip install -e ."))
+    return out
+
+
+def _hf() -> Check:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+    try:
+        from huggingface_hub import constants
+
+        cache = constants.HF_HUB_CACHE
+    except ImportError:  # pragma: no cover
+        cache = "?"
+    mode = "offline (HF_HUB_OFFLINE=1): hub models/datasets must already be cached" if offline else "online"
+    return Check("huggingface", OK, f"{mode}; cache {cache}")
+
+
+def _kernel() -> Check:
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        try:
+            spec = KernelSpecManager().get_kernel_spec("python3")
+        except NoSuchKernel:
+            return Check("jupyter kernel", FAIL, "no 'python3' kernel",
+                         "python -m ipykernel install --user --name python3")
+        exe = spec.argv[0] if spec.argv else "?"
+        if exe in ("python", "python3", "{python}") or os.path.realpath(exe) == os.path.realpath(sys.executable):
+            return Check("jupyter kernel", OK, f"python3 -> {sys.executable}")
+        return Check("jupyter kernel", WARN, f"python3 kernel runs {exe}, not this Python ({sys.executable})",
+                     f"{sys.executable} -m ipykernel install --user --name python3")
+    except ImportError:
+        return Check("jupyter kernel", FAIL, "jupyter_client is not installed", "pip install -e .")
+
+
+def _grader_threads() -> Check:
+    """The kit's grader must answer (and time out) in worker threads too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        from supersmall import grading
+    except ImportError as e:
+        return Check("grader thread", FAIL, f"supersmall.grading cannot be imported ({e})", "pip install -e .")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            same = pool.submit(grading.is_equivalent, "\\frac{1}{2}", "0.5", 5.0).result(timeout=30)
+            diff = pool.submit(grading.is_equivalent, "3", "4", 5.0).result(timeout=30)
+    except Exception as e:  # noqa: BLE001 - report anything as a failed check
+        return Check("grader thread", FAIL, f"math-verify failed off the main thread: {type(e).__name__}: {e}",
+                     "pip install 'math-verify[antlr4_13_2]'")
+    if same and not diff:
+        return Check("grader thread", OK, "math-verify grades 1/2 == 0.5 and 3 != 4 in a worker thread")
+    return Check("grader thread", FAIL, f"wrong verdicts off the main thread (1/2 vs 0.5 -> {same}, 3 vs 4 -> {diff})",
+                 "pip install 'math-verify[antlr4_13_2]' (the antlr runtime must match)")
+
+
+def _tiny_cache() -> Check:
+    try:
+        from supersmall import tiny
+    except ImportError:
+        return Check("tiny model", INFO, "supersmall.tiny not available")
+    finder: Callable | None = getattr(tiny, "cached_model_dir", None)
+    if finder is None:
+        return Check("tiny model", INFO, "built on first use (about 1-2 min on 2 cores)")
+    path = finder()
+    if path is not None and os.path.isdir(path):
+        return Check("tiny model", OK, f"cached at {path}")
+    return Check("tiny model", INFO, "not built yet: the first notebook or `supersmall train` builds it (1-2 min)")
+
+
+def doctor(print_report: bool = True) -> DoctorReport:
+    """Run every check, print one line each (unless ``print_report=False``) and return the report."""
+    checks: list[Check] = [_python(), *_packages(), _trl_vllm(), *_hardware(), _hf(), _kernel(),
+                           _grader_threads(), _tiny_cache()]
+    report = DoctorReport(checks)
+    if print_report:
+        print(report)
+    return report

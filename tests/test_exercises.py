@@ -1,0 +1,64 @@
+import nbformat
+import pytest
+
+from supersmall.exercises import (
+    STUB,
+    ExerciseError,
+    build_exercises,
+    exercise_text,
+    strip_solutions,
+)
+
+
+def test_strip_keeps_indentation_and_code_outside():
+    src = "def f(x):\n    '''doc'''\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n\ncheck(f)"
+    out = strip_solutions(src)
+    assert out == f"def f(x):\n    '''doc'''\n    {STUB}\n\ncheck(f)"
+
+
+def test_unbalanced_markers_are_errors():
+    with pytest.raises(ExerciseError, match="never closed"):
+        strip_solutions("# BEGIN SOLUTION\nx = 1")
+    with pytest.raises(ExerciseError, match="without BEGIN"):
+        strip_solutions("x = 1\n# END SOLUTION")
+    with pytest.raises(ExerciseError, match="nested"):
+        strip_solutions("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION")
+
+
+def _solution(tmp_path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("### Exercise 9.1: x (★☆☆)"), nbformat.v4.new_code_cell(body)]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="old output")]
+    nb.cells[1].execution_count = 4
+    (tmp_path / "sol").mkdir(exist_ok=True)
+    path = tmp_path / "sol" / "09_x.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_build_and_check_sync(tmp_path):
+    _solution(tmp_path, "def f():\n    # BEGIN SOLUTION\n    return 42\n    # END SOLUTION")
+    sol, ex = tmp_path / "sol", tmp_path / "ex"
+    assert [p.name for p in build_exercises(sol, ex, check=True)] == ["09_x.ipynb"]  # missing
+    assert not (ex / "09_x.ipynb").exists()  # check mode writes nothing
+    build_exercises(sol, ex)
+    built = nbformat.read(str(ex / "09_x.ipynb"), as_version=4)
+    code = [c for c in built.cells if c.cell_type == "code"][0]
+    assert "return 42" not in code.source and STUB in code.source
+    assert code.outputs == [] and code.execution_count is None
+    assert build_exercises(sol, ex, check=True) == []  # in sync
+    _solution(tmp_path, "def f():\n    # BEGIN SOLUTION\n    return 43\n    # END SOLUTION\n    # changed")
+    assert build_exercises(sol, ex, check=True) != []  # stale after the solution changed
+    (ex / "orphan.ipynb").write_text((ex / "09_x.ipynb").read_text())
+    assert "orphan.ipynb" in [p.name for p in build_exercises(sol, ex, check=True)]
+
+
+def test_solution_without_blocks_is_an_error(tmp_path):
+    path = _solution(tmp_path, "print('no exercise here')")
+    with pytest.raises(ExerciseError, match="no '# BEGIN SOLUTION'"):
+        exercise_text(path)
+
+
+def test_committed_exercises_are_in_sync():
+    stale = build_exercises(check=True)
+    assert stale == [], f"run `supersmall exercises build`: stale {[p.name for p in stale]}"

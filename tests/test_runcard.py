@@ -1,0 +1,49 @@
+import json
+import math
+
+from supersmall.config import load_profile
+from supersmall.runcard import (
+    find_run_cards,
+    is_complete,
+    read_run_card,
+    render_markdown,
+    write_run_card,
+)
+
+
+def test_run_card_contents(tmp_path):
+    profile = load_profile("tiny")
+    card = write_run_card(tmp_path / "run", kind="train", config=profile, seed=3,
+                          metrics={"final_accuracy": 0.5, "nan_metric": math.nan},
+                          timings={"train_seconds": 12.5}, extra={"stages": [["level1-3", 0, 20]]})
+    on_disk = read_run_card(tmp_path / "run")
+    assert on_disk == card
+    assert on_disk["kind"] == "train" and on_disk["status"] == "complete" and on_disk["seed"] == 3
+    assert on_disk["config"]["train"]["num_generations"] == profile.train.num_generations
+    assert on_disk["metrics"] == {"final_accuracy": 0.5, "nan_metric": None}  # NaN is not JSON
+    assert on_disk["timings"]["train_seconds"] == 12.5
+    assert on_disk["versions"]["torch"] and on_disk["versions"]["trl"]
+    assert on_disk["hardware"]["cpu_count"] >= 1 and "gpus" in on_disk["hardware"]
+    assert on_disk["git_commit"] is None or len(on_disk["git_commit"].split("+")[0]) == 40
+    assert on_disk["stages"] == [["level1-3", 0, 20]]
+    md = (tmp_path / "run" / "run_card.md").read_text()
+    assert "final_accuracy" in md and "train_seconds" in md and md == render_markdown(card)
+    json.loads((tmp_path / "run" / "run_card.json").read_text())
+
+
+def test_status_and_discovery(tmp_path):
+    write_run_card(tmp_path / "a", kind="train", status="running")
+    write_run_card(tmp_path / "b", kind="eval")
+    assert not is_complete(tmp_path / "a") and is_complete(tmp_path / "b")
+    assert not is_complete(tmp_path / "missing")
+    assert [p.parent.name for p in find_run_cards(tmp_path)] == ["a", "b"]
+    assert [p.parent.name for p in find_run_cards(tmp_path, kind="eval")] == ["b"]
+
+
+def test_missing_card_message(tmp_path):
+    try:
+        read_run_card(tmp_path)
+    except FileNotFoundError as e:
+        assert "no run card" in str(e)
+    else:
+        raise AssertionError("expected FileNotFoundError")

@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from supersmall.runcard import read_run_card
+from supersmall.runner import NotebookError, discover, has_parameters_cell, run_notebooks
+
+
+def _nb(path, cells, params=True):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    first = nbformat.v4.new_code_cell('profile = "tiny"\nout_dir = "x"\nruns_dir = "y"')
+    if params:
+        first.metadata["tags"] = ["parameters"]
+    nb.cells = [first] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    _nb(d / "01_ok.ipynb", ["import pathlib\npathlib.Path(out_dir).mkdir(parents=True)\n"
+                            "pathlib.Path(out_dir, 'seen.txt').write_text(profile + '|' + runs_dir)"])
+    return d
+
+
+def test_runs_in_order_and_injects_parameters(folder, tmp_path):
+    _nb(folder / "02_ok.ipynb", ["print('second')"])
+    out = tmp_path / "out"
+    results = run_notebooks(profile="tiny", out=out, notebooks_dir=folder, progress=False)
+    assert [r.notebook for r in results] == ["01_ok.ipynb", "02_ok.ipynb"]
+    assert all(r.status == "ok" for r in results)
+    assert (out / "01_ok" / "seen.txt").read_text() == f"tiny|{out}"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["ok", "ok"]
+    assert "| 01_ok.ipynb | ok |" in (out / "summary.md").read_text()
+    assert (out / "01_ok.ipynb").exists()  # executed copy
+    card = read_run_card(out)
+    assert card["kind"] == "notebooks" and card["metrics"]["ok"] == 2
+
+
+def test_failure_names_notebook_cell_and_exception(folder, tmp_path):
+    _nb(folder / "02_bad.ipynb", ["x = 1", "raise ValueError('boom')"])
+    _nb(folder / "03_after.ipynb", ["print('still runs')"])
+    out = tmp_path / "out"
+    with pytest.raises(NotebookError) as e:
+        run_notebooks(profile="tiny", out=out, notebooks_dir=folder, progress=False)
+    msg = str(e.value)
+    assert "02_bad.ipynb" in msg and "cell" in msg and "ValueError: boom" in msg
+    statuses = {r["notebook"]: r["status"] for r in json.loads((out / "summary.json").read_text())["results"]}
+    assert statuses == {"01_ok.ipynb": "ok", "02_bad.ipynb": "failed", "03_after.ipynb": "ok"}
+    assert read_run_card(out)["status"] == "failed"
+
+
+def test_fail_fast_stops(folder, tmp_path):
+    _nb(folder / "00_bad.ipynb", ["raise RuntimeError('stop')"])
+    with pytest.raises(NotebookError):
+        run_notebooks(out=tmp_path / "o", notebooks_dir=folder, fail_fast=True, progress=False)
+    statuses = [r["status"] for r in json.loads((tmp_path / "o" / "summary.json").read_text())["results"]]
+    assert statuses == ["failed", "not run"]
+
+
+def test_missing_parameters_cell_is_an_error_before_running(folder, tmp_path):
+    _nb(folder / "02_noparams.ipynb", ["print(1)"], params=False)
+    assert not has_parameters_cell(folder / "02_noparams.ipynb")
+    with pytest.raises(NotebookError, match="no cell tagged 'parameters' in 02_noparams.ipynb"):
+        run_notebooks(out=tmp_path / "o", notebooks_dir=folder, progress=False)
+    assert not (tmp_path / "o" / "01_ok.ipynb").exists()  # nothing ran
+
+
+def test_only_and_unknown_prefix(folder):
+    assert [p.name for p in discover(folder, only=["01"])] == ["01_ok.ipynb"]
+    with pytest.raises(NotebookError, match="--only 07 matches no notebook"):
+        discover(folder, only=["07"])
+
+
+def test_cli_exit_status_without_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "notebooks", "run", "--only", "99",
+                          "--out", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "matches no notebook" in out.stderr and "Traceback" not in out.stderr
