@@ -64,9 +64,9 @@ def exercise_text(solution_path: str | Path) -> str:
         cell.get("metadata", {}).pop("execution", None)
     if n_blocks == 0:
         raise ExerciseError(f"{path.name} has no '# BEGIN SOLUTION' block: nothing for a student to do")
-    banner = nbformat.v4.new_markdown_cell(BANNER.format(name=path.name))
-    banner.id = "student-version-banner"
-    nb.cells.insert(0, banner)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(BANNER.format(name=path.name)))
+    for i, cell in enumerate(nb.cells):  # sequential ids, as nbstripout writes them
+        cell.id = str(i)
     return nbformat.writes(nb) + "\n"
 
 

@@ -50,6 +50,28 @@ def has_parameters_cell(path: str | Path) -> bool:
     )
 
 
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def clean_notebook(path: str | Path) -> bool:
+    """Strip outputs and ids the way ``nbstripout`` does and set the ``python3`` kernelspec.
+
+    Returns True when the file changed. ``supersmall notebooks clean`` runs it on every notebook.
+    """
+    import nbformat
+    from nbstripout import strip_output
+
+    path = Path(path)
+    before = path.read_text()
+    nb = nbformat.reads(before, as_version=4)
+    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    nb = strip_output(nb, keep_output=False, keep_count=False, keep_id=False)
+    after = nbformat.writes(nb) + "\n"
+    if after != before:
+        path.write_text(after)
+    return after != before
+
+
 def discover(notebooks_dir: str | Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
     """Notebooks in name order; ``only`` keeps those whose name starts with one of the prefixes."""
     folder = Path(notebooks_dir)

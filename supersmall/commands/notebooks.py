@@ -15,6 +15,8 @@ def register(sub) -> None:
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="extra papermill parameter (string value), repeatable")
     r.set_defaults(handler=run)
+    c = nsub.add_parser("clean", help="strip outputs and set the python3 kernel in notebooks/, solutions/, exercises/")
+    c.set_defaults(handler=clean)
     ls = nsub.add_parser("list", help="list the notebooks in order")
     ls.set_defaults(handler=list_notebooks)
 
@@ -40,4 +42,13 @@ def list_notebooks(args) -> int:
     for path in discover():
         mark = "" if has_parameters_cell(path) else "   (no 'parameters' cell!)"
         print(f"{path.stem}{mark}")
+    return 0
+
+
+def clean(args) -> int:
+    from supersmall.runner import REPO_ROOT, clean_notebook
+
+    changed = [p for d in ("notebooks", "solutions", "exercises") for p in sorted((REPO_ROOT / d).glob("*.ipynb"))
+               if clean_notebook(p)]
+    print(f"cleaned {len(changed)} notebook(s)" + (": " + ", ".join(p.name for p in changed) if changed else ""))
     return 0

@@ -1,0 +1,93 @@
+"""Every committed notebook: clean (no outputs), parameterised, and it runs.
+
+The series runs in order on the tiny profile into one shared folder, as `make run` does (later
+notebooks read the runs earlier ones left). Solutions must pass every check; exercises must run to
+the end with their checks reporting "not implemented yet" instead of crashing.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from supersmall.checks import NOT_IMPLEMENTED
+from supersmall.runner import REPO_ROOT, run_notebooks
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((REPO_ROOT / "solutions").glob("*.ipynb"))
+EXERCISES = sorted((REPO_ROOT / "exercises").glob("*.ipynb"))
+ALL = NOTEBOOKS + SOLUTIONS + EXERCISES
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(REPO_ROOT))
+
+
+@pytest.mark.parametrize("path", ALL, ids=_rel)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{_rel(path)} has outputs in cells {dirty}: run nbstripout"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{_rel(path)}: kernelspec is not python3"
+
+
+def test_nbstripout_verify():
+    out = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", *map(str, ALL)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_rel)
+def test_notebook_has_parameters_cell_first(path):
+    nb = nbformat.read(str(path), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell not tagged"
+    for name in ("profile", "out_dir", "runs_dir"):
+        assert f"{name} =" in code[0].source, f"{path.name}: parameters cell lacks {name}"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=_rel)
+def test_exercises_have_difficulty_tiers(path):
+    text = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "markdown")
+    assert "### Exercise" in text and "★" in text, f"{path.name}: exercises need '### Exercise N.M: title (★☆☆)'"
+
+
+@pytest.fixture(scope="session")
+def series_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("series")
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_series_runs_on_tiny(path, series_dir):
+    run_notebooks(profile="tiny", only=[path.stem], out=series_dir, progress=False)
+
+
+def _execute(path: Path, tmp_path: Path) -> str:
+    import papermill as pm
+
+    out = tmp_path / path.name
+    pm.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent), progress_bar=False)
+    nb = nbformat.read(str(out), as_version=4)
+    texts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            texts.append(o.get("text", "") or "".join(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solutions_pass_every_check(path, tmp_path):
+    text = _execute(path, tmp_path)  # a failing check raises CheckFailed -> papermill error
+    assert NOT_IMPLEMENTED not in text
+    assert "passed" in text
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
+def test_exercises_run_to_the_end(path, tmp_path):
+    text = _execute(path, tmp_path)
+    assert NOT_IMPLEMENTED in text
