@@ -1,0 +1,72 @@
+"""Group-relative advantages: GRPO's replacement for a learned critic.
+
+Completions come in contiguous groups of ``G`` (the ``G`` samples of one prompt), as in TRL::
+
+    rewards = [r_11, ..., r_1G, r_21, ..., r_2G, ...]
+
+and each one's advantage is its reward measured against its own group (paper, eq. 2 / eq. 5)::
+
+    A_i = (r_i - mean(r_group)) / (std(r_group) + eps)     scale="std"   (GRPO, TRL "group")
+    A_i =  r_i - mean(r_group)                              scale="none"  (Dr. GRPO, TRL "none")
+    A_i = (r_i - mean(r_group)) / (std(r_batch) + eps)      scale="batch" (TRL "batch")
+
+``std`` is the unbiased (n-1) standard deviation, as TRL uses. A group whose rewards are all equal
+carries no signal: its advantages are exactly 0 (never NaN), whatever ``eps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+SCALES = ("std", "group", "none", "batch")
+
+
+def _as_tensor(rewards: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    r = torch.as_tensor(rewards, dtype=torch.float32)
+    if r.dim() != 1:
+        raise ValueError(f"rewards must be a flat sequence, got shape {tuple(r.shape)}")
+    return r
+
+
+def group_advantages(
+    rewards: Sequence[float] | torch.Tensor,
+    group_size: int,
+    scale: str = "std",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Advantages for contiguous groups of ``group_size`` completions (see the module docstring).
+
+    ``scale``: ``"std"`` (alias ``"group"``), ``"none"`` or ``"batch"``. Raises ``ValueError`` when the
+    number of rewards is not a multiple of ``group_size``.
+    """
+    r = _as_tensor(rewards)
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    if r.numel() % group_size != 0:
+        raise ValueError(
+            f"got {r.numel()} rewards, not a multiple of group_size={group_size}: each prompt needs exactly "
+            f"group_size completions, stored contiguously"
+        )
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    groups = r.view(-1, group_size)
+    centred = (groups - groups.mean(dim=1, keepdim=True)).flatten()  # r_i - mean(r_group)
+    if scale == "none":
+        return centred
+    if scale == "batch":
+        std = r.std() if r.numel() > 1 else torch.zeros(())
+        std = std.expand_as(r)
+    else:
+        std = groups.std(dim=1) if group_size > 1 else torch.zeros(groups.shape[0])
+        std = std.repeat_interleave(group_size)
+    adv = centred / (std + eps)
+    # equal rewards -> centred is exactly 0 -> 0 / eps = 0 (and 0 / 0 can't happen because eps > 0)
+    return torch.where(centred == 0, torch.zeros_like(adv), adv)
+
+
+def zero_std_fraction(rewards: Sequence[float] | torch.Tensor, group_size: int) -> float:
+    """Fraction of groups whose rewards are all equal (no learning signal): a health metric."""
+    groups = _as_tensor(rewards).view(-1, group_size)
+    return float((groups.max(dim=1).values == groups.min(dim=1).values).float().mean())

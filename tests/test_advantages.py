@@ -1,0 +1,59 @@
+import math
+
+import pytest
+import torch
+
+from supersmall.advantages import group_advantages, zero_std_fraction
+
+
+def test_equal_rewards_give_exact_zero_never_nan():
+    for scale in ("std", "none", "batch"):
+        a = group_advantages([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], 4, scale=scale)
+        assert torch.equal(a, torch.zeros(8)), scale
+    assert torch.equal(group_advantages([0.5], 1), torch.zeros(1))
+
+
+def test_one_of_four_success_by_hand():
+    # mean 0.25, unbiased std sqrt(((0.75)^2 + 3 * 0.25^2) / 3) = 0.5
+    a = group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="std", eps=0.0)
+    assert a.tolist() == pytest.approx([1.5, -0.5, -0.5, -0.5])
+    # a rare failure gets |A| = 1.5 too (the difficulty bias the notebook shows)
+    b = group_advantages([0.0, 1.0, 1.0, 1.0], 4, scale="std", eps=0.0)
+    assert b.tolist() == pytest.approx([-1.5, 0.5, 0.5, 0.5])
+    c = group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="none")
+    assert c.tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25])
+
+
+def test_two_groups_side_by_side_are_independent():
+    a = group_advantages([1.0, 0.0, 3.0, 3.0, 2.0, 0.0], 3, scale="none")
+    assert a.tolist() == pytest.approx([-1 / 3, -4 / 3, 5 / 3, 4 / 3, 1 / 3, -5 / 3])
+    s = group_advantages([1.0, 0.0, 3.0, 3.0, 2.0, 0.0], 3, scale="std", eps=0.0)
+    std1 = torch.tensor([1.0, 0.0, 3.0]).std().item()
+    std2 = torch.tensor([3.0, 2.0, 0.0]).std().item()
+    assert s.tolist() == pytest.approx([-1 / 3 / std1, -4 / 3 / std1, 5 / 3 / std1, 4 / 3 / std2, 1 / 3 / std2, -5 / 3 / std2])
+
+
+def test_r_and_2r_minus_1_give_identical_std_advantages():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    assert torch.allclose(group_advantages(r, 4, eps=0.0), group_advantages(2 * r - 1, 4, eps=0.0))
+    # without std scaling they differ by the factor 2, but the sign pattern is the same
+    assert torch.allclose(2 * group_advantages(r, 4, scale="none"), group_advantages(2 * r - 1, 4, scale="none"))
+
+
+def test_batch_scale_matches_trl_semantics():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    a = group_advantages(r, 4, scale="batch", eps=0.0)
+    centred = torch.tensor([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, -0.75, 0.25])
+    assert torch.allclose(a, centred / r.std())
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="not a multiple of group_size=4"):
+        group_advantages([1.0, 0.0, 1.0], 4)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        group_advantages([1.0, 0.0], 2, scale="max")
+
+
+def test_zero_std_fraction():
+    assert zero_std_fraction([1, 1, 1, 1, 0, 0], 3) == pytest.approx(0.5)
+    assert not math.isnan(zero_std_fraction([0, 0], 2))
