@@ -117,7 +117,7 @@ CHARS = list("0123456789+-*()=?;}")
 
 def build_tokenizer():
     """A character-level ``PreTrainedTokenizerFast`` (``<think>``, ``</think>``, ``\\boxed{`` are single tokens)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL + MULTI + CHARS)}
@@ -127,6 +127,9 @@ def build_tokenizer():
     tok.decoder = decoders.Fuse()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
                                    padding_side="left", model_max_length=128)
+    # Registered as added tokens too, so that they stay single tokens when AutoTokenizer reloads the
+    # folder with the Qwen2 tokenizer class (transformers 5 picks the class from the model type).
+    fast.add_tokens([AddedToken(t, special=False, normalized=False) for t in MULTI])
     return fast
 
 
@@ -134,7 +137,7 @@ def build_tokenizer():
 MODEL_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                     num_key_value_heads=4, max_position_embeddings=128, tie_word_embeddings=True)
 WARM_START = dict(sft_steps=300, skip_steps=80, skip_fraction=0.85, batch_size=64, lr=3e-3, seed=0)
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 
 def _spec() -> dict[str, Any]:
