@@ -31,36 +31,37 @@ from typing import Any
 # Levels are ordered by the base model's *measured* greedy accuracy (highest first); the test suite
 # re-measures it (tests/test_tiny.py). "subject" = the operation family, as MATH-500's subjects.
 SUBJECTS: dict[int, str] = {
-    1: "add",            # a+b
-    2: "add-sub",        # a-b+c
-    3: "mul-add",        # a*b+c
-    4: "product-of-sums",  # (a-b)*(c+d)
-    5: "two-products",   # a*b+c*d-e
+    1: "add",              # a+b
+    2: "mul-add",          # a*b+c
+    3: "add-sub",          # a-b+c
+    4: "two-products",     # a*b+c*d-e
+    5: "product-of-sums",  # (a-b)*(c+d)
 }
 THINK_OPEN, THINK_CLOSE, BOX = "<think>", "</think>", "\\boxed{"
 
 
 def _solve(level: int, n: list[int]) -> tuple[str, list[str], int]:
-    """(prompt, reasoning steps, answer) for one problem with operands ``n``."""
-    if level == 1:
+    """(prompt, reasoning steps, answer) for one problem of ``level`` with operands ``n``."""
+    if level not in SUBJECTS:
+        raise ValueError(f"level must be 1-5, got {level}")
+    family = SUBJECTS[level]
+    if family == "add":
         a, b = n[:2]
         return f"{a}+{b}=?", [f"{a}+{b}={a + b}"], a + b
-    if level == 2:
+    if family == "add-sub":
         a, b, c = n[:3]
         return f"{a}-{b}+{c}=?", [f"{a}-{b}={a - b}", f"{a - b}+{c}={a - b + c}"], a - b + c
-    if level == 3:
+    if family == "mul-add":
         a, b, c = n[:3]
         return f"{a}*{b}+{c}=?", [f"{a}*{b}={a * b}", f"{a * b}+{c}={a * b + c}"], a * b + c
-    if level == 4:
+    if family == "product-of-sums":
         a, b, c, d = n[:4]
         x, y = a - b, c + d
         return f"({a}-{b})*({c}+{d})=?", [f"{a}-{b}={x}", f"{c}+{d}={y}", f"{x}*{y}={x * y}"], x * y
-    if level == 5:
-        a, b, c, d, e = n[:5]
-        p, q = a * b, c * d
-        steps = [f"{a}*{b}={p}", f"{c}*{d}={q}", f"{p}+{q}={p + q}", f"{p + q}-{e}={p + q - e}"]
-        return f"{a}*{b}+{c}*{d}-{e}=?", steps, p + q - e
-    raise ValueError(f"level must be 1-5, got {level}")
+    a, b, c, d, e = n[:5]  # two-products
+    p, q = a * b, c * d
+    steps = [f"{a}*{b}={p}", f"{c}*{d}={q}", f"{p}+{q}={p + q}", f"{p + q}-{e}={p + q - e}"]
+    return f"{a}*{b}+{c}*{d}-{e}=?", steps, p + q - e
 
 
 def _is_test(prompt: str) -> bool:
@@ -137,7 +138,7 @@ def build_tokenizer():
 MODEL_CONFIG = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                     num_key_value_heads=4, max_position_embeddings=128, tie_word_embeddings=True)
 WARM_START = dict(sft_steps=300, skip_steps=80, skip_fraction=0.85, batch_size=64, lr=3e-3, seed=0)
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 
 
 def _spec() -> dict[str, Any]:
