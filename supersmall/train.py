@@ -74,7 +74,7 @@ def grpo_config_kwargs(profile: Profile | str, output_dir: str, arm: str | None 
         num_iterations=t.num_iterations,
         max_steps=t.steps,
         lr_scheduler_type=t.lr_scheduler_type,
-        warmup_ratio=t.warmup_ratio,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float < 1 is a ratio of max_steps
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         optim=t.optimizer,
