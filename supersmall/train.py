@@ -162,10 +162,11 @@ def _eval(model, tokenizer, profile: Profile) -> dict[str, Any]:
 
 
 # --- the readable loop -------------------------------------------------------------------------------
-def sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask):
+def sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0):
     """Per-token log pi(y_t | x, y_<t) of the completions, shape (B, T), and the per-token entropy.
 
-    Position ids follow the attention mask (left-padded prompts), as ``generate`` used when sampling.
+    Position ids follow the attention mask (left-padded prompts), as ``generate`` used when sampling;
+    logits are divided by the sampling temperature, as TRL does.
     """
     import torch
 
@@ -173,7 +174,7 @@ def sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_ma
     attention = torch.cat([prompt_mask.long(), completion_mask.long()], dim=1)
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids).logits
-    logits = logits[:, prompt_ids.size(1) - 1: -1]
+    logits = logits[:, prompt_ids.size(1) - 1: -1] / temperature
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     token_logp = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
     entropy = -(logprobs.exp() * logprobs).sum(-1)
@@ -217,11 +218,12 @@ def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str,
                 for f in reward_funcs]
     rewards = torch.tensor([sum(w * fr[i] for w, fr in zip(weights, per_func)) for i in range(len(texts))])
     # 3. per-token log-probs under the policy (with gradient) and, for the KL arms, the reference
-    logp, entropy = sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    logp, entropy = sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask, t.temperature)
     ref_logp = None
     if beta_loss or beta_reward:
         with torch.no_grad():
-            ref_logp, _ = sequence_logps(ref_model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+            ref_logp, _ = sequence_logps(ref_model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                         t.temperature)
     if beta_reward:  # kl-penalty arm: r <- r - beta * sum_t k1 (before the advantages)
         k1 = losses.kl_estimate(logp.detach(), ref_logp, "k1") * completion_mask
         rewards = losses.kl_in_reward(rewards, k1.sum(-1), beta_reward)
@@ -240,7 +242,7 @@ def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str,
     truncated = ~is_eos.any(1)
     from supersmall.evaluate import reasoned
 
-    return {"loss": float(loss), "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
+    return {"loss": float(loss.detach()), "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
             "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G),
             "clipped_ratio": float(truncated.float().mean()), "completion_length": float(lengths.mean()),
             "reasoning_rate": sum(reasoned(x) for x in texts) / len(texts),
