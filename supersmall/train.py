@@ -382,6 +382,9 @@ def _train_trl(profile, arm, out, rows, progress, log):
         def on_train_end(self, args, state, control, **kw):
             self.bar.close()
 
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our bar and metrics.jsonl replace the per-step dict prints
     trainer.add_callback(_Log())
     trainer.add_callback(_Bar())
     last = get_last_checkpoint(str(out)) if out.exists() else None
