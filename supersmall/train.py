@@ -257,7 +257,7 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _train_minimal(profile, arm, out, rows, reward_funcs, weights, progress, log) -> tuple[Any, Any, int]:
+def _train_minimal(profile, arm, out, rows, reward_funcs, weights, progress, log, on_step=None) -> tuple[Any, Any, int]:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -285,6 +285,8 @@ def _train_minimal(profile, arm, out, rows, reward_funcs, weights, progress, log
         batch = rows[step * per_step: (step + 1) * per_step]
         m = minimal_step(model, ref_model, tokenizer, optimizer, batch, profile, arm, reward_funcs, weights)
         log(step + 1, m)
+        if on_step is not None:
+            on_step(step + 1, model, tokenizer)
         bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")
         if t.save_steps and (step + 1) % t.save_steps == 0 and step + 1 < t.steps:
             d = out / f"checkpoint-{step + 1}"
@@ -358,7 +360,7 @@ TRL_METRICS = {"loss": "loss", "reward": "reward", "reward_std": "reward_std",
                "entropy": "entropy", "grad_norm": "grad_norm", "kl": "kl", "clip_ratio/region_mean": "clip_fraction"}
 
 
-def _train_trl(profile, arm, out, rows, progress, log):
+def _train_trl(profile, arm, out, rows, progress, log, on_step=None):
     from transformers import TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -378,6 +380,8 @@ def _train_trl(profile, arm, out, rows, progress, log):
 
         def on_step_end(self, args, state, control, **kw):
             self.bar.update(state.global_step - self.bar.n)
+            if on_step is not None:
+                on_step(state.global_step, kw["model"], trainer.processing_class)
 
         def on_train_end(self, args, state, control, **kw):
             self.bar.close()
@@ -461,16 +465,28 @@ def train(
         base_metrics = _eval(AutoModelForCausalLM.from_pretrained(base_path), AutoTokenizer.from_pretrained(base_path),
                              profile)
     threads = torch.get_num_threads()
+    stage_ends = {end: name for name, _, end in boundaries}
+    per_stage: list[dict[str, Any]] = []
+    eval_seconds = [0.0]
+
+    def on_step(step: int, model, tokenizer) -> None:  # accuracy after each curriculum stage
+        if base_metrics is not None and step in stage_ends:
+            t_eval = time.time()
+            r = _eval(model, tokenizer, profile)
+            per_stage.append({"stage": stage_ends[step], "step": step, "accuracy": r["accuracy"],
+                              "per_level": r["per_level"]})
+            eval_seconds[0] += time.time() - t_eval
+
     t0 = time.time()
     if backend == "minimal":
         from supersmall import rewards
 
         funcs = rewards.build_reward(profile.reward, t.max_completion_length)
         model, tokenizer, start = _train_minimal(profile, arm, out, rows, funcs, rewards.reward_weights(profile.reward),
-                                                 progress, log)
+                                                 progress, log, on_step)
     else:
-        model, tokenizer, start = _train_trl(profile, arm, out, rows, progress, log)
-    train_seconds = time.time() - t0
+        model, tokenizer, start = _train_trl(profile, arm, out, rows, progress, log, on_step)
+    train_seconds = time.time() - t0 - eval_seconds[0]
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     metrics: dict[str, Any] = {"train_seconds": round(train_seconds, 2),
@@ -485,6 +501,8 @@ def train(
                         "reasoning_rate_base": base_metrics["reasoning_rate"],
                         "reasoning_rate_final": final["reasoning_rate"],
                         "samples_base": base_metrics["samples"], "samples_final": final["samples"]})
+        if per_stage:
+            metrics["per_stage"] = per_stage
     for ckpt in out.glob("checkpoint-*"):  # the final model is saved; checkpoints were only for resuming
         shutil.rmtree(ckpt, ignore_errors=True)
     return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
