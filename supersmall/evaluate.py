@@ -154,9 +154,13 @@ def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     model.eval()
     out: list[tuple[str, int, bool]] = []
     torch.manual_seed(seed)
+    # a model with a short context (the tiny one) sees the end of a long prompt, not a crash
+    limit = getattr(model.config, "max_position_embeddings", None)
+    trunc = {"truncation": True, "max_length": limit - max_new_tokens} if limit and limit > max_new_tokens else {}
+    tokenizer.truncation_side = "left"
     for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress, leave=False):
         chunk = prompts[start: start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False, **trunc).to(device)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                                   "eos_token_id": tokenizer.eos_token_id}
         if temperature > 0:
@@ -290,3 +294,47 @@ def _mcnemar_exact(b: int, c: int) -> float:
     k = min(b, c)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str, Sequence[Any]] | None = None,
+                progress: bool = True, **settings: Any):
+    """Evaluate one model over a grid of settings (one axis at a time); a DataFrame with intervals.
+
+    ``grid`` maps an :func:`evaluate` argument (``max_new_tokens``, ``prompt_template``,
+    ``temperature``, ...) to the values to try; every other argument stays at ``settings``.
+    """
+    import pandas as pd
+
+    model, tokenizer = _load(model, tokenizer) if not (settings.get("backend") == "vllm") else (model, tokenizer)
+    rows = []
+    for key, values in (grid or {}).items():
+        for value in values:
+            res = evaluate(model, dataset, tokenizer, progress=False, **{**settings, key: value})
+            s = res.summary
+            rows.append({"setting": key, "value": getattr(value, "__name__", value), "accuracy": s["accuracy"],
+                         "ci_low": s["ci_low"], "ci_high": s["ci_high"], "truncation_rate": s["truncation_rate"],
+                         "boxed_rate": s["boxed_rate"], "mean_length": s["mean_length"]})
+            if progress:
+                print(f"{key}={rows[-1]['value']}: accuracy {s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}], "
+                      f"truncated {s['truncation_rate']:.0%}")
+    return pd.DataFrame(rows)
+
+
+def plot_sensitivity(df, title: str = "evaluation-settings sensitivity"):
+    """One panel per setting: accuracy with 95% intervals, and the truncation rate."""
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(df["setting"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3), squeeze=False)
+    for ax, key in zip(axes[0], settings):
+        g = df[df["setting"] == key]
+        xs = list(range(len(g)))
+        ax.errorbar(xs, g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]], fmt="o-",
+                    capsize=3, label="accuracy")
+        ax.plot(xs, g["truncation_rate"], "s--", alpha=0.6, label="truncated")
+        ax.set_xticks(xs, [str(v) for v in g["value"]])
+        ax.set_xlabel(key), ax.set_ylim(0, 1), ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -205,8 +205,12 @@ def _named(fn: Callable, name: str, **bound: Any) -> Callable:
     return f
 
 
-def build_reward(reward_cfg: Any, max_completion_length: int) -> list[Callable]:
-    """TRL-ready reward functions for ``reward_cfg.name`` (a :class:`supersmall.config.RewardConfig`)."""
+def build_reward(reward_cfg: Any, max_completion_length: int, think_prefilled: bool = False) -> list[Callable]:
+    """TRL-ready reward functions for ``reward_cfg.name`` (a :class:`supersmall.config.RewardConfig`).
+
+    ``think_prefilled``: the chat template opens ``<think>`` (R1-Distill), so the format reward
+    looks for ``</think>`` only.
+    """
     common = {"answer_column": reward_cfg.answer_column, "timeout": reward_cfg.grading_timeout}
     name = reward_cfg.name
     if name == "supersmall":
@@ -218,7 +222,7 @@ def build_reward(reward_cfg: Any, max_completion_length: int) -> list[Callable]:
     if name == "bipolar":
         return [_named(bipolar, "bipolar", **common)]
     if name == "open_rs":
-        return [_named(format_reward, "format"), _named(accuracy, "accuracy", **common),
+        return [_named(format_reward, "format", think_prefilled=think_prefilled), _named(accuracy, "accuracy", **common),
                 _named(cosine_reward, "cosine", max_length=max_completion_length, unit=reward_cfg.length_unit,
                        **common)]
     if name == "structured":

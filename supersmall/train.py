@@ -331,7 +331,8 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
     from supersmall import rewards
 
     model_path = model_path or base_model_path(profile)
-    reward_funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length)
+    reward_funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length,
+                                        think_prefilled=profile.model.think_prefill)
     weights = list(rewards.reward_weights(profile.reward) or [1.0] * len(reward_funcs))
     reward_funcs.append(rewards.reasoning_rate)  # logged as a metric only (weight 0)
     weights.append(0.0)
@@ -341,6 +342,10 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
         reward_funcs.append(_kl_reward_func(holder, beta_reward))
         weights.append(1.0)
     kwargs = grpo_config_kwargs(profile, str(out), arm=arm, reward_weights=weights, **_device_kwargs())
+    if profile.launch.num_gpus > 0:  # full scale: processes, vLLM and precision from the launch plan
+        from supersmall.launch import trl_overrides
+
+        kwargs.update(trl_overrides(profile))
     kwargs.update(config_overrides)
     config = GRPOConfig(**kwargs)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
