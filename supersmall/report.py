@@ -103,9 +103,12 @@ def verdicts(cards: list[dict[str, Any]], scale: str = "tiny") -> list[dict[str,
             add("a level-4 stage after level 1-3 raises accuracy (35.0% -> 46.6%)", "35.0% -> 46.6%",
                 f"{a:.1%} [{lo_a:.1%}, {hi_a:.1%}] -> {b:.1%} [{lo_b:.1%}, {hi_b:.1%}]", verdict,
                 "intervals do not overlap" if verdict == REPRODUCED else "no significant rise after the level-4 stage")
-            easy = [(sum(p[0]["per_level"][k] for k in ("1", "2")) / 2,
-                     sum(s["per_level"][k] for k in ("1", "2")) / 2)
-                    for c in staged for p in [(at(c, "level1-3"), c["metrics"]["per_stage"][-1])] if p[0]]
+            easy = []
+            for c in staged:
+                first, last = at(c, "level1-3"), c["metrics"]["per_stage"][-1]
+                if first:
+                    easy.append((sum(first["per_level"][k] for k in ("1", "2")) / 2,
+                                 sum(last["per_level"][k] for k in ("1", "2")) / 2))
             drop = sum(x - y for x, y in easy) / len(easy)
             add("training on the hardest level lowers levels 1-2 (forgetting)", "drop on L1-2",
                 f"{drop:+.1%} change on levels 1-2 from after stage 1 to the end (mean of {len(easy)} runs)",

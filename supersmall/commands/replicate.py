@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -60,9 +61,11 @@ def run(args) -> int:
                 raise UserError(f"{plan.arm}/{plan.stage} failed; rerun the same command to resume from its last checkpoint")
         eval_dir = Path(plan.out_dir) / "eval"
         if not is_complete(eval_dir):
-            subprocess.run(["supersmall", "eval", "--profile", args.profile, "--model", f"{plan.out_dir}/model",
+            subprocess.run([sys.executable, "-m", "supersmall.cli", "eval", "--profile", args.profile, "--model", f"{plan.out_dir}/model",
                             "--dataset", "math500", "--out", str(eval_dir)], check=True)
-    subprocess.run(["papermill", "notebooks/08_replication_report.ipynb", str(out / "08_replication_report.ipynb"),
+    from supersmall.runner import NOTEBOOKS_DIR
+
+    subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / "08_replication_report.ipynb"), str(out / "08_replication_report.ipynb"),
                     "-p", "profile", args.profile, "-p", "runs_dir", str(out.resolve()),
                     "-p", "out_dir", str((out / "report").resolve())], check=True)
     print(json.dumps({"report": str(out / "report")}))
