@@ -111,7 +111,7 @@ def verdicts(cards: list[dict[str, Any]], scale: str = "tiny") -> list[dict[str,
                                  sum(last["per_level"][k] for k in ("1", "2")) / 2))
             drop = sum(x - y for x, y in easy) / len(easy)
             add("training on the hardest level lowers levels 1-2 (forgetting)", "drop on L1-2",
-                f"{drop:+.1%} change on levels 1-2 from after stage 1 to the end (mean of {len(easy)} runs)",
+                f"levels 1-2 drop by {100 * drop:.1f} points from after stage 1 to the end (mean of {len(easy)} runs)",
                 REPRODUCED if all(x - y > 0.05 for x, y in easy) else NOT_REPRODUCED,
                 "every run drops > 5 points" if all(x - y > 0.05 for x, y in easy) else "not every run drops > 5 points")
     add("MATH-500 accuracies (Table 6, Figs 7-8)", "35.0% (no-kl)", "-", NOT_TESTABLE if scale == "tiny" else "",
