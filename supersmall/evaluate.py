@@ -109,13 +109,13 @@ def format_prompt(row: dict[str, Any], tokenizer: Any, template: str | Callable 
         raise ValueError("each row needs a 'prompt' or 'problem' column")
     if callable(template):
         return template(row)
+    has_chat = getattr(tokenizer, "chat_template", None) is not None
+    if template == "default":
+        template = "chat_boxed" if has_chat else "raw"
     if template == "raw":  # the text as is (a conversational row falls back to its 'problem')
         return text if isinstance(text, str) else str(row.get("problem") or text[-1]["content"])
     if isinstance(text, list):  # conversational rows
         return tokenizer.apply_chat_template(text, tokenize=False, add_generation_prompt=True)
-    has_chat = getattr(tokenizer, "chat_template", None) is not None
-    if template == "default":
-        template = "chat_boxed" if has_chat else "raw"
     if template in ("chat", "chat_boxed"):
         if not has_chat:
             raise ValueError(f"prompt_template={template!r} needs a tokenizer with a chat template")
