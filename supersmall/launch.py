@@ -51,6 +51,7 @@ class Plan:
     env: dict[str, str]
     commands: list[str]
     model: str
+    settings: Profile = field(default_factory=Profile)  # the exact profile the plan was made from
     estimate: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def make_plan(profile: Profile | str = "a6000x4", arm: str = "no-kl", stage: str
     commands.append(train_cmd)
     plan = Plan(profile=p.name, arm=arm, stage=name, levels=levels, out_dir=run_dir, num_processes=procs,
                 vllm_mode=p.launch.vllm_mode, accelerate_config=accelerate_config(procs, p.launch.deepspeed_stage),
-                grpo_args=grpo, env=env, commands=commands, model=model)
+                grpo_args=grpo, env=env, commands=commands, model=model, settings=p)
     plan.estimate = estimate(p, arm, stage=name)
     return plan
 
@@ -166,7 +167,7 @@ def memory_needed_gb(profile: Profile, procs: int) -> float:
 def validate(plan: Plan, check_hardware: bool = True, tokenizer: Any = None,
              dataset_columns: list[str] | None = None) -> list[str]:
     """Problems with a plan, one sentence each with the fix (empty list = ready to launch)."""
-    p = load_profile(plan.profile)
+    p = plan.settings
     t = p.train
     errors: list[str] = []
     completions = t.prompts_per_step * t.num_generations

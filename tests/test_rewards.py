@@ -1,0 +1,76 @@
+import math
+
+import pytest
+
+from supersmall import rewards
+from supersmall.config import RewardConfig
+
+C = ["<think>a</think>\\boxed{17}", "\\boxed{18}", "no box", [{"role": "assistant", "content": "\\boxed{17}"}]]
+GOLD = ["17"] * 4
+
+
+def test_correctness_and_bipolar():
+    assert rewards.correctness(C, answer=GOLD) == [1.0, 0.0, 0.0, 1.0]
+    assert rewards.bipolar(C, answer=GOLD) == [1.0, -1.0, -1.0, 1.0]
+
+
+def test_length_penalty_strict_and_units():
+    assert rewards.length_penalty([95, 96], 100) == [0.0, -0.1]
+    assert rewards.length_penalty([95, 96], 100, strict=False) == [-0.1, -0.1]
+    assert rewards.lengths_of(["abc"], unit="chars") == [3]
+    with pytest.raises(ValueError, match="completion_ids is needed"):
+        rewards.lengths_of(["abc"])
+
+
+def test_supersmall_reward_is_eq6_plus_eq7():
+    ids = [[0] * 10, [0] * 99, [0] * 50, [0] * 97]
+    out = rewards.supersmall_reward(C, answer=GOLD, completion_ids=ids, max_length=100)
+    assert out == pytest.approx([1.0, -0.1, 0.0, 0.9])
+    with pytest.raises(ValueError, match="max_length"):
+        rewards.supersmall_reward(C, answer=GOLD, completion_ids=ids)
+
+
+def test_errors_name_the_argument():
+    with pytest.raises(ValueError, match="'answer' has 1 items but completions has 4"):
+        rewards.correctness(C, answer=["17"])
+    with pytest.raises(ValueError, match="missing gold answers.*'solution'"):
+        rewards.correctness(C, answer_column="solution")
+    assert rewards.correctness(["\\boxed{2}"], solution=["2"], answer_column="solution") == [1.0]
+    with pytest.raises(ValueError, match="completion_ids has 1 items"):
+        rewards.supersmall_reward(C, answer=GOLD, completion_ids=[[1]], max_length=10)
+
+
+def test_format_reward_and_prefill():
+    assert rewards.format_reward(["<think>x</think>\\boxed{1}", "\\boxed{1}"]) == [1.0, 0.0]
+    assert rewards.format_reward(["x</think>\\boxed{1}"], think_prefilled=True) == [1.0]
+    assert rewards.format_reward(["x</think>\\boxed{1}"]) == [0.0]
+
+
+def test_cosine_reward_by_hand_and_pitfalls():
+    ids = [[0] * 0, [0] * 100, [0] * 50, [0] * 100]
+    out = rewards.cosine_reward(["\\boxed{1}", "\\boxed{1}", "\\boxed{2}", "\\boxed{2}"], answer=["1", "1", "1", "1"],
+                                completion_ids=ids, max_length=100)
+    assert out == pytest.approx([1.0, 0.5, -0.75, -0.5])  # short right best, long wrong penalised least
+    assert rewards.cosine_reward(["\\boxed{1}"], answer=[""], completion_ids=[[0]], max_length=10) == [0.0]
+    chars = rewards.cosine_reward(["\\boxed{1}"], answer=["1"], max_length=9, unit="chars")
+    assert chars == pytest.approx([0.5])  # 9 characters = the whole budget
+
+
+def test_structured_reward_reading():
+    ok = "<think>r</think><answer>5</answer>"
+    out = rewards.structured_reward([ok, ok, "5"], answer=["5", "6", "5"], completion_ids=[[0] * 32] * 3,
+                                    target_length=1024, weight=0.5)
+    r1 = math.log(32) / math.log(1024)
+    assert out == pytest.approx([1 + 1 + 0.5 * r1, -(1 + 0.5 * r1), -(0.5 * r1)])
+
+
+def test_build_reward_from_config():
+    fns = rewards.build_reward(RewardConfig(), 100)
+    assert [f.__name__ for f in fns] == ["supersmall"]
+    out = fns[0](C, answer=GOLD, completion_ids=[[0] * 99] * 4)
+    assert out == pytest.approx([0.9, -0.1, -0.1, 0.9])
+    assert [f.__name__ for f in rewards.build_reward(RewardConfig(name="open_rs"), 100)] == ["format", "accuracy",
+                                                                                           "cosine"]
+    assert rewards.reward_weights(RewardConfig(name="open_rs")) == [1.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match="unknown reward"):
+        rewards.build_reward(RewardConfig(name="nope"), 10)
