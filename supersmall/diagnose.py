@@ -202,10 +202,23 @@ def _tiny_cache() -> Check:
     return Check("tiny model", INFO, "not built yet: the first notebook or `supersmall train` builds it (1-2 min)")
 
 
+def _full_scale_plan() -> Check:
+    """The a6000x4 plan's batch / num_generations / process arithmetic (no GPU needed)."""
+    try:
+        from supersmall.launch import make_plan, validate
+
+        problems = validate(make_plan("a6000x4", "no-kl", "1-3", "runs/full"), check_hardware=False)
+    except Exception as e:  # noqa: BLE001
+        return Check("a6000x4 plan", FAIL, f"cannot build the plan: {type(e).__name__}: {e}", "supersmall replicate --dry-run")
+    if problems:
+        return Check("a6000x4 plan", WARN, problems[0], "see `supersmall replicate --dry-run`")
+    return Check("a6000x4 plan", OK, "batch, num_generations and processes divide; think-prefill set for R1-Distill")
+
+
 def doctor(print_report: bool = True) -> DoctorReport:
     """Run every check, print one line each (unless ``print_report=False``) and return the report."""
     checks: list[Check] = [_python(), *_packages(), _trl_vllm(), *_hardware(), _hf(), _kernel(),
-                           _grader_threads(), _tiny_cache()]
+                           _grader_threads(), _tiny_cache(), _full_scale_plan()]
     report = DoctorReport(checks)
     if print_report:
         print(report)

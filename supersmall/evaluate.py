@@ -317,7 +317,10 @@ def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str,
             if progress:
                 print(f"{key}={rows[-1]['value']}: accuracy {s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}], "
                       f"truncated {s['truncation_rate']:.0%}")
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if rows:  # keep 48 as 48 beside temperatures (a mixed column would turn every value into a float)
+        df["value"] = pd.Series([r["value"] for r in rows], dtype=object)
+    return df
 
 
 def plot_sensitivity(df, title: str = "evaluation-settings sensitivity"):

@@ -123,6 +123,28 @@ def verdicts(cards: list[dict[str, Any]], scale: str = "tiny") -> list[dict[str,
     return rows
 
 
+def per_level_table(cards: list[dict[str, Any]], arm: str = "no-kl") -> list[dict[str, Any]]:
+    """Per-level accuracy of the plain ``arm`` runs (base -> final, Wilson 95%) beside the paper's Fig. 7.
+
+    Levels are the tiny task's (operation families) on ``tiny`` and MATH-500's at full scale, so on
+    ``tiny`` only the shape is comparable: gains per level, and which levels stay hard.
+    """
+    runs = _by(cards, lambda c: c.get("arm") == arm and not c.get("stages") and "beta" not in c.get("folder", "")
+               and c["metrics"].get("per_level_final"))
+    if not runs:
+        return []
+    n = runs[0]["config"]["eval"]["problems_per_level"] * len(runs)  # problems per level, pooled over runs
+    rows = []
+    for level in sorted(runs[0]["metrics"]["per_level_final"], key=int):
+        row: dict[str, Any] = {"level": level, "paper no-kl (Fig. 7)": PAPER["fig7_no_kl_per_level"].get(level)}
+        for when in ("base", "final"):
+            acc = sum(c["metrics"][f"per_level_{when}"][level] for c in runs) / len(runs)
+            lo, hi = wilson_interval(round(acc * n), n)
+            row[f"measured {when}"] = f"{acc:.1%} [{lo:.1%}, {hi:.1%}]"
+        rows.append(row)
+    return rows
+
+
 def runtime_table(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Measured training time per run beside the paper's Table 5 (minutes)."""
     rows = []

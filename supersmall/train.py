@@ -365,11 +365,10 @@ TRL_METRICS = {"loss": "loss", "reward": "reward", "reward_std": "reward_std",
                "entropy": "entropy", "grad_norm": "grad_norm", "kl": "kl", "clip_ratio/region_mean": "clip_fraction"}
 
 
-def _train_trl(profile, arm, out, rows, progress, log, on_step=None):
+def attach_callbacks(trainer, arm: str, log, progress: bool = True, on_step=None) -> None:
+    """The kit's additions to a ``GRPOTrainer``: metrics.jsonl logging, a tqdm bar, per-stage hooks."""
     from transformers import TrainerCallback
-    from transformers.trainer_utils import get_last_checkpoint
-
-    trainer = make_trainer(profile, arm, out, rows)
+    from transformers.trainer_callback import PrinterCallback
 
     class _Log(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
@@ -391,11 +390,16 @@ def _train_trl(profile, arm, out, rows, progress, log, on_step=None):
         def on_train_end(self, args, state, control, **kw):
             self.bar.close()
 
-    from transformers.trainer_callback import PrinterCallback
-
     trainer.remove_callback(PrinterCallback)  # our bar and metrics.jsonl replace the per-step dict prints
     trainer.add_callback(_Log())
     trainer.add_callback(_Bar())
+
+
+def _train_trl(profile, arm, out, rows, progress, log, on_step=None):
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer = make_trainer(profile, arm, out, rows)
+    attach_callbacks(trainer, arm, log, progress, on_step)
     last = get_last_checkpoint(str(out)) if out.exists() else None
     start = 0
     if last:

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from supersmall.losses import aggregate, clipped_surrogate, kl_estimate, kl_in_reward, policy_loss, token_weights
+from supersmall.losses import (
+    aggregate,
+    clipped_surrogate,
+    kl_estimate,
+    kl_in_reward,
+    policy_loss,
+    token_weights,
+)
 
 
 def _two_seqs():

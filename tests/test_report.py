@@ -107,3 +107,19 @@ def test_export_writes_markdown_and_html(tmp_path):
     md, html = paths["md"].read_text(), paths["html"].read_text()
     assert "# Report" in md and "| x | reproduced |" in md
     assert "<html" in html.lower() and "reproduced" in html
+
+
+def test_per_level_table_pools_runs_beside_fig7():
+    levels = {"1": 0.8, "2": 0.6, "3": 0.4, "4": 0.2, "5": 0.0}
+    a = _card("no-kl", 0.2, 0.5, "a")
+    b = _card("no-kl", 0.2, 0.5, "b")
+    a["metrics"].update(per_level_base={k: 0.1 for k in levels}, per_level_final=levels)
+    b["metrics"].update(per_level_base={k: 0.3 for k in levels}, per_level_final={k: v / 2 for k, v in levels.items()})
+    rows = report.per_level_table([a, b, _card("kl-penalty", 0.2, 0.3)])
+    assert [r["level"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert rows[0]["paper no-kl (Fig. 7)"] == 0.791 and rows[4]["paper no-kl (Fig. 7)"] is None
+    lo, hi = wilson_interval(120, 200)  # level 1: (0.8 + 0.4) / 2 of 2 x 100 problems
+    assert rows[0]["measured final"] == f"60.0% [{lo:.1%}, {hi:.1%}]"
+    lo, hi = wilson_interval(40, 200)  # base: (0.1 + 0.3) / 2
+    assert rows[0]["measured base"] == f"20.0% [{lo:.1%}, {hi:.1%}]"
+    assert report.per_level_table([_card("kl-penalty", 0.2, 0.3)]) == []

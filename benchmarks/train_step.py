@@ -1,0 +1,103 @@
+"""Seconds per step of the kit's TRL backend against a raw ``GRPOTrainer`` with the same config, and the
+minimal loop against both, in one run on the tiny model. Usage: ``python benchmarks/train_step.py [--steps 20]``."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed_trl(trainer, steps: int) -> float:
+    from transformers import TrainerCallback
+
+    marks: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            marks.append(time.perf_counter())
+
+    trainer.add_callback(Clock())
+    trainer.train()
+    warm = 3  # skip the first steps (allocations, caches)
+    return (marks[-1] - marks[warm - 1]) / (len(marks) - warm)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from supersmall import rewards, tiny
+    from supersmall.config import load_profile
+    from supersmall.train import (
+        _device_kwargs,
+        grpo_config_kwargs,
+        make_trainer,
+        minimal_step,
+        training_rows,
+    )
+
+    profile = load_profile("tiny", **{"train.steps": args.steps, "train.save_steps": 0})
+    rows, _ = training_rows(profile, args.steps * profile.train.prompts_per_step, seed=0)
+    path = str(tiny.ensure_base_model())
+    out = Path(tempfile.mkdtemp())
+    print(f"tiny profile, {args.steps} steps x {profile.train.prompts_per_step} prompts x G={profile.train.num_generations}, "
+          f"{torch.get_num_threads()} torch threads")
+
+    threads = torch.get_num_threads()
+    from transformers.trainer_callback import PrinterCallback
+
+    def raw_trainer(i: int):
+        """GRPOTrainer built by hand with the same config and the paper's reward, nothing of the kit's around it."""
+        kwargs = grpo_config_kwargs(profile, str(out / f"raw{i}"), **_device_kwargs())
+        t = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=reward,
+                        args=GRPOConfig(**kwargs), processing_class=AutoTokenizer.from_pretrained(path),
+                        train_dataset=Dataset.from_list([{k: v for k, v in r.items() if k != "solution"} for r in rows]))
+        t.remove_callback(PrinterCallback)  # same console output as the kit (printing each step's dict costs time)
+        return t
+
+    def kit_trainer(i: int):
+        """The kit's trainer: reasoning-rate metric, metrics.jsonl logging, progress bar (as train() builds it)."""
+        t = make_trainer(profile, "no-kl", out / f"kit{i}", rows)
+        log_path = out / f"metrics{i}.jsonl"
+
+        def log(step, metrics):
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+        attach_callbacks(t, "no-kl", log, progress=False)
+        return t
+
+    reward = rewards.build_reward(profile.reward, profile.train.max_completion_length)
+    raw_times, kit_times = [], []
+    for i in range(2):  # alternate, so neither side profits from running second
+        raw_times.append(timed_trl(raw_trainer(i), args.steps))
+        torch.set_num_threads(threads)
+        kit_times.append(timed_trl(kit_trainer(i), args.steps))
+        torch.set_num_threads(threads)
+    t_raw, t_kit = min(raw_times), min(kit_times)
+
+    # the minimal loop
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    opt = torch.optim.AdamW(model.parameters(), lr=profile.train.learning_rate)
+    times = []
+    for step in range(args.steps):
+        t0 = time.perf_counter()
+        minimal_step(model, None, tok, opt, rows[step * 16:(step + 1) * 16], profile, "no-kl", reward)
+        times.append(time.perf_counter() - t0)
+    t_min = sum(times[3:]) / len(times[3:])
+    print(f"raw GRPOTrainer: {t_raw:.3f} s/step (runs: {', '.join(f'{x:.3f}' for x in raw_times)})")
+    print(f"kit TRL backend: {t_kit:.3f} s/step (runs: {', '.join(f'{x:.3f}' for x in kit_times)}); "
+          f"overhead kit / raw: {t_kit / t_raw:.3f}x")
+    print(f"minimal loop:    {t_min:.3f} s/step  (minimal / raw TRL: {t_min / t_raw:.3f}x)")
+
+
+if __name__ == "__main__":
+    main()
