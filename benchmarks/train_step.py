@@ -4,6 +4,7 @@ minimal loop against both, in one run on the tiny model. Usage: ``python benchma
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def main() -> None:
     from supersmall.config import load_profile
     from supersmall.train import (
         _device_kwargs,
+        attach_callbacks,
         grpo_config_kwargs,
         make_trainer,
         minimal_step,
