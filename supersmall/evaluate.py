@@ -185,16 +185,18 @@ def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
 
 
 def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                   seed: int) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
+                   seed: int, n_samples: int = 1) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
+    """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns)."""
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
         raise ImportError("backend='vllm' needs vLLM on a CUDA host: pip install -e '.[gpu]' "
                           "(or use backend='hf')") from None
-    llm = LLM(model=model_name, seed=seed)
-    params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    llm = LLM(model=model_name, seed=seed)  # the engine seed makes runs repeatable
+    # n samples per request: a per-request seed on repeated prompts would give n identical samples
+    params = SamplingParams(n=n_samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     outs = llm.generate(prompts, params)
-    return [(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length") for o in outs]
+    return [(c.text, len(c.token_ids), c.finish_reason == "length") for o in outs for c in o.outputs]
 
 
 def evaluate(
@@ -238,8 +240,7 @@ def evaluate(
 
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(name)
         prompts = [format_prompt(r, tokenizer, prompt_template) for r in rows]
-        gens = _generate_vllm(name, [p for p in prompts for _ in range(n_samples)], max_new_tokens, temperature,
-                              top_p, seed)
+        gens = _generate_vllm(name, prompts, max_new_tokens, temperature, top_p, seed, n_samples)
     elif backend == "hf":
         model, tokenizer = _load(model, tokenizer)
         prompts = [format_prompt(r, tokenizer, prompt_template) for r in rows]
