@@ -118,3 +118,28 @@ def test_cli_train_writes_the_run_card_metrics(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--arm", "kl", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "valid arms" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_trl_consumes_the_curriculum_in_order(tmp_path, monkeypatch):
+    """GRPOTrainer (shuffle_dataset=False) sees stage 1's levels for its first steps, then stage 2's only."""
+    from supersmall import rewards
+
+    seen: list[tuple[int, list[int]]] = []
+    real = rewards.build_reward
+
+    def with_recorder(*a, **k):
+        def record(completions, level, trainer_state, **kw):
+            seen.append((trainer_state.global_step, list(level)))
+            return [0.0] * len(completions)
+
+        record.__name__ = "record"
+        return real(*a, **k) + [record]
+
+    monkeypatch.setattr(rewards, "build_reward", with_recorder)
+    card = train("tiny", backend="trl", curriculum="staged", stages="1-3:2,5:2", out_dir=tmp_path / "c",
+                 evaluate_model=False, progress=False, **SMALL)
+    assert card["stages"] == [["level1-3", 0, 2], ["level5", 2, 4]]
+    assert [step for step, _ in seen] == [0, 1, 2, 3]
+    for step, levels in seen:
+        assert set(levels) <= ({1, 2, 3} if step < 2 else {5}), (step, levels)
