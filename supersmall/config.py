@@ -154,6 +154,11 @@ class Profile:
         return _build(Profile, data, where="profile")
 
 
+def paper_runs() -> dict[str, Any]:
+    """The paper's arms and curriculum stages (``profiles/presets/paper_runs.yaml``)."""
+    return yaml.safe_load((PROFILES_DIR / "presets" / "paper_runs.yaml").read_text())
+
+
 def available_profiles() -> list[str]:
     """Names of the profiles shipped with the kit (``supersmall/profiles/*.yaml``)."""
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
@@ -282,5 +287,5 @@ def profile_table(*names: str) -> list[dict[str, Any]]:
 __all__ = [
     "Profile", "ProfileError", "ModelConfig", "TrainConfig", "RewardConfig", "CurriculumConfig",
     "EvalConfig", "DataConfig", "LaunchConfig", "NotebooksConfig", "load_profile",
-    "available_profiles", "profile_table",
+    "available_profiles", "profile_table", "paper_runs",
 ]

@@ -24,15 +24,16 @@ from typing import Any
 SCHEMES = ("round", "floor")
 SCHEDULES = ("staged", "cumulative", "shuffled")
 
-# The paper's stages. level5.5 and level6 appear only as run names in the paper; their levels here
-# are the kit's reading (marked as a choice): level5.5 = levels 5 and 6 mixed, level6 = level 6.
-PRESETS: dict[str, tuple[int, ...]] = {
-    "level1-3": (1, 2, 3),
-    "level4": (4,),
-    "level5": (5,),
-    "level5.5": (5, 6),  # choice: not defined in the paper
-    "level6": (6,),  # choice: DeepMath difficulty 6 (the tiny task has no level 6)
-}
+# The paper's stages, from supersmall/profiles/presets/paper_runs.yaml. level5.5 and level6 appear
+# only as run names in the paper; their levels are the kit's reading, marked as a choice there
+# (level5.5 = levels 5 and 6 mixed, level6 = level 6; the tiny task has no level 6).
+def _presets() -> dict[str, tuple[int, ...]]:
+    from supersmall.config import paper_runs
+
+    return {name: tuple(s["levels"]) for name, s in paper_runs()["stages"].items()}
+
+
+PRESETS: dict[str, tuple[int, ...]] = _presets()
 
 
 def difficulty_level(d: float, scheme: str = "round") -> int:

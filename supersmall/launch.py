@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supersmall.config import Profile, load_profile
+from supersmall.config import Profile, load_profile, paper_runs
 from supersmall.curriculum import PRESETS
 
 # The paper's stages (Sec. 4.4) and Table 3's arms. The arms train on level 1-3.
@@ -110,11 +110,16 @@ def _stage_levels(stage: str) -> tuple[int, ...]:
 def make_plan(profile: Profile | str = "a6000x4", arm: str = "no-kl", stage: str = "1-3",
               out_dir: str = "runs/full", model: str | None = None) -> Plan:
     """The whole plan for one (arm, stage) run; see the module docstring."""
-    p = load_profile(profile)
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}; valid arms are: {', '.join(ARMS)}")
-    levels = _stage_levels(stage)
+    preset = paper_runs()
     name = STAGES.get(stage, stage)
+    if name not in preset["stages"]:
+        raise ValueError(f"unknown stage {stage!r}; valid stages are: {', '.join(STAGES)}")
+    # the paper's run: the stage's steps and the arm's KL coefficients from the preset file
+    p = load_profile(profile).replace(**{"train.steps": preset["stages"][name]["steps"],
+                                         **{f"train.{k}": v for k, v in preset["arms"][arm].items()}})
+    levels = _stage_levels(stage)
     run_dir = f"{out_dir}/{arm}/{name}"
     procs = training_processes(p)
     from supersmall.train import grpo_config_kwargs
@@ -126,9 +131,11 @@ def make_plan(profile: Profile | str = "a6000x4", arm: str = "no-kl", stage: str
     cfg_path = f"{out_dir}/accelerate_{procs}gpu.yaml"
     level_text = f"{min(levels)}-{max(levels)}" if len(levels) > 1 else str(levels[0])
     profile_arg = p.name if Path(str(profile)).suffix not in (".yaml", ".yml") else str(profile)
+    sets = {"data.levels": level_text, "model.name_or_path": model, "train.steps": p.train.steps,
+            **{f"train.{k}": v for k, v in preset["arms"][arm].items()}}
+    set_args = " ".join(f"--set {k}={shlex.quote(str(v))}" for k, v in sets.items())
     train_cmd = (f"CUDA_VISIBLE_DEVICES={train_gpus} accelerate launch --config_file {cfg_path} -m supersmall.cli "
-                 f"train --profile {shlex.quote(profile_arg)} --arm {arm} --set data.levels={level_text} "
-                 f"--set model.name_or_path={shlex.quote(model)} --out {run_dir}")
+                 f"train --profile {shlex.quote(profile_arg)} --arm {arm} {set_args} --out {run_dir}")
     commands = []
     if p.launch.vllm_mode == "server":
         serve_gpu = str(p.launch.num_gpus - 1)
@@ -274,15 +281,19 @@ def lora_plan(profile: Profile | str = "a6000x4", arm: str = "no-kl", out_dir: s
 
 
 def plans_for(profile: str, arms: list[str], stages: list[str], out_dir: str) -> list[Plan]:
-    """Table 3's arms on level 1-3, then the curriculum stages (each starting from the previous model)."""
-    plans: list[Plan] = []
-    for arm in arms:
-        plans.append(make_plan(profile, arm, "1-3", out_dir))
-    previous = f"{out_dir}/no-kl/level1-3/model"
+    """Table 3's arms on level 1-3, then the curriculum stages, each starting from the model its
+    preset names (``start_from`` in ``profiles/presets/paper_runs.yaml``)."""
+    from supersmall.config import paper_runs
+
+    presets = paper_runs()["stages"]
+    plans: list[Plan] = [make_plan(profile, arm, "1-3", out_dir) for arm in arms]
     for stage in [s for s in stages if s != "1-3"]:
-        plan = make_plan(profile, "no-kl", stage, out_dir, model=previous)
-        plans.append(plan)
-        previous = f"{plan.out_dir}/model"
+        name = STAGES.get(stage, stage)
+        if name not in presets:
+            raise ValueError(f"unknown stage {stage!r}; valid stages are: {', '.join(STAGES)}")
+        start = presets[name]["start_from"]
+        model = None if start == "base" else f"{out_dir}/no-kl/{start}/model"
+        plans.append(make_plan(profile, "no-kl", stage, out_dir, model=model))
     return plans
 
 
