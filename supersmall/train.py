@@ -422,10 +422,12 @@ def train(
     resume: bool = True,
     progress: bool = True,
     evaluate_model: bool = True,
+    live: int = 0,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train one run and return its run card (see the module docstring). ``overrides`` are dotted
-    profile keys, e.g. ``train(**{"train.beta_kl_loss": 1.0})``."""
+    profile keys, e.g. ``train(**{"train.beta_kl_loss": 1.0})``. ``live=N`` redraws the health panel
+    every N steps in a notebook."""
     profile = load_profile(profile, **overrides)
     t = profile.train
     arm = arm or t.arm
@@ -464,6 +466,8 @@ def train(
         with metrics_path.open("a") as f:
             f.write(json.dumps({"step": step, **{k: (None if isinstance(v, float) and math.isnan(v) else v)
                                                    for k, v in m.items()}}) + "\n")
+        if live and (step % live == 0 or step == t.steps):
+            _redraw_health(out, profile, arm, step)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -517,6 +521,22 @@ def train(
     return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
                           timings={"train_seconds": round(train_seconds, 2), "torch_threads": threads},
                           extra={"arm": arm, "backend": backend, "stages": boundaries, "model_dir": str(out / "model")})
+
+
+def _redraw_health(out: Path, profile: Profile, arm: str, step: int) -> None:
+    """Replace the cell's output with the current health panel (notebooks only)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import clear_output, display
+
+    from supersmall import plots
+
+    beta_loss, beta_reward = arm_betas(profile, arm)
+    clear_output(wait=True)
+    fig = plots.health(read_metrics(out), beta=beta_loss or beta_reward, show=False,
+                       max_completion_length=profile.train.max_completion_length,
+                       title=f"{arm}: step {step} of {profile.train.steps}")
+    display(fig)
+    plt.close(fig)
 
 
 def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
