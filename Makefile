@@ -12,9 +12,12 @@ OUT    ?= runs/nb
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: run test setup lint notebooks exercises doctor clean
+.PHONY: run test setup lint notebooks exercises doctor clean book
 run: setup
 	$(BIN)/supersmall notebooks run --profile $(PROFILE) --out $(OUT)
+
+book: setup
+	$(BIN)/python -m supersmall.book --executed $(OUT) --out runs/book
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

@@ -1,5 +1,6 @@
 """Seconds per step of the kit's TRL backend against a raw ``GRPOTrainer`` with the same config, and the
-minimal loop against both, in one run on the tiny model. Usage: ``python benchmarks/train_step.py [--steps 20]``."""
+minimal loop against both, in one run on the tiny model, and ``supersmall.estimate``'s FLOP prediction beside
+them. Usage: ``python benchmarks/train_step.py [--steps 20]``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,31 @@ def timed_trl(trainer, steps: int) -> float:
     trainer.train()
     warm = 3  # skip the first steps (allocations, caches)
     return (marks[-1] - marks[warm - 1]) / (len(marks) - warm)
+
+
+def matmul_gflops(size: int = 1024, seconds: float = 0.5) -> float:
+    """This machine's fp32 rate on a large matmul (the FLOP model's peak for a CPU run)."""
+    import torch
+
+    a = torch.randn(size, size)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        a @ a
+        n += 1
+    return n * 2 * size**3 / (time.perf_counter() - t0) / 1e9
+
+
+def flop_model_line(profile, measured_s: float) -> str:
+    """``supersmall.estimate``'s FLOP model for one tiny step (generation + training passes at this machine's
+    matmul rate) beside the measured seconds: on a ~1M-parameter model, per-token Python and kernel-launch
+    overhead dominates, so the measured time is expected to be far above the FLOP prediction."""
+    from supersmall import estimate
+
+    c = estimate.calibrate_tiny(profile, matmul_gflops())
+    gflop = (c["generation_flops"] + c["training_flops"]) / 1e9
+    return (f"FLOP model:      {c['predicted_s_per_step']:.3f} s/step predicted ({gflop:.1f} GFLOP at "
+            f"{c['matmul_gflops']:.1f} GFLOPS measured matmul); measured raw TRL / predicted: "
+            f"{measured_s / c['predicted_s_per_step']:.2f}x")
 
 
 def main() -> None:
@@ -99,6 +125,7 @@ def main() -> None:
     print(f"kit TRL backend: {t_kit:.3f} s/step (runs: {', '.join(f'{x:.3f}' for x in kit_times)}); "
           f"overhead kit / raw: {t_kit / t_raw:.3f}x")
     print(f"minimal loop:    {t_min:.3f} s/step  (minimal / raw TRL: {t_min / t_raw:.3f}x)")
+    print(flop_model_line(profile, t_raw))
 
 
 if __name__ == "__main__":

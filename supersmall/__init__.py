@@ -3,7 +3,7 @@
 Submodules are imported lazily so ``import supersmall`` stays fast and GPU-only packages stay optional::
 
     from supersmall import grading, rewards, advantages, losses, curriculum
-    supersmall.doctor()
+    supersmall.doctor()        # the doctor module is callable
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "config", "runcard", "runner", "exercises", "checks", "diagnose", "grading", "rewards",
-    "advantages", "losses", "curriculum", "data", "tiny", "train", "evaluate", "launch", "plots",
-    "widgets", "cli", "report",
+    # math
+    "grading", "rewards", "advantages", "losses", "curriculum", "stats",
+    # data
+    "config", "paper", "data", "tiny", "runcard",
+    # run
+    "grpo", "train", "trl_args", "evaluate", "estimate", "launch", "runner", "report",
+    # face
+    "cli", "plots", "widgets", "checks", "doctor", "exercises", "book",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name == "doctor":
-        return importlib.import_module("supersmall.diagnose").doctor
     if name == "load_profile":
         return importlib.import_module("supersmall.config").load_profile
     if name in _SUBMODULES:
@@ -30,4 +33,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'supersmall' has no attribute {name!r}")
 
 
-__all__ = sorted(_SUBMODULES | {"doctor", "load_profile", "__version__"})
+__all__ = sorted(_SUBMODULES | {"load_profile", "__version__"})

@@ -2,7 +2,8 @@
 
 A profile is a YAML file with sections (``model``, ``train``, ``reward``, ``curriculum``, ``eval``,
 ``data``, ``launch``, ``notebooks``). Every key is declared below with its type and default, so a
-typo is an error, not a silently ignored setting::
+typo is an error, not a silently ignored setting, and every value is checked against its range in
+one table (:data:`RULES`), so ``train.steps: -5`` is one sentence, not a traceback::
 
     >>> from supersmall.config import load_profile
     >>> p = load_profile("tiny")
@@ -22,6 +23,11 @@ from typing import Any
 
 import yaml
 
+from supersmall import paper
+from supersmall.curriculum import SCHEDULES, SCHEMES, parse_levels, parse_stages
+from supersmall.losses import AGGREGATIONS
+from supersmall.rewards import REWARDS
+
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
 
@@ -31,10 +37,10 @@ class ProfileError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name_or_path: str = "tiny"  # "tiny" = the kit's own model (supersmall.tiny), else a hub id or path
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    name_or_path: str = "tiny"  # "tiny" = the kit's own model, "tiny-r1" = the same with an R1 chat template
+    dtype: str = "float32"  # float32 | bfloat16 | float16: the dtype the weights are loaded in
     think_prefill: bool = False  # does the chat template already open <think>? (R1-Distill: yes)
-    attn_implementation: str | None = None
+    attn_implementation: str | None = None  # None = transformers' default (sdpa)
 
 
 @dataclass
@@ -47,7 +53,7 @@ class TrainConfig:
     num_generations: int = 8  # G completions per prompt
     temperature: float = 1.0
     top_p: float = 1.0
-    max_prompt_length: int = 64
+    max_prompt_length: int = 64  # prompts longer than this (template tokens) are filtered out and counted
     max_completion_length: int = 64
     loss_type: str = "grpo"  # grpo | dapo | dr_grpo | group_token_mean | sequence (see supersmall.losses)
     scale_rewards: str = "group"  # group (mean and std) | none (mean only) | batch
@@ -67,7 +73,13 @@ class TrainConfig:
     seed: int = 0
     logging_steps: int = 1
     save_steps: int = 20
-    epochs: int | None = None
+    save_total_limit: int = 2  # checkpoints kept for resuming (a 1.5B checkpoint with optimizer is ~28 GB)
+    report_to: str = "none"  # none | tensorboard | wandb | trackio | ... (TRL's trackers)
+    # TRL defaults that change the algorithm, pinned here (see the YAML files for each reason)
+    vllm_importance_sampling: str = "token_truncate"  # off | token_truncate | token_mask | sequence_truncate | sequence_mask
+    vllm_importance_sampling_cap: float = 3.0
+    kl_ratio_weighting: bool = False  # TRL's use_bias_correction_kl: multiply the KL loss by the importance ratio
+    mask_truncated_completions: bool = False
 
 
 @dataclass
@@ -94,11 +106,12 @@ class EvalConfig:
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
-    n_samples: int = 1
+    n_samples: int = 1  # samples per problem; pass@1 is their mean
     batch_size: int = 256
     prompt_template: str = "default"
     backend: str = "hf"  # hf | vllm
-    problems_per_level: int = 100
+    problems_per_level: int = 100  # tiny: held-out problems per level; 0 = every problem of the dataset
+    budgets: list[int] = field(default_factory=list)  # re-score the one long pass at these token budgets
 
 
 @dataclass
@@ -106,22 +119,24 @@ class DataConfig:
     train: str = "tiny"  # tiny | deepmath | open_rs
     source: str | None = None  # local file instead of the hub
     levels: str = "1-3"
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
 @dataclass
 class LaunchConfig:
-    num_gpus: int = 0
+    num_gpus: int = 0  # 0 = CPU
+    num_processes: int = 1  # training processes on CPU (gloo); on GPUs it follows num_gpus and vllm_mode
     gpu_memory_gb: float = 0.0
     vllm_mode: str = "none"  # none | server | colocate
-    deepspeed_stage: int = 0
-    gpu_type: str = "cpu"
+    vllm_gpu_memory_utilization: float = 0.35  # colocate: the share of each GPU vLLM may take
+    deepspeed_stage: int = 0  # 0 = plain DDP
     usd_per_gpu_hour: float = 0.0
 
 
 @dataclass
 class NotebooksConfig:
     cell_timeout: int = 1800  # seconds per cell under papermill
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds of every multi-seed experiment
 
 
 @dataclass
@@ -151,12 +166,71 @@ class Profile:
                     raise ProfileError(f"unknown profile section {key!r} in override {dotted!r}")
                 node = node[key]
             node[leaf] = value
-        return _build(Profile, data, where="profile")
+        return validate(_build(Profile, data, where="profile"))
 
 
-def paper_runs() -> dict[str, Any]:
-    """The paper's arms and curriculum stages (``profiles/presets/paper_runs.yaml``)."""
-    return yaml.safe_load((PROFILES_DIR / "presets" / "paper_runs.yaml").read_text())
+def _parses(fn) -> Any:
+    def ok(v: Any) -> bool:
+        try:
+            fn(v)
+            return True
+        except ValueError:
+            return False
+    return ok
+
+
+def _one_of(*values: Any) -> tuple[Any, str]:
+    return (lambda v: v in values), "one of " + ", ".join(map(str, values))
+
+
+_POSITIVE = (lambda v: v > 0), "a number > 0"
+_NON_NEGATIVE = (lambda v: v >= 0), "a number >= 0"
+_FRACTION = (lambda v: 0 < v <= 1), "a number in (0, 1]"
+# Every value's range, checked in one place (types are checked by the dataclasses' annotations).
+RULES: dict[str, tuple[Any, str]] = {
+    "model.dtype": _one_of("float32", "bfloat16", "float16"),
+    "train.backend": _one_of("trl", "minimal"),
+    "train.arm": _one_of(*paper.ARMS),
+    "train.steps": _POSITIVE, "train.learning_rate": _POSITIVE, "train.prompts_per_step": _POSITIVE,
+    "train.num_generations": ((lambda v: v >= 2), "an integer >= 2 (GRPO compares completions within a group)"),
+    "train.temperature": _POSITIVE, "train.top_p": _FRACTION,
+    "train.max_prompt_length": _POSITIVE, "train.max_completion_length": _POSITIVE,
+    "train.loss_type": _one_of(*AGGREGATIONS), "train.scale_rewards": _one_of("group", "std", "none", "batch"),
+    "train.clip_eps": _NON_NEGATIVE, "train.beta_kl_loss": _NON_NEGATIVE, "train.beta_kl_reward": _NON_NEGATIVE,
+    "train.num_iterations": _POSITIVE, "train.warmup_ratio": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
+    "train.weight_decay": _NON_NEGATIVE, "train.max_grad_norm": _POSITIVE,
+    "train.gradient_accumulation_steps": _POSITIVE, "train.logging_steps": _POSITIVE,
+    "train.save_steps": _NON_NEGATIVE, "train.save_total_limit": _POSITIVE,
+    "train.vllm_importance_sampling": _one_of("off", "token_truncate", "token_mask", "sequence_truncate",
+                                              "sequence_mask"),
+    "train.vllm_importance_sampling_cap": _POSITIVE,
+    "reward.name": _one_of(*REWARDS), "reward.length_threshold": _FRACTION,
+    "reward.length_unit": _one_of("tokens", "chars"), "reward.grading_timeout": _POSITIVE,
+    "curriculum.scheme": _one_of(*SCHEMES), "curriculum.schedule": _one_of(*SCHEDULES),
+    "curriculum.stages": (_parses(parse_stages), "stages like '1-3:100,4:100,5:100' (levels:steps)"),
+    "eval.max_new_tokens": _POSITIVE, "eval.temperature": _NON_NEGATIVE, "eval.top_p": _FRACTION,
+    "eval.n_samples": _POSITIVE, "eval.batch_size": _POSITIVE, "eval.backend": _one_of("hf", "vllm"),
+    "eval.problems_per_level": _NON_NEGATIVE,
+    "eval.budgets": ((lambda v: all(b > 0 for b in v)), "a list of token budgets > 0"),
+    "data.train": _one_of("tiny", "deepmath", "open_rs"),
+    "data.levels": (_parses(parse_levels), "levels like '1-3', '4' or '5+6'"),
+    "launch.num_gpus": _NON_NEGATIVE, "launch.num_processes": _POSITIVE, "launch.gpu_memory_gb": _NON_NEGATIVE,
+    "launch.vllm_mode": _one_of("none", "server", "colocate"), "launch.vllm_gpu_memory_utilization": _FRACTION,
+    "launch.deepspeed_stage": _one_of(0, 1, 2, 3), "launch.usd_per_gpu_hour": _NON_NEGATIVE,
+    "notebooks.cell_timeout": _POSITIVE,
+    "notebooks.seeds": ((lambda v: len(v) >= 1), "a non-empty list of seeds"),
+}
+
+
+def validate(profile: Profile) -> Profile:
+    """Check every value against :data:`RULES`; the first bad one is a :class:`ProfileError` sentence."""
+    data = profile.to_dict()
+    for dotted, (ok, expected) in RULES.items():
+        section, key = dotted.split(".")
+        value = data[section][key]
+        if not ok(value):
+            raise ProfileError(f"{dotted} = {value!r} is not valid: expected {expected}")
+    return profile
 
 
 def available_profiles() -> list[str]:
@@ -265,7 +339,7 @@ def load_profile(name_or_path: str | Path = "tiny", **overrides: Any) -> Profile
     except yaml.YAMLError as e:
         raise ProfileError(f"profile {str(path)!r} is not valid YAML: {e}") from None
     raw.setdefault("name", path.stem)
-    profile = _build(Profile, raw, where="profile")
+    profile = validate(_build(Profile, raw, where="profile"))
     return profile.replace(**overrides) if overrides else profile
 
 
@@ -287,5 +361,5 @@ def profile_table(*names: str) -> list[dict[str, Any]]:
 __all__ = [
     "Profile", "ProfileError", "ModelConfig", "TrainConfig", "RewardConfig", "CurriculumConfig",
     "EvalConfig", "DataConfig", "LaunchConfig", "NotebooksConfig", "load_profile",
-    "available_profiles", "profile_table", "paper_runs",
+    "available_profiles", "profile_table", "validate", "RULES",
 ]

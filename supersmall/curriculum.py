@@ -24,18 +24,6 @@ from typing import Any
 SCHEMES = ("round", "floor")
 SCHEDULES = ("staged", "cumulative", "shuffled")
 
-# The paper's stages, from supersmall/profiles/presets/paper_runs.yaml. level5.5 and level6 appear
-# only as run names in the paper; their levels are the kit's reading, marked as a choice there
-# (level5.5 = levels 5 and 6 mixed, level6 = level 6; the tiny task has no level 6).
-def _presets() -> dict[str, tuple[int, ...]]:
-    from supersmall.config import paper_runs
-
-    return {name: tuple(s["levels"]) for name, s in paper_runs()["stages"].items()}
-
-
-PRESETS: dict[str, tuple[int, ...]] = _presets()
-
-
 def difficulty_level(d: float, scheme: str = "round") -> int:
     """Level of a DeepMath difficulty: ``round`` half-up (3.5 -> 4, 2.5 -> 3) or ``floor`` (3.9 -> 3).
 
@@ -67,20 +55,6 @@ def bucket_table(difficulties: Iterable[float], scheme: str = "round") -> dict[i
     return dict(sorted(counts.items()))
 
 
-def plot_buckets(difficulties: Sequence[float], ax=None, title: str = "difficulty buckets"):
-    """Histogram of the float difficulty and the bucket sizes under both schemes, side by side."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3))
-    r, f = bucket_table(difficulties, "round"), bucket_table(difficulties, "floor")
-    levels = sorted(set(r) | set(f))
-    ax.bar([x - 0.2 for x in levels], [r.get(x, 0) for x in levels], 0.4, label="round (half-up)")
-    ax.bar([x + 0.2 for x in levels], [f.get(x, 0) for x in levels], 0.4, label="floor")
-    ax.set_xlabel("level"), ax.set_ylabel("problems"), ax.set_title(title), ax.legend()
-    return ax
-
-
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -88,25 +62,44 @@ class Stage:
     steps: int
 
 
-def _parse_levels(text: str) -> tuple[int, ...]:
-    text = text.strip()
-    if text in PRESETS:
-        return PRESETS[text]
-    if text.startswith("level") and text[5:] and text[5:] not in PRESETS:
-        text = text[5:]
+def parse_levels(spec: str | int | Iterable[int]) -> tuple[int, ...]:
+    """The kit's one level syntax: ``"1-3"``, ``"4"``, ``"5+6"``, ``"level1-3"``, ``4`` or ``[4, 5]``.
+
+    Commas separate *stages* (:func:`parse_stages`), never levels.
+    """
+    if isinstance(spec, bool):
+        raise ValueError(f"cannot read levels {spec!r}: use e.g. '1-3', '4' or '5+6'")
+    if isinstance(spec, int):
+        return (spec,)
+    if not isinstance(spec, str):
+        return tuple(int(x) for x in spec)
+    text = spec.strip().removeprefix("level")
     levels: list[int] = []
     for part in text.split("+"):
         lo, _, hi = part.partition("-")
         try:
-            levels.extend(range(int(lo), int(hi or lo) + 1))
+            first, last = int(lo), int(hi or lo)
         except ValueError:
-            raise ValueError(f"cannot read levels {text!r}: use e.g. '1-3', '4', '5+6' or a preset "
-                             f"({', '.join(PRESETS)})") from None
+            raise ValueError(f"cannot read levels {spec!r}: use e.g. '1-3', '4' or '5+6'") from None
+        if first < 0 or last < first:
+            raise ValueError(f"cannot read levels {spec!r}: a range runs low-high, e.g. '1-3'")
+        levels.extend(range(first, last + 1))
     return tuple(levels)
 
 
+def stage_name(levels: Sequence[int]) -> str:
+    """``(1, 2, 3)`` -> ``"level1-3"``, ``(4,)`` -> ``"level4"``, ``(5, 7)`` -> ``"level5+7"``."""
+    lv = sorted(levels)
+    if len(lv) > 1 and lv == list(range(lv[0], lv[-1] + 1)):
+        return f"level{lv[0]}-{lv[-1]}"
+    return "level" + "+".join(map(str, lv))
+
+
 def parse_stages(spec: str | Sequence[Stage]) -> list[Stage]:
-    """``"1-3:100,4:100,5:100"`` (or preset names, ``"level1-3:100,level4:100"``) -> stages."""
+    """``"1-3:100,4:100,5:100"`` (or ``"level1-3:100,level4:100"``) -> stages; levels as :func:`parse_levels`.
+
+    A stage written ``NAME=LEVELS:STEPS`` keeps its name (``"level5.5=5:100"``).
+    """
     if not isinstance(spec, str):
         return list(spec)
     stages = []
@@ -116,9 +109,9 @@ def parse_stages(spec: str | Sequence[Stage]) -> list[Stage]:
         levels_text, sep, steps_text = item.rpartition(":")
         if not sep or not steps_text.strip().isdigit() or int(steps_text) < 1:
             raise ValueError(f"stage {item.strip()!r} must be LEVELS:STEPS with STEPS >= 1, e.g. '1-3:100'")
-        levels = _parse_levels(levels_text)
-        name = next((k for k, v in PRESETS.items() if v == levels), "level" + "+".join(map(str, levels)))
-        stages.append(Stage(name, levels, int(steps_text)))
+        name, eq, levels_text = levels_text.rpartition("=")
+        levels = parse_levels(levels_text)
+        stages.append(Stage(name.strip() if eq else stage_name(levels), levels, int(steps_text)))
     if not stages:
         raise ValueError("no stages given: use e.g. '1-3:100,4:100,5:100'")
     return stages
@@ -181,19 +174,3 @@ def build_schedule(pool: Iterable[dict[str, Any]], stages: str | Sequence[Stage]
         rng.shuffle(rows)
         boundaries = [("shuffled", 0, step)]
     return CurriculumPlan(rows, boundaries, prompts_per_step, schedule, stage_list)
-
-
-def plot_schedule(plan: CurriculumPlan, ax=None, level_key: str = "level"):
-    """Which levels each step trains on: a scatter of step vs level, stage boundaries as lines."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 2.6))
-    k = plan.prompts_per_step
-    xs = [i // k + random.Random(i).uniform(-0.4, 0.4) for i in range(len(plan.rows))]
-    ys = [r.get(level_key) + random.Random(-i).uniform(-0.25, 0.25) for i, r in enumerate(plan.rows)]
-    ax.scatter(xs, ys, s=2, alpha=0.4)
-    for _, start, _ in plan.boundaries[1:]:
-        ax.axvline(start, color="k", lw=1, ls="--")
-    ax.set_xlabel("step"), ax.set_ylabel("level"), ax.set_title(f"{plan.schedule} schedule")
-    return ax

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from supersmall.curriculum import difficulty_level
+from supersmall.curriculum import difficulty_level, parse_levels
 from supersmall.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,7 +23,9 @@ MATH500_HUB = "HuggingFaceH4/MATH-500"
 OPEN_RS_SOURCES = {"open-s1": "knoveleng/open-s1", "open-deepscaler": "knoveleng/open-deepscaler",
                    "deepscaler": "agentica-org/DeepScaleR-Preview-Dataset"}
 OPEN_RS_MIX = {"open-s1": 3000, "open-deepscaler": 3000, "deepscaler": 1000}
+# DeepSeek's recommended instruction for R1 models (the profiles' ``data.instruction``)
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+TEMPLATES = ("raw", "chat")
 
 
 class DataUnavailable(UserError):
@@ -55,35 +57,29 @@ def _load(name_or_path: str, split: str, what: str):
         raise DataUnavailable(f"the hub is unreachable ({type(e).__name__}): {hint}") from None
 
 
-def _levels(levels: Any) -> set[int] | None:
-    if levels is None:
-        return None
-    if isinstance(levels, int):
-        return {levels}
-    if isinstance(levels, str):
-        from supersmall.curriculum import _parse_levels
-
-        return set(_parse_levels(levels))
-    return set(levels)
-
-
-def load_deepmath(levels: Any = None, scheme: str = "round", source: str | None = None, limit: int | None = None):
+def load_deepmath(levels: Any = None, scheme: str = "round", source: str | None = None, limit: int | None = None,
+                  instruction: str = BOXED_INSTRUCTION, counts: dict[str, int] | None = None):
     """DeepMath-103K as a ``datasets.Dataset`` with ``prompt``, ``answer``, ``level``, ``difficulty``, ``topic``.
 
-    ``levels``: e.g. ``"1-3"``, ``4``, ``[4, 5]`` or a preset name (``"level1-3"``); difficulty is mapped
-    to a level with :func:`supersmall.curriculum.difficulty_level` under ``scheme``.
+    ``levels``: e.g. ``"1-3"``, ``4`` or ``[4, 5]`` (:func:`supersmall.curriculum.parse_levels`);
+    difficulty is mapped to a level with :func:`supersmall.curriculum.difficulty_level` under
+    ``scheme``. Rows whose difficulty is missing, NaN or negative are skipped, never fatal; pass a
+    dict as ``counts`` to get ``{"bad_difficulty": n}`` back.
     """
     ds = _load(source or DEEPMATH_HUB, "train", "load_deepmath")
     missing = {"question", "final_answer", "difficulty"} - set(ds.column_names)
     if missing:
         raise UserError(f"load_deepmath: the data lacks the columns {sorted(missing)} (DeepMath's schema: "
                         "question, final_answer, difficulty, topic, r1_solution_1..3)")
-    keep = _levels(levels)
+    keep = None if levels is None else set(parse_levels(levels))
+    before = len(ds)
+    ds = ds.filter(lambda r: _level_or_none(r["difficulty"], scheme) is not None)
+    if counts is not None:
+        counts["bad_difficulty"] = before - len(ds)
 
     def convert(row: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": format_prompt(row["question"]), "answer": str(row["final_answer"]),
-                "level": difficulty_level(float(row["difficulty"]), scheme),
-                "topic": row.get("topic") or ""}
+        return {"prompt": format_prompt(row["question"], "chat", instruction), "answer": str(row["final_answer"]),
+                "level": difficulty_level(float(row["difficulty"]), scheme), "topic": row.get("topic") or ""}
 
     ds = ds.map(convert, remove_columns=[c for c in ds.column_names if c not in ("difficulty",)])
     if keep is not None:
@@ -93,7 +89,14 @@ def load_deepmath(levels: Any = None, scheme: str = "round", source: str | None 
     return ds
 
 
-def load_math500(source: str | None = None):
+def _level_or_none(difficulty: Any, scheme: str) -> int | None:
+    try:
+        return difficulty_level(float(difficulty), scheme)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_math500(source: str | None = None, template: str = "chat", instruction: str = BOXED_INSTRUCTION):
     """MATH-500 (``problem``, ``answer``, ``level``, ``subject``, ``unique_id``, plus ``prompt``).
 
     ``source=None``: the hub, or the vendored copy (``supersmall/fixtures/math500.jsonl``) when
@@ -102,7 +105,7 @@ def load_math500(source: str | None = None):
     if source == "vendored" or (source is None and hub_offline()):
         source = str(FIXTURES / "math500.jsonl")
     ds = _load(source or MATH500_HUB, "test", "load_math500")
-    return ds.map(lambda r: {"prompt": format_prompt(r["problem"]), "answer": str(r["answer"])})
+    return ds.map(lambda r: {"prompt": format_prompt(r["problem"], template, instruction), "answer": str(r["answer"])})
 
 
 def load_open_rs_mix(sources: dict[str, str] | None = None, counts: dict[str, int] | None = None, seed: int = 42):
@@ -120,15 +123,40 @@ def load_open_rs_mix(sources: dict[str, str] | None = None, counts: dict[str, in
         ds = ds.select(range(min(n, len(ds))))
         if "problem" not in ds.column_names or "answer" not in ds.column_names:
             raise UserError(f"load_open_rs_mix: {key} needs 'problem' and 'answer' columns, has {ds.column_names}")
-        parts.append(ds.map(lambda r, k=key: {"prompt": format_prompt(r["problem"]), "answer": str(r["answer"]),
+        parts.append(ds.map(lambda r, k=key: {"prompt": format_prompt(r["problem"], "chat"), "answer": str(r["answer"]),
                                                "source": k}, remove_columns=ds.column_names))
     return datasets.concatenate_datasets(parts).shuffle(seed=seed)
 
 
-def format_prompt(problem: str, instruction: str | None = BOXED_INSTRUCTION) -> list[dict[str, str]]:
-    """A conversational prompt (TRL applies the model's chat template): the problem + the ``\\boxed{}`` instruction."""
+def format_prompt(problem: str, template: str = "chat", instruction: str | None = BOXED_INSTRUCTION
+                  ) -> str | list[dict[str, str]]:
+    """The kit's one prompt format, for training and evaluation alike: the problem + the instruction.
+
+    ``template="chat"``: one user message (TRL, or :func:`prompt_text`, applies the model's chat
+    template); ``"raw"``: the plain text, for models without a chat template (the tiny profile).
+    """
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {template!r}")
     content = f"{problem}\n{instruction}" if instruction else problem
-    return [{"role": "user", "content": content}]
+    return content if template == "raw" else [{"role": "user", "content": content}]
+
+
+def prompt_text(prompt: str | list[dict[str, str]], tokenizer: Any) -> str:
+    """The text a model sees: a plain prompt as is, a conversational one through the tokenizer's chat
+    template with the generation prompt (as TRL renders it for training)."""
+    if isinstance(prompt, str):
+        return prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError("a conversational prompt needs a tokenizer with a chat template (use template='raw')")
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+def drop_long_prompts(rows: list[dict[str, Any]], tokenizer: Any, max_tokens: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows whose prompt fits ``max_tokens`` template tokens (Table 4's max prompt length), and how many were
+    dropped. TRL 1.16 has no prompt-length setting, so the kit filters before training."""
+    kept = [r for r in rows if len(tokenizer(prompt_text(r["prompt"], tokenizer), add_special_tokens=False)
+                                   ["input_ids"]) <= max_tokens]
+    return kept, len(rows) - len(kept)
 
 
 def template_opens_think(tokenizer: Any) -> bool:
@@ -144,11 +172,12 @@ def template_opens_think(tokenizer: Any) -> bool:
     return text.rstrip().endswith("<think>")
 
 
-def train_rows(profile: Any) -> list[dict[str, Any]]:
+def train_rows(profile: Any, counts: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """The training pool for a full-scale profile (``data.train``: deepmath or open_rs)."""
     d = profile.data
     if d.train == "deepmath":
-        ds = load_deepmath(levels=None, scheme=profile.curriculum.scheme, source=d.source)
+        ds = load_deepmath(levels=None, scheme=profile.curriculum.scheme, source=d.source, instruction=d.instruction,
+                           counts=counts)
     elif d.train == "open_rs":
         ds = load_open_rs_mix()
     else:

@@ -1,8 +1,10 @@
-"""Evaluation done right: explicit generation settings, pass@1 with Wilson intervals, per level and subject.
+"""Evaluation done right: explicit generation settings, pass@1 with Wilson intervals, per level and subject,
+and a budget curve re-scored from one long generation pass.
 
-    result = evaluate(model, dataset, tokenizer, max_new_tokens=48, temperature=0.0)
-    result.summary["accuracy"], result.summary["ci_low"], result.summary["per_level"]["3"]
-    result.to_jsonl("runs/eval/records.jsonl")
+    summary = run_eval("runs/t/model", "tiny", "runs/t/eval/final")   # the one entry point: training,
+    summary["accuracy"], summary["ci_low"], summary["per_level"]["3"]  # `supersmall eval` and notebooks
+
+    result = evaluate(model, rows, tokenizer, max_new_tokens=48, temperature=0.0)   # the engine underneath
 
 ``dataset`` rows need a prompt (``prompt`` or ``problem``) and the gold answer (``answer``);
 ``level`` and ``subject`` are kept when present. Every completion is graded by
@@ -11,30 +13,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
-import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from supersmall import grading
-
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (95% by default); (0, 1) when n == 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+from supersmall.config import EvalConfig, Profile, load_profile
+from supersmall.data import format_prompt, load_math500, prompt_text
+from supersmall.runcard import code_version, is_complete, read_run_card, write_run_card
+from supersmall.stats import paired_difference, wilson_interval
+from supersmall.tiny import model_path, test_problems
 
 
 def _rate(values: Sequence[float]) -> dict[str, float]:
@@ -94,46 +91,17 @@ class EvalResult:
                 f"n={s['n']}, truncation_rate={s['truncation_rate']:.2f})")
 
 
-def reasoned(completion: str) -> bool:
-    """Whether the completion reasons: a non-empty ``<think>...</think>`` (or no think tags but text before the box)."""
-    if "</think>" in completion:
-        inner = completion.split("</think>", 1)[0].replace("<think>", "")
-        return bool(inner.strip())
-    return False
-
-
-def format_prompt(row: dict[str, Any], tokenizer: Any, template: str | Callable = "default") -> str:
-    """The text fed to the model for one row (see :func:`evaluate`'s ``prompt_template``)."""
-    text = row.get("prompt") if row.get("prompt") is not None else row.get("problem")
-    if text is None:
+def _prompt(row: dict[str, Any], template: str) -> Any:
+    if row.get("prompt") is not None:
+        return row["prompt"]
+    if row.get("problem") is None:
         raise ValueError("each row needs a 'prompt' or 'problem' column")
-    if callable(template):
-        return template(row)
-    has_chat = getattr(tokenizer, "chat_template", None) is not None
-    if template == "default":
-        template = "chat_boxed" if has_chat else "raw"
-    if template == "raw":  # the text as is (a conversational row falls back to its 'problem')
-        return text if isinstance(text, str) else str(row.get("problem") or text[-1]["content"])
-    if isinstance(text, list):  # conversational rows
-        return tokenizer.apply_chat_template(text, tokenize=False, add_generation_prompt=True)
-    if template in ("chat", "chat_boxed"):
-        if not has_chat:
-            raise ValueError(f"prompt_template={template!r} needs a tokenizer with a chat template")
-        content = f"{text}\n{BOXED_INSTRUCTION}" if template == "chat_boxed" else text
-        return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                             add_generation_prompt=True)
-    raise ValueError(f"prompt_template must be 'raw', 'chat', 'chat_boxed', 'default' or a callable, got {template!r}")
+    return format_prompt(row["problem"], template)
 
 
 def _load(model: Any, tokenizer: Any):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if isinstance(model, (str, Path)):
-        name = str(model)
-        if name == "tiny":
-            from supersmall import tiny
-
-            name = str(tiny.ensure_base_model())
+        name = model_path(str(model))
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name)
     if tokenizer is None:
@@ -143,9 +111,6 @@ def _load(model: Any, tokenizer: Any):
 
 def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
                  batch_size: int, progress: bool, seed: int) -> list[tuple[str, int, bool]]:
-    import torch
-    from tqdm.auto import tqdm
-
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -188,7 +153,7 @@ def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, tem
                    seed: int, n_samples: int = 1) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
     """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns)."""
     try:
-        from vllm import LLM, SamplingParams
+        from vllm import LLM, SamplingParams  # optional: the [gpu] extra
     except ImportError:
         raise ImportError("backend='vllm' needs vLLM on a CUDA host: pip install -e '.[gpu]' "
                           "(or use backend='hf')") from None
@@ -199,85 +164,118 @@ def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, tem
     return [(c.text, len(c.token_ids), c.finish_reason == "length") for o in outs for c in o.outputs]
 
 
-def evaluate(
-    model: Any,
-    dataset: Any,
-    tokenizer: Any = None,
-    backend: str = "hf",
-    max_new_tokens: int | None = None,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    n_samples: int = 1,
-    prompt_template: str | Callable = "default",
-    seed: int = 0,
-    batch_size: int = 64,
-    answer_column: str = "answer",
-    progress: bool = True,
-    timeout: float = 1.0,
-    verbose: bool = False,
-) -> EvalResult:
-    """Generate, grade and summarise (see the module docstring).
+def evaluate(model: Any, dataset: Any, tokenizer: Any = None, settings: EvalConfig | None = None, seed: int = 0,
+             answer_column: str = "answer", progress: bool = True, **overrides: Any) -> EvalResult:
+    """Generate, grade and summarise ``dataset`` (rows with ``prompt`` or ``problem``, and ``answer``).
 
-    ``temperature=0`` is greedy (then ``n_samples`` should be 1). ``prompt_template``: ``"raw"``
-    (the prompt as is), ``"chat"`` (the tokenizer's chat template), ``"chat_boxed"`` (chat + the
-    ``\\boxed{}`` instruction DeepSeek recommends), ``"default"`` (chat_boxed when the tokenizer has a
-    chat template, else raw) or a callable ``row -> str``.
+    ``settings`` is a profile's :class:`~supersmall.config.EvalConfig` (defaults: its field defaults);
+    keyword ``overrides`` change single fields: ``max_new_tokens``, ``temperature`` (0 = greedy),
+    ``top_p``, ``n_samples``, ``batch_size``, ``backend`` (hf | vllm), ``prompt_template`` (raw | chat,
+    for rows that carry a ``problem`` only).
     """
-    if max_new_tokens is None:
-        raise ValueError("max_new_tokens is required: evaluation settings must be explicit")
+    cfg = dataclasses.replace(settings or EvalConfig(), **overrides)
     rows = [dict(r) for r in dataset]
     if rows and answer_column not in rows[0]:
         raise ValueError(f"dataset has no {answer_column!r} column (columns: {', '.join(rows[0])})")
-    settings = {"backend": backend, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                "n_samples": n_samples, "prompt_template": getattr(prompt_template, "__name__", prompt_template),
-                "seed": seed, "problems": len(rows)}
-    if verbose:
-        print("evaluation settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     t0 = time.time()
-    if backend == "vllm":
-        name = str(model)
-        from transformers import AutoTokenizer
-
+    if cfg.backend == "vllm":
+        name = model_path(str(model))
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(name)
-        prompts = [format_prompt(r, tokenizer, prompt_template) for r in rows]
-        gens = _generate_vllm(name, prompts, max_new_tokens, temperature, top_p, seed, n_samples)
-    elif backend == "hf":
+        prompts = [prompt_text(_prompt(r, cfg.prompt_template), tokenizer) for r in rows]
+        gens = _generate_vllm(name, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed, cfg.n_samples)
+    elif cfg.backend == "hf":
         model, tokenizer = _load(model, tokenizer)
-        prompts = [format_prompt(r, tokenizer, prompt_template) for r in rows]
-        gens = _generate_hf(model, tokenizer, [p for p in prompts for _ in range(n_samples)], max_new_tokens,
-                            temperature, top_p, batch_size, progress, seed)
+        prompts = [prompt_text(_prompt(r, cfg.prompt_template), tokenizer) for r in rows]
+        gens = _generate_hf(model, tokenizer, [p for p in prompts for _ in range(cfg.n_samples)], cfg.max_new_tokens,
+                            cfg.temperature, cfg.top_p, cfg.batch_size, progress, seed)
     else:
-        raise ValueError(f"backend must be 'hf' or 'vllm', got {backend!r}")
+        raise ValueError(f"backend must be 'hf' or 'vllm', got {cfg.backend!r}")
+    n = cfg.n_samples
     extracted = [grading.extract_answer(text) for text, _, _ in gens]
-    golds = [str(rows[i // n_samples][answer_column]) for i in range(len(gens))]
-    correct = grading.grade_batch(extracted, golds, timeout=timeout)
+    golds = [str(rows[i // n][answer_column]) for i in range(len(gens))]
+    correct = grading.grade_batch(extracted, golds, timeout=1.0)
     records = []
     for j, ((text, length, truncated), ext, ok) in enumerate(zip(gens, extracted, correct)):
-        i = j // n_samples
-        row = rows[i]
-        records.append({"index": i, "sample": j % n_samples, "prompt": prompts[i], "completion": text,
+        row = rows[j // n]
+        records.append({"index": j // n, "sample": j % n, "prompt": prompts[j // n], "completion": text,
                         "extracted": ext, "answer": golds[j], "correct": bool(ok), "level": row.get("level"),
                         "subject": row.get("subject"), "length": length, "truncated": bool(truncated),
-                        "reasoned": reasoned(text)})
-    settings["seconds"] = round(time.time() - t0, 2)
-    return EvalResult(records, summarize(records), settings)
+                        "reasoned": grading.reasoned(text)})
+    settings_used = {**dataclasses.asdict(cfg), "seed": seed, "problems": len(rows),
+                     "seconds": round(time.time() - t0, 2)}
+    return EvalResult(records, summarize(records), settings_used)
+
+
+def rescore(records: Sequence[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The records as a run with ``max_new_tokens=budget`` would have scored them: a completion longer than
+    the budget is cut off before its answer (wrong, truncated). Exact for greedy decoding, where the short
+    run's output is a prefix of the long one."""
+    return [{**r, "correct": bool(r["correct"]) and r["length"] <= budget,
+             "truncated": bool(r["truncated"]) or r["length"] > budget} for r in records]
+
+
+def budget_curve(records: Sequence[dict[str, Any]], budgets: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Accuracy (95% interval), truncated fraction, and accuracy on the completed answers, per token budget."""
+    out = {}
+    for b in budgets:
+        s = summarize(rescore(records, b))
+        done = [r for r in records if r["length"] <= b and not r["truncated"]]
+        out[str(b)] = {"accuracy": s["accuracy"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+                       "truncated_fraction": s["truncation_rate"],
+                       "completed_accuracy": sum(r["correct"] for r in done) / len(done) if done else None}
+    return out
+
+
+def eval_rows(profile: Profile, dataset: str | None = None) -> list[dict[str, Any]]:
+    """The evaluation problems of a profile: the tiny held-out split, MATH-500 (hub or vendored), or a file."""
+    name = dataset or profile.eval.dataset
+    if name == "tiny":
+        return test_problems(profile.eval.problems_per_level or 100)
+    rows = load_math500(None if name == "math500" else name, profile.eval.prompt_template, profile.data.instruction)
+    return [dict(r) for r in rows]
+
+
+def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer: Any = None,
+             meta: dict[str, Any] | None = None, dataset: str | None = None, limit: int | None = None,
+             progress: bool = True, **overrides: Any) -> dict[str, Any]:
+    """The one evaluation entry point: the profile's settings on its dataset, written to ``out_dir``
+    (``records.jsonl``, ``summary.json``, ``run_card.json``) with the budget curve of ``eval.budgets``.
+
+    ``meta`` goes into the run card (``role``: base | trained, ``arm``, ``stage``, ``seed``, ``series``), which
+    :mod:`supersmall.report` reads. A complete evaluation of the same model, settings and code version in
+    ``out_dir`` is reused, not redone (the base model is evaluated once and shared).
+    """
+    profile = load_profile(profile)
+    cfg = dataclasses.replace(profile.eval, **overrides)
+    out = Path(out_dir)
+    name = model if isinstance(model, (str, Path)) else getattr(model, "name_or_path", "in-memory model")
+    key = {"model": str(name), "settings": dataclasses.asdict(cfg), "dataset": dataset, "limit": limit,
+           "code_version": code_version()}
+    if isinstance(model, (str, Path)) and is_complete(out) and read_run_card(out).get("eval_key") == key:
+        return json.loads((out / "summary.json").read_text())
+    rows = eval_rows(profile, dataset)[:limit] if limit else eval_rows(profile, dataset)
+    result = evaluate(model, rows, tokenizer, settings=cfg, progress=progress)
+    result.to_jsonl(out / "records.jsonl")
+    summary = {k: result.summary[k] for k in ("accuracy", "ci_low", "ci_high", "n", "per_level", "per_subject",
+                                              "truncation_rate", "mean_length", "reasoning_rate", "boxed_rate")}
+    if cfg.budgets:
+        summary["budgets"] = budget_curve(result.records, cfg.budgets)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    meta = {"role": "trained", "series": f"{profile.name}-{code_version()}", "name": out.name, **(meta or {})}
+    write_run_card(out, kind="eval", config=profile, seed=meta.get("seed"), metrics=summary,
+                   timings={"eval_seconds": result.settings["seconds"]},
+                   extra={"model": str(name), "settings": result.settings, "eval_key": key, **meta})
+    return summary
 
 
 def compare(a: EvalResult, b: EvalResult, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Paired difference b - a on the same problems: McNemar exact p-value and a bootstrap 95% interval."""
-    pa = _per_problem(a)
-    pb = _per_problem(b)
+    """Paired difference b - a on the same problems: exact McNemar p-value and a paired bootstrap 95% interval
+    (:func:`supersmall.stats.paired_difference`)."""
+    pa, pb = _per_problem(a), _per_problem(b)
     common = sorted(set(pa) & set(pb))
     if not common:
         raise ValueError("the two runs share no problems (compare needs the same dataset)")
-    diffs = [pb[i] - pa[i] for i in common]
-    only_b = sum(1 for i in common if pb[i] > pa[i])
-    only_a = sum(1 for i in common if pa[i] > pb[i])
-    rng = random.Random(seed)
-    boots = sorted(sum(diffs[rng.randrange(len(diffs))] for _ in diffs) / len(diffs) for _ in range(n_boot))
-    return {"n": len(common), "difference": sum(diffs) / len(diffs), "ci_low": boots[int(0.025 * n_boot)],
-            "ci_high": boots[int(0.975 * n_boot) - 1], "b_better": only_b, "a_better": only_a,
-            "mcnemar_p": _mcnemar_exact(only_a, only_b)}
+    return paired_difference([pa[i] for i in common], [pb[i] for i in common], n_boot=n_boot, seed=seed)
 
 
 def _per_problem(result: EvalResult) -> dict[int, float]:
@@ -287,24 +285,15 @@ def _per_problem(result: EvalResult) -> dict[int, float]:
     return {i: sum(v) / len(v) for i, v in rows.items()}
 
 
-def _mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for b vs c discordant pairs."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
-
-
 def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str, Sequence[Any]] | None = None,
                 progress: bool = True, **settings: Any):
     """Evaluate one model over a grid of settings (one axis at a time); a DataFrame with intervals.
 
-    ``grid`` maps an :func:`evaluate` argument (``max_new_tokens``, ``prompt_template``,
-    ``temperature``, ...) to the values to try; every other argument stays at ``settings``.
+    ``grid`` maps an evaluation setting (``temperature``, ``top_p``, ``prompt_template``, ...) to the values
+    to try; every other setting stays at ``settings``. For token budgets use :func:`budget_curve` on one long
+    pass instead (one generation, not one per budget). Plot with :func:`supersmall.plots.sensitivity`.
     """
-    import pandas as pd
+    import pandas as pd  # pandas only for the table
 
     model, tokenizer = _load(model, tokenizer) if not (settings.get("backend") == "vllm") else (model, tokenizer)
     rows = []
@@ -324,21 +313,5 @@ def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str,
     return df
 
 
-def plot_sensitivity(df, title: str = "evaluation-settings sensitivity"):
-    """One panel per setting: accuracy with 95% intervals, and the truncation rate."""
-    import matplotlib.pyplot as plt
-
-    settings = list(dict.fromkeys(df["setting"]))
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3), squeeze=False)
-    for ax, key in zip(axes[0], settings):
-        g = df[df["setting"] == key]
-        xs = list(range(len(g)))
-        ax.errorbar(xs, g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]], fmt="o-",
-                    capsize=3, label="accuracy")
-        ax.plot(xs, g["truncation_rate"], "s--", alpha=0.6, label="truncated")
-        ax.set_xticks(xs, [str(v) for v in g["value"]])
-        ax.set_xlabel(key), ax.set_ylim(0, 1), ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+__all__ = ["evaluate", "run_eval", "eval_rows", "rescore", "budget_curve", "compare", "sensitivity",
+           "summarize", "EvalResult", "wilson_interval"]

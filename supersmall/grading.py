@@ -170,7 +170,7 @@ class _Worker:
             proc.kill()
             proc.wait(timeout=5)
 
-    def call(self, pred: str, gold: str, timeout: float) -> bool:
+    def call(self, pred: str | None, gold: str, timeout: float) -> bool:
         with self.lock:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
@@ -195,7 +195,7 @@ class _Pool:
         self.free: list[_Worker] = list(self.workers)
         self.cond = threading.Condition()
 
-    def call(self, pred: str, gold: str, timeout: float) -> bool:
+    def call(self, pred: str | None, gold: str, timeout: float) -> bool:
         with self.cond:
             while not self.free:
                 self.cond.wait()
@@ -260,6 +260,24 @@ def grade_batch(preds: Sequence[str | None], golds: Sequence[str | None], timeou
         futures = {i: ex.submit(is_equivalent, preds[i], golds[i], timeout) for i in slow}
         return [futures[i].result() if i in futures else is_equivalent(p, g, timeout)
                 for i, (p, g) in enumerate(zip(preds, golds))]
+
+
+def is_parsable(gold: str | None, timeout: float = 1.0) -> bool:
+    """Whether math-verify can read ``gold`` at all (``}{`` cannot): a problem nobody can grade."""
+    if gold is None or not str(gold).strip() or len(str(gold)) > MAX_ANSWER_CHARS:
+        return False
+    if _INT.match(_normalise(str(gold))):
+        return True
+    return _get_pool().call(None, str(gold), timeout)
+
+
+def reasoned(completion: str) -> bool:
+    """Whether the completion reasons: a non-empty ``<think>...</think>`` (an R1-style template may have
+    opened ``<think>`` in the prompt, so only the closing tag is required)."""
+    if "</think>" in completion:
+        inner = completion.split("</think>", 1)[0].replace("<think>", "")
+        return bool(inner.strip())
+    return False
 
 
 def grade(completion: str | None, gold: str, timeout: float = 1.0) -> bool:

@@ -1,13 +1,20 @@
-"""Plots people would rather look at than read: the training health panel, and accuracy bars with intervals."""
+"""Every figure of the kit: the training health panel (also live, as a training callback), accuracy bars
+with intervals, curriculum buckets and schedules, evaluation-settings sweeps. The run layer returns
+numbers; this module draws them."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from supersmall.curriculum import CurriculumPlan, bucket_table
+from supersmall.runcard import read_metrics
 
 PANELS = [
     ("reward", "reward mean"), ("reward_std", "reward std"), ("frac_reward_zero_std", "zero-std groups"),
-    ("clipped_ratio", "truncated (clipped) ratio"), ("completion_length", "completion length"),
+    ("truncated_fraction", "truncated completions"), ("completion_length", "completion length"),
     ("reasoning_rate", "reasoning rate"), ("entropy", "entropy"), ("grad_norm", "grad norm"), ("kl", "KL"),
 ]
 
@@ -23,9 +30,9 @@ def alarms(history: Sequence[dict[str, Any]], beta: float = 0.0, max_completion_
         return sum(vals) / len(vals) if vals else None
 
     out = []
-    clipped = mean("clipped_ratio")
-    if clipped is not None and clipped > 0.5:
-        out.append(f"{clipped:.0%} of completions truncated: raise max_completion_length"
+    truncated = mean("truncated_fraction")
+    if truncated is not None and truncated > 0.5:
+        out.append(f"{truncated:.0%} of completions truncated: raise max_completion_length"
                    + (f" (now {max_completion_length})" if max_completion_length else ""))
     zero = mean("frac_reward_zero_std")
     if zero is not None and zero > 0.8:
@@ -51,9 +58,7 @@ def health(history: Sequence[dict[str, Any]] | str, beta: float = 0.0, max_compl
     """
     import matplotlib.pyplot as plt
 
-    if isinstance(history, str) or hasattr(history, "joinpath"):
-        from supersmall.train import read_metrics
-
+    if isinstance(history, (str, Path)):
         history = read_metrics(history)
     panels = [(k, label) for k, label in PANELS if any(h.get(k) is not None for h in history)]
     cols = 3
@@ -103,4 +108,102 @@ def accuracy_bars(groups: dict[str, dict[str, dict[str, float]]], title: str = "
     ax.set_ylabel("accuracy (95% CI)")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return ax
+
+
+class LiveHealth:
+    """A training callback that redraws the health panel every ``every`` steps in a notebook cell::
+
+        train("tiny", out_dir="runs/t", callbacks=[plots.LiveHealth(every=10)])
+    """
+
+    def __init__(self, every: int = 10, beta: float = 0.0, max_completion_length: int | None = None,
+                 title: str = "training health") -> None:
+        self.every, self.beta, self.max_len, self.title = every, beta, max_completion_length, title
+        self.history: list[dict[str, Any]] = []
+
+    def __call__(self, step: int, metrics: dict[str, Any], total: int | None = None) -> None:
+        self.history.append({"step": step, **metrics})
+        if step % self.every and step != total:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import clear_output, display
+
+        clear_output(wait=True)
+        fig = health(self.history, beta=self.beta, show=False, max_completion_length=self.max_len,
+                     title=f"{self.title}: step {step}" + (f" of {total}" if total else ""))
+        display(fig)
+        plt.close(fig)
+
+
+def buckets(difficulties: Sequence[float], ax=None, title: str = "difficulty buckets"):
+    """Bucket sizes of a float difficulty under both schemes (``round`` half-up and ``floor``), side by side."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    r, f = bucket_table(difficulties, "round"), bucket_table(difficulties, "floor")
+    levels = sorted(set(r) | set(f))
+    ax.bar([x - 0.2 for x in levels], [r.get(x, 0) for x in levels], 0.4, label="round (half-up)")
+    ax.bar([x + 0.2 for x in levels], [f.get(x, 0) for x in levels], 0.4, label="floor")
+    ax.set_xlabel("level"), ax.set_ylabel("problems"), ax.set_title(title), ax.legend()
+    return ax
+
+
+def schedule(plan: CurriculumPlan, ax=None, level_key: str = "level"):
+    """Which levels each step trains on: a scatter of step vs level, stage boundaries as dashed lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 2.6))
+    k = plan.prompts_per_step
+    xs = [i // k + random.Random(i).uniform(-0.4, 0.4) for i in range(len(plan.rows))]
+    ys = [r.get(level_key) + random.Random(-i).uniform(-0.25, 0.25) for i, r in enumerate(plan.rows)]
+    ax.scatter(xs, ys, s=2, alpha=0.4)
+    for _, start, _ in plan.boundaries[1:]:
+        ax.axvline(start, color="k", lw=1, ls="--")
+    ax.set_xlabel("step"), ax.set_ylabel("level"), ax.set_title(f"{plan.schedule} schedule")
+    return ax
+
+
+def sensitivity(df, title: str = "evaluation-settings sensitivity"):
+    """One panel per setting of a sweep (``evaluate.sensitivity``): accuracy with 95% intervals, truncation."""
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(df["setting"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3), squeeze=False)
+    for ax, key in zip(axes[0], settings):
+        g = df[df["setting"] == key]
+        xs = list(range(len(g)))
+        ax.errorbar(xs, g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]], fmt="o-",
+                    capsize=3, label="accuracy")
+        ax.plot(xs, g["truncation_rate"], "s--", alpha=0.6, label="truncated")
+        ax.set_xticks(xs, [str(v) for v in g["value"]])
+        ax.set_xlabel(key), ax.set_ylim(0, 1), ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def paired_intervals(rows: Sequence[dict[str, Any]], title: str = "paired differences across seeds", ax=None):
+    """One line per claim: the per-seed paired differences (dots) and the across-seed interval (bar).
+
+    ``rows`` are :func:`supersmall.report.claims` rows (``claim``, ``interval``, ``per_seed``, ``verdict``).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.6 + 0.55 * len(rows)))
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray"}
+    for y, row in enumerate(rows):
+        lo, hi = row["interval"]
+        finite_lo, finite_hi = max(lo, -1.0), min(hi, 1.0)
+        ax.plot([100 * finite_lo, 100 * finite_hi], [y, y], lw=6, alpha=0.4, color=colours.get(row["verdict"], "k"))
+        ax.scatter([100 * s["difference"] for s in row.get("per_seed", [])], [y] * len(row.get("per_seed", [])),
+                   color="k", s=12, zorder=3)
+    ax.axvline(0, color="k", lw=1)
+    ax.set_yticks(range(len(rows)), [f"{r['claim'][:48]} ({r['verdict']})" for r in rows], fontsize=8)
+    ax.set_xlabel("paired difference (points), per seed and 95% interval across seeds")
+    ax.set_title(title)
     return ax

@@ -1,174 +1,324 @@
-"""The replication report: the paper's numbers as data, and a verdict per claim from measured run cards.
+"""The replication report: a verdict per claim of the paper, from paired per-seed evidence.
 
-Verdicts are ``reproduced``, ``not reproduced`` or ``not testable at this scale``, each with the
-interval that decides it. On the tiny profile only the *direction* of a claim can be tested (the
-task is not MATH-500); absolute numbers need the full-scale runs (``a6000x4``).
+Each claim compares two models on the *same* problems, one seed at a time (paired difference,
+bootstrap interval, exact McNemar), then across seeds (Student-t interval of the per-seed
+differences); :func:`supersmall.stats.verdict` reads that interval (``stats.VERDICT_RULE``). The
+base model is one shared evaluation, paired with each seed's trained model. Only evaluations of
+one ``series`` (config + code version) are used together; the others are listed, never pooled.
+
+Inputs are evaluation folders ``<runs>/eval/<name>/`` holding ``run_card.json`` (kind ``eval``,
+with ``role``, ``arm``, ``stage``, ``seed``, ``series``) and ``records.jsonl`` (one line per sample);
+``write_report("runs", "runs/report")`` writes verdicts.json, report.md and report.html.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supersmall.evaluate import wilson_interval
+from supersmall import paper, stats
+from supersmall.runcard import find_run_cards, read_run_card
 
-# SuperSmall-R1 (Lee & Choi 2025), MATH-500 accuracy (Table 6, Sec. 4.4), runtimes on 4x A6000 (Table 5)
-PAPER = {
-    "table6": {"base": 0.074, "kl-penalty": 0.134, "kl-nopenalty": 0.144, "no-kl": 0.350},
-    "curriculum": {"level1-3": 0.350, "level4": 0.466, "level5": 0.442, "level5.5": 0.444},
-    "table5_minutes": {"kl-penalty": 58.4, "kl-nopenalty": 58.0, "no-kl": 90.5, "level4-no-kl": 130.2,
-                       "level5-no-kl": 142.6, "level6-no-kl": 138.0},
-    "fig7_no_kl_per_level": {"1": 0.791, "2": 0.589, "3": 0.410},
-    "fig8_no_kl_per_subject": {"Prealgebra": 0.524, "Algebra": 0.476, "Number Theory": 0.419,
-                               "Counting & Probability": 0.342, "Geometry": 0.317},
-    "speedup_over_base": 3.7,
-}
-REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = "reproduced", "not reproduced", "not testable at this scale"
+RECORDS = "records.jsonl"
+FIRST_STAGE = "level1-3"  # Table 3's arms are trained on Level 1-3 only
 
 
-def load_cards(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """Every training run card under ``runs_dir``, each with its folder relative to ``runs_dir``."""
-    cards = []
-    root = Path(runs_dir)
-    for path in sorted(root.rglob("run_card.json")):
-        card = json.loads(path.read_text())
-        if card.get("kind") == "train" and card.get("status") == "complete":
-            card["folder"] = str(path.parent.relative_to(root))
-            cards.append(card)
-    return cards
+@dataclass
+class EvalRun:
+    """One evaluation: which model it scored, and its score on every problem."""
+
+    name: str
+    path: Path
+    role: str  # base | trained
+    arm: str | None
+    stage: str | None
+    seed: int | None
+    series: str | None
+    per_problem: dict[int, float]  # problem index -> mean correct over its samples (pass@1)
+    level_of: dict[int, int] = field(default_factory=dict)  # problem index -> level
+    summary: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    reading: str | None = None  # the arm reading (isolated | paper) when the card records it
+
+    @property
+    def per_level(self) -> dict[int, dict[int, float]]:
+        """level -> {problem index: score}."""
+        out: dict[int, dict[int, float]] = defaultdict(dict)
+        for i, score in self.per_problem.items():
+            out[self.level_of.get(i, 0)][i] = score
+        return dict(out)
+
+    def scores(self, levels: list[int] | None = None) -> dict[int, float]:
+        """Per-problem scores, only of ``levels`` when given."""
+        if levels is None:
+            return dict(self.per_problem)
+        return {i: s for i, s in self.per_problem.items() if self.level_of.get(i) in levels}
 
 
-def _pooled(cards: list[dict[str, Any]], key: str = "final_accuracy") -> dict[str, float] | None:
-    """Mean accuracy over runs, with a Wilson interval on the pooled problem count."""
-    vals = [(c["metrics"][key], c["config"]["eval"]["problems_per_level"] * 5) for c in cards if key in c["metrics"]]
-    if not vals:
-        return None
-    n = sum(v[1] for v in vals)
-    k = round(sum(a * m for a, m in vals))
-    lo, hi = wilson_interval(k, n)
-    return {"accuracy": k / n, "ci_low": lo, "ci_high": hi, "runs": len(vals)}
+class Evals(list):
+    """The :class:`EvalRun` s of one ``series``; ``skipped`` says which cards were left out and why."""
+
+    def __init__(self, runs=(), series: str | None = None, skipped: list[str] | None = None):
+        super().__init__(runs)
+        self.series, self.skipped = series, list(skipped or [])
 
 
-def _by(cards, predicate):
-    return [c for c in cards if predicate(c)]
+def _records(path: Path) -> tuple[dict[int, float], dict[int, int]]:
+    correct: dict[int, list[float]] = defaultdict(list)
+    level_of: dict[int, int] = {}
+    with path.open() as fh:
+        for line in fh:
+            if line.strip():
+                rec = json.loads(line)
+                correct[int(rec["index"])].append(1.0 if rec.get("correct") else 0.0)
+                if rec.get("level") is not None:
+                    level_of[int(rec["index"])] = int(rec["level"])
+    return {i: sum(v) / len(v) for i, v in correct.items()}, level_of
 
 
-def verdicts(cards: list[dict[str, Any]], scale: str = "tiny") -> list[dict[str, Any]]:
-    """One row per paper claim: claim, paper, measured (with interval), verdict, and why."""
-    rows: list[dict[str, Any]] = []
+def load_evals(runs_dir: str | Path, series: str | None = None) -> Evals:
+    """Complete evaluation runs under ``runs_dir`` of one ``series``.
 
-    def add(claim, paper, measured, verdict, why):
-        rows.append({"claim": claim, "paper": paper, "measured": measured, "verdict": verdict, "why": why})
-
-    no_kl = _by(cards, lambda c: c.get("arm") == "no-kl" and not c.get("stages"))
-    base = _pooled(no_kl, "base_accuracy")
-    final = _pooled(no_kl)
-    if base and final:
-        up = final["ci_low"] > base["ci_high"]
-        add("ZeroGRPO improves the base model (Table 6: 7.4% -> 35.0%)", "7.4% -> 35.0%",
-            f"{base['accuracy']:.1%} [{base['ci_low']:.1%}, {base['ci_high']:.1%}] -> {final['accuracy']:.1%} "
-            f"[{final['ci_low']:.1%}, {final['ci_high']:.1%}] ({final['runs']} runs)",
-            REPRODUCED if up else NOT_REPRODUCED, "the 95% intervals do not overlap" if up else "the intervals overlap")
-        ratio = final["accuracy"] / max(base["accuracy"], 1e-9)
-        add("'up to 3.7x' over the base (project page)", "3.7x", f"{ratio:.2f}x", NOT_TESTABLE,
-            "a ratio depends on the base score, which depends on the task and the evaluation budget")
-    arms = {arm: _pooled(_by(cards, lambda c, a=arm: c.get("arm") == a and not c.get("stages")
-                             and "beta" not in c["folder"]))
-            for arm in ("no-kl", "kl-nopenalty", "kl-penalty")}
-    if all(arms.values()):
-        best_kl = max(arms["kl-nopenalty"]["ci_high"], arms["kl-penalty"]["ci_high"])
-        ok = arms["no-kl"]["ci_low"] > best_kl
-        add("removing the KL term beats both KL arms (Table 6: 35.0% vs 14.4% / 13.4%)", "35.0 vs 14.4 / 13.4",
-            ", ".join(f"{a} {v['accuracy']:.1%} [{v['ci_low']:.1%}, {v['ci_high']:.1%}]" for a, v in arms.items()),
-            REPRODUCED if ok else NOT_REPRODUCED,
-            "no-kl's interval lies above both KL arms" if ok else
-            "the intervals overlap at the paper's default KL coefficients")
-    staged = _by(cards, lambda c: c.get("config", {}).get("curriculum", {}).get("schedule") == "staged"
-                 and c.get("stages") and c["metrics"].get("per_stage"))
-    if staged:
-        def at(card, name):
-            return next((s for s in card["metrics"]["per_stage"] if s["stage"] == name), None)
-
-        pairs = [(at(c, "level1-3"), at(c, "level4")) for c in staged]
-        pairs = [p for p in pairs if p[0] and p[1]]
-        if pairs:
-            n = staged[0]["config"]["eval"]["problems_per_level"] * 5 * len(pairs)
-            a = sum(p[0]["accuracy"] for p in pairs) / len(pairs)
-            b = sum(p[1]["accuracy"] for p in pairs) / len(pairs)
-            lo_a, hi_a = wilson_interval(round(a * n), n)
-            lo_b, hi_b = wilson_interval(round(b * n), n)
-            verdict = REPRODUCED if lo_b > hi_a else NOT_REPRODUCED
-            add("a level-4 stage after level 1-3 raises accuracy (35.0% -> 46.6%)", "35.0% -> 46.6%",
-                f"{a:.1%} [{lo_a:.1%}, {hi_a:.1%}] -> {b:.1%} [{lo_b:.1%}, {hi_b:.1%}]", verdict,
-                "intervals do not overlap" if verdict == REPRODUCED else "no significant rise after the level-4 stage")
-            easy = []
-            for c in staged:
-                first, last = at(c, "level1-3"), c["metrics"]["per_stage"][-1]
-                if first:
-                    easy.append((sum(first["per_level"][k] for k in ("1", "2")) / 2,
-                                 sum(last["per_level"][k] for k in ("1", "2")) / 2))
-            drop = sum(x - y for x, y in easy) / len(easy)
-            add("training on the hardest level lowers levels 1-2 (forgetting)", "drop on L1-2",
-                f"levels 1-2 drop by {100 * drop:.1f} points from after stage 1 to the end (mean of {len(easy)} runs)",
-                REPRODUCED if all(x - y > 0.05 for x, y in easy) else NOT_REPRODUCED,
-                "every run drops > 5 points" if all(x - y > 0.05 for x, y in easy) else "not every run drops > 5 points")
-    add("MATH-500 accuracies (Table 6, Figs 7-8)", "35.0% (no-kl)", "-", NOT_TESTABLE if scale == "tiny" else "",
-        "needs the full-scale runs on MATH-500 (a6000x4)")
-    add("runtimes on 4x A6000 (Table 5)", "58-143 min", "-", NOT_TESTABLE if scale == "tiny" else "",
-        "CPU miniature; compare `supersmall estimate` and the full-scale run cards")
-    add("base 7.4% on MATH-500 vs DeepSeek's 80%+", "7.4%", "-", NOT_TESTABLE if scale == "tiny" else "",
-        "the evaluation-settings sensitivity study (notebook 06) at full scale decides it")
-    return rows
-
-
-def per_level_table(cards: list[dict[str, Any]], arm: str = "no-kl") -> list[dict[str, Any]]:
-    """Per-level accuracy of the plain ``arm`` runs (base -> final, Wilson 95%) beside the paper's Fig. 7.
-
-    Levels are the tiny task's (operation families) on ``tiny`` and MATH-500's at full scale, so on
-    ``tiny`` only the shape is comparable: gains per level, and which levels stay hard.
+    ``series=None`` takes the series of the most recently created evaluation card. Cards of other
+    series, unfinished cards and folders without records are left out, listed in ``.skipped`` and
+    in a warning.
     """
-    runs = _by(cards, lambda c: c.get("arm") == arm and not c.get("stages") and "beta" not in c.get("folder", "")
-               and c["metrics"].get("per_level_final"))
-    if not runs:
-        return []
-    n = runs[0]["config"]["eval"]["problems_per_level"] * len(runs)  # problems per level, pooled over runs
+    root, found, skipped = Path(runs_dir), [], []
+    for card_path in find_run_cards(root, kind="eval") if root.is_dir() else []:
+        card, folder = read_run_card(card_path), card_path.parent
+        if card.get("status") != "complete":
+            skipped.append(f"{folder}: status {card.get('status')!r}")
+        elif not (folder / RECORDS).is_file():
+            skipped.append(f"{folder}: no {RECORDS}")
+        else:
+            found.append((card, folder, card_path.stat().st_mtime))
+    if series is None and found:
+        series = max(found, key=lambda c: (c[0].get("created") or "", c[2]))[0].get("series")
+    runs = []
+    for card, folder, _ in found:
+        if card.get("series") != series:
+            skipped.append(f"{folder}: series {card.get('series')!r}, not {series!r}")
+            continue
+        per_problem, level_of = _records(folder / RECORDS)
+        runs.append(EvalRun(name=card.get("name") or folder.name, path=folder, role=card.get("role") or "trained",
+                            arm=card.get("arm"), stage=card.get("stage"), seed=card.get("seed"), series=series,
+                            per_problem=per_problem, level_of=level_of, summary=card.get("metrics") or {},
+                            created=card.get("created") or "", reading=card.get("reading")))
+    if skipped:
+        warnings.warn(f"{len(skipped)} evaluation card(s) left out: " + "; ".join(skipped), stacklevel=2)
+    return Evals(runs, series, skipped)
+
+
+def _pct(key: str) -> str:
+    return f"{paper.value(key):.1%}"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    claim: str
+    a: tuple[str, str] | None  # (arm, stage) of the reference model; None = the base model
+    b: tuple[str, str]  # (arm, stage) of the model the paper says is better (or worse, direction -1)
+    direction: int
+    paper: str
+    levels_key: str | None = None  # a paper fact holding the levels the claim is about
+
+
+def _claim_specs() -> list[_Claim]:
+    t6 = "(paper, Table 6)"
+    return [
+        _Claim("ZeroGRPO improves the base model", None, ("no-kl", FIRST_STAGE), +1,
+               f"{_pct('table6.base')} -> {_pct('table6.no-kl')} on MATH-500 {t6}"),
+        _Claim("no-kl beats kl-nopenalty", ("kl-nopenalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
+               f"{_pct('table6.no-kl')} vs {_pct('table6.kl-nopenalty')} {t6}"),
+        _Claim("no-kl beats kl-penalty", ("kl-penalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
+               f"{_pct('table6.no-kl')} vs {_pct('table6.kl-penalty')} {t6}"),
+        _Claim("a level-4 stage raises accuracy", ("no-kl", FIRST_STAGE), ("no-kl", "level4"), +1,
+               f"{_pct('curriculum.level1-3')} -> {_pct('curriculum.level4')} "
+               f"(paper, {paper.fact('curriculum.level4').source})"),
+        _Claim("level-5 training lowers levels 1-2 (forgetting)", ("no-kl", "level4"), ("no-kl", "level5"), -1,
+               f"{paper.value('curriculum.forgetting')} (paper, {paper.fact('curriculum.forgetting').source})",
+               levels_key="curriculum.forgetting.levels"),
+    ]
+
+
+def _kl_note(runs: list[EvalRun]) -> str:
+    readings = {r.reading for r in runs} - {None}
+    if readings == {"paper"}:
+        return ("Table 3 reading: the KL arms used the bipolar reward (the kit's reading of 'standard GRPO'), "
+                "so reward and KL change together, as in the paper.")
+    which = "these runs (isolated reading)" if readings == {"isolated"} else "if these runs are the isolated reading, they"
+    return (f"The paper's KL arms also changed the reward (Table 3: standard GRPO); {which} changed only "
+            "the KL, so they test a narrower claim.")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.1%}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
+
+
+def claims(evals: list[EvalRun]) -> list[dict[str, Any]]:
+    """One row per claim whose runs exist: the paper's number, the measured paired difference
+    (b - a, per seed and across seeds), the across-seed interval and the verdict."""
+    base = sorted((r for r in evals if r.role == "base"), key=lambda r: r.created, reverse=True)
+    trained: dict[tuple, EvalRun] = {}
+    for r in sorted(evals, key=lambda r: r.created):  # a later card of the same model replaces an earlier one
+        if r.role != "base" and r.seed is not None:
+            trained[(r.arm, r.stage or FIRST_STAGE, r.seed)] = r
     rows = []
-    for level in sorted(runs[0]["metrics"]["per_level_final"], key=int):
-        row: dict[str, Any] = {"level": level, "paper no-kl (Fig. 7)": PAPER["fig7_no_kl_per_level"].get(level)}
-        for when in ("base", "final"):
-            acc = sum(c["metrics"][f"per_level_{when}"][level] for c in runs) / len(runs)
-            lo, hi = wilson_interval(round(acc * n), n)
-            row[f"measured {when}"] = f"{acc:.1%} [{lo:.1%}, {hi:.1%}]"
-        rows.append(row)
+    for spec in _claim_specs():
+        levels = paper.value(spec.levels_key) if spec.levels_key else None
+        per_seed, used, acc = [], [], []
+        for seed in sorted(s for (arm, stage, s) in trained if (arm, stage) == spec.b):
+            b = trained[(*spec.b, seed)]
+            a = (next((r for r in base if r.seed == seed), base[0] if base else None) if spec.a is None
+                 else trained.get((*spec.a, seed)))
+            if a is None:
+                continue
+            sa, sb = a.scores(levels), b.scores(levels)
+            common = sorted(set(sa) & set(sb))
+            if not common:
+                continue
+            xa, xb = [sa[i] for i in common], [sb[i] for i in common]
+            per_seed.append({"seed": seed, **stats.paired_difference(xa, xb)})
+            acc.append((sum(xa) / len(xa), sum(xb) / len(xb)))
+            used += [str(r.path / "run_card.json") for r in (a, b) if str(r.path / "run_card.json") not in used]
+        if not per_seed:
+            continue  # nothing measured to decide it: the claim is left out, not left blank
+        s = stats.across_seeds([p["difference"] for p in per_seed])
+        where = f" on levels {', '.join(map(str, levels))}" if levels else ""
+        mean_a, mean_b = (sum(x) / len(acc) for x in zip(*acc))
+        measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_fmt(s['mean'])} over "
+                    f"{s['n_seeds']} seed(s) [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]; per seed "
+                    + ", ".join(f"{p['seed']}: {_fmt(p['difference'])} (n={p['n']})" for p in per_seed))
+        note = _kl_note([r for r in evals if (r.arm, r.stage or FIRST_STAGE) == spec.a]) if spec.a and \
+            spec.a[0].startswith("kl-") else ""
+        rows.append({"claim": spec.claim, "paper": spec.paper, "measured": measured,
+                     "interval": [s["ci_low"], s["ci_high"]], "mean_difference": s["mean"],
+                     "verdict": stats.verdict(s["ci_low"], s["ci_high"], spec.direction),
+                     "direction": spec.direction, "n_seeds": s["n_seeds"], "rule": stats.VERDICT_RULE,
+                     "note": note, "per_seed": per_seed, "run_cards": used})
     return rows
 
 
-def runtime_table(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Measured training time per run beside the paper's Table 5 (minutes)."""
+def _paper_ref(run: EvalRun, level: int | None) -> paper.Fact | None:
+    """The paper's number for this model (and level), where the paper prints one."""
+    stage = run.stage or FIRST_STAGE
+    if run.role == "base":
+        keys = ["table6.base"] if level is None else []
+    elif level is None:
+        keys = [f"table6.{run.arm}"] if stage == FIRST_STAGE else [f"curriculum.{stage}"] if run.arm == "no-kl" else []
+    else:
+        keys = [f"fig7.{run.arm}.level{level}"] if stage == FIRST_STAGE else []
+        keys += [f"curriculum.{stage}.on_level{level}"] if run.arm == "no-kl" else []
+    for key in keys:
+        try:
+            return paper.fact(key)
+        except paper.UnknownFact:
+            continue
+    return None
+
+
+def absolute_table(evals: list[EvalRun]) -> list[dict[str, Any]]:
+    """Per run (all problems, then each level): accuracy with a Wilson 95% interval beside the paper's
+    number (Table 6, Sec. 4.4, Fig. 7) where it prints one. Plain rows, no verdict."""
     rows = []
-    by_arm: dict[str, list[float]] = defaultdict(list)
-    for c in cards:
-        by_arm[c.get("arm", "?")].append(c["metrics"].get("train_seconds", 0.0))
-    for arm, secs in sorted(by_arm.items()):
-        rows.append({"arm": arm, "paper (min, 4x A6000)": PAPER["table5_minutes"].get(arm),
-                     "measured (min, mean)": round(sum(secs) / len(secs) / 60, 2), "runs": len(secs)})
+    for run in sorted(evals, key=lambda r: (r.role != "base", r.arm or "", r.stage or "", r.seed or 0)):
+        subsets = [(None, run.per_problem)] + sorted((lv, s) for lv, s in run.per_level.items())
+        for level, scores in subsets:
+            n = len(scores)
+            accuracy = sum(scores.values()) / n if n else math.nan
+            lo, hi = stats.wilson_interval(round(sum(scores.values())), n)
+            ref = _paper_ref(run, level)
+            rows.append({"run": run.name, "role": run.role, "arm": run.arm, "stage": run.stage, "seed": run.seed,
+                         "subset": "all" if level is None else f"level {level}", "n": n, "accuracy": accuracy,
+                         "ci_low": lo, "ci_high": hi, "paper": ref.value if ref else None,
+                         "paper_source": ref.source if ref else ""})
     return rows
 
 
-def export(markdown_cells: list[str], out_dir: str | Path, name: str = "replication_report") -> dict[str, Path]:
-    """Write the report as Markdown and HTML with nbconvert."""
+def paper_errata() -> list[dict[str, str]]:
+    """What the paper gets wrong (or leaves suspect), each worked out from its own numbers."""
+    v, src, counts = paper.value, (lambda key: paper.fact(key).source), paper.MATH500_LEVEL_COUNTS
+
+    def row(topic, says, gives, note=""):
+        return {"topic": topic, "paper says": says, "its numbers give": gives, "note": note}
+
+    return [
+        row("gain over the base", f"up to {v('claims.ratio_over_base_project_page')}x "
+            f"({src('claims.ratio_over_base_project_page')})", f"{_pct('table6.no-kl')} / {_pct('table6.base')} = "
+            f"{v('derived.ratio_over_base'):.2f}x ({src('derived.ratio_over_base')})",
+            paper.fact("derived.ratio_over_base").note),
+        row("gain over standard GRPO", f"more than {v('claims.better_than_grpo_text')}x "
+            f"({src('claims.better_than_grpo_text')})", f"{_pct('table6.no-kl')} / {_pct('table6.kl-nopenalty')} = "
+            f"{v('derived.better_than_grpo'):.2f}x against the better KL arm, "
+            f"{v('derived.better_than_grpo_other_arm'):.2f}x against the other ({src('derived.better_than_grpo')})"),
+        row("MATH-500 problems per level", f"{v('claims.problems_per_level_text')} per level "
+            f"({src('claims.problems_per_level_text')})", " / ".join(str(counts[lv]) for lv in sorted(counts))
+            + f" (levels {min(counts)}-{max(counts)}, {sum(counts.values())} in all; {src('math500.level_counts')})"),
+        row("format term in the reward", f"{v('claims.format_term')} ({src('claims.format_term')})",
+            f"eq. 6 ({v('eq6.correct')} correct, {v('eq6.wrong')} wrong) + eq. 7 ({v('eq7.penalty')} when "
+            f"len > {v('eq7.threshold')} L_max): no format term", paper.fact("claims.format_term").note),
+        row("base accuracy", f"{_pct('table6.base')} ({src('table6.base')})",
+            f"{v('deepseek.math500_reported'):.0%}+ reported for the same model ({src('deepseek.math500_reported')})",
+            paper.fact("table6.base").note),
+    ]
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf or NaN: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(x) for k, x in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(x) for x in obj]
+    return obj
+
+
+def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(x: Any) -> str:
+        if isinstance(x, float):
+            return f"{x:.3f}" if math.isfinite(x) else str(x)
+        return "" if x is None else str(x).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None = None) -> dict[str, Path]:
+    """Write ``verdicts.json`` (the rows of :func:`claims`), ``report.md`` and ``report.html``."""
+    evals = load_evals(runs_dir, series)
+    rows = claims(evals)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"verdicts": out / "verdicts.json", "md": out / "report.md", "html": out / "report.html"}
+    paths["verdicts"].write_text(json.dumps(_finite(rows), indent=2) + "\n")
+    shown = [{**r, "interval": f"[{_fmt(r['interval'][0])}, {_fmt(r['interval'][1])}]"} for r in rows]
+    left_out = "".join(f"\n- {s}" for s in evals.skipped)
+    cells = [
+        f"# Replication report\n\nSeries `{evals.series}`: {len(evals)} evaluation(s) under `{runs_dir}`."
+        + (f"\n\nLeft out:{left_out}" if left_out else ""),
+        "## Verdicts\n\n" + stats.VERDICT_RULE + "\n\n"
+        + (_md_table(shown, ["claim", "paper", "measured", "interval", "n_seeds", "verdict"]) if rows
+           else "No claim has the runs it needs yet.")
+        + "".join(f"\n\n*{r['claim']}*: {r['note']}" for r in rows if r["note"]),
+        "## Accuracy beside the paper (no verdict)\n\n"
+        + _md_table(absolute_table(evals), ["run", "seed", "subset", "n", "accuracy", "ci_low", "ci_high",
+                                            "paper", "paper_source"]),
+        "## What the paper gets wrong\n\n"
+        + _md_table(paper_errata(), ["topic", "paper says", "its numbers give", "note"]),
+    ]
+    # nbformat/nbconvert are heavy: imported only when a report is exported
     import nbformat
     from nbconvert import HTMLExporter, MarkdownExporter
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(text) for text in markdown_cells]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    nb.cells = [nbformat.v4.new_markdown_cell(text) for text in cells]
     for ext, exporter in (("md", MarkdownExporter()), ("html", HTMLExporter())):
-        body, _ = exporter.from_notebook_node(nb)
-        paths[ext] = out / f"{name}.{ext}"
-        paths[ext].write_text(body)
+        paths[ext].write_text(exporter.from_notebook_node(nb)[0])
     return paths

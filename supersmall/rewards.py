@@ -13,7 +13,8 @@ SuperSmall-R1 (Lee & Choi 2025)::
                          says neither; both are parameters)
            total         R = eq. 6 + eq. 7                            (supersmall_reward)
 
-Open-RS (Dang & Ngo 2025): ``format_reward``, ``accuracy``, ``cosine_reward``.
+Open-RS (Dang & Ngo 2025): ``format_reward`` + ``accuracy`` (experiment 2), or ``format_reward`` +
+``cosine_reward`` (experiment 3: cosine replaces accuracy).
 Small-Math-R1: ``structured_reward``.
 """
 
@@ -142,14 +143,17 @@ def cosine_reward(completions: Sequence[Completion], answer: Sequence[Any] | Non
     ``r = lo + (hi - lo) * (1 + cos(pi * len / max_length)) / 2`` with (lo, hi) = (min, max)_correct
     when correct, and (max_wrong, min_wrong) when wrong. Two pitfalls of the public implementation are
     avoided: lengths are tokens (not characters) by default, and a gold answer that cannot be parsed
-    scores 0.0 (not 1.0: a problem nobody can grade must not pay the policy).
+    scores 0.0 for every completion (a problem nobody can grade must not pay the policy for length).
+    A length above ``max_length`` counts as ``max_length`` (the kit's choice: open-r1's formula wraps
+    around there, so a longer answer would be paid more again).
     """
     gold = _gold(len(completions), answer, kwargs, answer_column)
     lengths = lengths_of(completions, completion_ids, unit)
     correct = _correct(completions, gold, timeout)
+    gradable = {g: grading.is_parsable(g, timeout) for g in set(gold)}
     out = []
     for g, n, ok in zip(gold, lengths, correct):
-        if not g.strip():
+        if not gradable[g]:
             out.append(0.0)
             continue
         cosine = math.cos(math.pi * min(n, max_length) / max_length)
@@ -193,9 +197,7 @@ def structured_reward(completions: Sequence[Completion], answer: Sequence[Any] |
 
 def reasoning_rate(completions: Sequence[Completion], **kwargs: Any) -> list[float]:
     """1.0 when the completion reasons (non-empty ``<think>...</think>``): a *metric*, given weight 0."""
-    from supersmall.evaluate import reasoned
-
-    return [1.0 if reasoned(t) else 0.0 for t in _texts(completions)]
+    return [1.0 if grading.reasoned(t) else 0.0 for t in _texts(completions)]
 
 
 # --- from a profile ---------------------------------------------------------------------------------
@@ -221,20 +223,23 @@ def build_reward(reward_cfg: Any, max_completion_length: int, think_prefilled: b
         return [_named(correctness, "correctness", **common)]
     if name == "bipolar":
         return [_named(bipolar, "bipolar", **common)]
-    if name == "open_rs":
-        return [_named(format_reward, "format", think_prefilled=think_prefilled), _named(accuracy, "accuracy", **common),
+    if name == "open_rs":  # Open-RS experiment 2: format + accuracy
+        return [_named(format_reward, "format", think_prefilled=think_prefilled), _named(accuracy, "accuracy", **common)]
+    if name == "open_rs_cosine":  # Open-RS experiment 3: cosine *replaces* accuracy
+        return [_named(format_reward, "format", think_prefilled=think_prefilled),
                 _named(cosine_reward, "cosine", max_length=max_completion_length, unit=reward_cfg.length_unit,
                        **common)]
     if name == "structured":
         return [_named(structured_reward, "structured", target_length=max_completion_length,
                        unit=reward_cfg.length_unit, **common)]
-    raise ValueError(f"unknown reward {name!r}; valid: supersmall, correctness, bipolar, open_rs, structured")
+    raise ValueError(f"unknown reward {name!r}; valid: {', '.join(REWARDS)}")
 
 
-# Open-RS weights: format 1.0, accuracy 2.0, cosine 2.0 (paper-facts.md)
-OPEN_RS_WEIGHTS = [1.0, 2.0, 2.0]
+REWARDS = ("supersmall", "correctness", "bipolar", "open_rs", "open_rs_cosine", "structured")
+# Open-RS (paper, App. E): format 1.0 + accuracy 2.0 (experiment 2), format 1.0 + cosine 2.0 (experiment 3)
+OPEN_RS_WEIGHTS = [1.0, 2.0]
 
 
 def reward_weights(reward_cfg: Any) -> list[float] | None:
     """TRL ``reward_weights`` matching :func:`build_reward` (None = all 1.0)."""
-    return OPEN_RS_WEIGHTS if reward_cfg.name == "open_rs" else None
+    return OPEN_RS_WEIGHTS if reward_cfg.name in ("open_rs", "open_rs_cosine") else None

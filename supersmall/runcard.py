@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
+import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -20,12 +23,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from supersmall.errors import UserError
+
 PACKAGES = (
     "supersmall", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify",
     "vllm", "deepspeed", "papermill",
 )
 CARD_JSON = "run_card.json"
 CARD_MD = "run_card.md"
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of one package, ``None`` when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -195,3 +208,72 @@ def is_complete(out_dir: str | Path) -> bool:
         return read_run_card(out_dir).get("status") == "complete"
     except (FileNotFoundError, json.JSONDecodeError):
         return False
+
+
+# --- which run is which: code version, series key ---------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the kit's own source files: a run made by other code is never reused silently."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def series_key(config: Any) -> str:
+    """The key of a run series: the same config under the same code version gives the same key."""
+    text = json.dumps(_jsonable(config), sort_keys=True)
+    return hashlib.sha256(f"{code_version()}:{text}".encode()).hexdigest()[:12]
+
+
+# --- one writer per run: rank 0, and a lock --------------------------------------------------------
+def is_main_process() -> bool:
+    """True on the process that writes (rank 0 under torchrun / accelerate, or a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held while a run writes it (``out/.lock``).
+
+    A second run on the same folder fails at once with the holder's process id, instead of two runs
+    interleaving their metrics and writing the model twice.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        from filelock import FileLock, Timeout
+
+        self.out = Path(out_dir)
+        self._timeout = Timeout
+        self.lock = FileLock(str(self.out / ".lock"))
+        self.owner = self.out / ".lock.owner"
+
+    def __enter__(self) -> RunLock:
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock.acquire(timeout=0)
+        except self._timeout:
+            holder = self.owner.read_text().strip() if self.owner.exists() else "another process"
+            raise UserError(f"{self.out} is being written by {holder}: wait for it to finish, or choose "
+                            "another --out") from None
+        self.owner.write_text(f"process {os.getpid()} on {platform.node()}\n")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.owner.unlink(missing_ok=True)
+        self.lock.release()
+
+
+# --- metrics.jsonl ----------------------------------------------------------------------------------
+def append_metrics(out_dir: str | Path, step: int, metrics: dict[str, Any]) -> None:
+    """Append one step's metrics to ``metrics.jsonl`` (NaN written as null). Call it on rank 0 only."""
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    with (Path(out_dir) / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": step, **clean}) + "\n")
+
+
+def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-step metrics of a run (``metrics.jsonl``), one dict per logged step."""
+    path = Path(out_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

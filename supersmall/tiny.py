@@ -257,6 +257,97 @@ def ensure_base_model(force: bool = False, progress: bool = True) -> Path:
     return target
 
 
+# --- the R1-style variant (the rehearsal profile) ------------------------------------------------------
+R1_SPECIAL = ["<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"]
+# DeepSeek-R1-Distill's template, reduced to what the tiny vocabulary can spell: it opens <think>.
+R1_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"
+               "{% elif m['role'] == 'assistant' %}<｜Assistant｜>{{ m['content'] }}{{ eos_token }}{% endif %}"
+               "{% endfor %}{% if add_generation_prompt %}<｜Assistant｜><think>{% endif %}")
+R1_ADAPT = dict(steps=60, batch_size=64, lr=1e-3, seed=0)
+
+
+def r1_model_dir() -> Path:
+    return model_dir().with_name(model_dir().name.replace("tiny-base", "tiny-r1") + f"-{BUILD_VERSION}")
+
+
+def ensure_r1_model(progress: bool = True) -> Path:
+    """The tiny base with R1's special tokens and a chat template that opens ``<think>``, briefly adapted to
+    the template (60 supervised steps on templated prompts) so that it answers through it. Cached."""
+    import torch
+    from filelock import FileLock
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base, target = ensure_base_model(progress=progress), r1_model_dir()
+    with FileLock(str(target) + ".lock"):
+        if (target / "build.json").is_file():
+            return target
+        t0 = time.time()
+        tok = AutoTokenizer.from_pretrained(base)
+        tok.add_special_tokens({"bos_token": R1_SPECIAL[0], "additional_special_tokens": R1_SPECIAL[1:]})
+        tok.chat_template = R1_TEMPLATE
+        model = AutoModelForCausalLM.from_pretrained(base)
+        model.resize_token_embeddings(len(tok))
+        torch.manual_seed(R1_ADAPT["seed"])
+        rng = random.Random(R1_ADAPT["seed"])
+        pool = make_problems(2000, split="train", seed=R1_ADAPT["seed"])
+        opt = torch.optim.AdamW(model.parameters(), lr=R1_ADAPT["lr"])
+        model.train()
+        for _ in range(R1_ADAPT["steps"]):
+            batch = rng.sample(pool, R1_ADAPT["batch_size"])
+            prompts = [tok.apply_chat_template([{"role": "user", "content": p["prompt"]}], tokenize=False,
+                                               add_generation_prompt=True) for p in batch]
+            # the template already wrote <think>; the target continues inside it (mostly without reasoning,
+            # like the base)
+            targets = [(skip_reasoning(p["solution"]) if rng.random() < WARM_START["skip_fraction"]
+                        else p["solution"])[len(THINK_OPEN):] for p in batch]
+            input_ids, attention, labels = encode_pairs(tok, prompts, targets)
+            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        tmp = target.with_name(target.name + ".tmp")
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "build.json").write_text(json.dumps({"from": str(base), "adapt": R1_ADAPT, "loss": float(loss),
+                                                    "build_seconds": round(time.time() - t0, 1)}, indent=2))
+        tmp.replace(target)
+    return target
+
+
+def model_path(name: str) -> str:
+    """The folder of the kit's own models (``tiny``, ``tiny-r1``), built on first use; other names as given."""
+    if name == "tiny":
+        return str(ensure_base_model())
+    if name == "tiny-r1":
+        return str(ensure_r1_model())
+    return name
+
+
+# --- the rehearsal's data files: tiny problems in DeepMath's and MATH-500's schemas ------------------
+def deepmath_rows(per_level: int = 80, seed: int = 7) -> list[dict[str, Any]]:
+    """Tiny training problems as DeepMath-103K rows (difficulty = level +- 0.4, so ``round`` buckets
+    them back), plus rows a real download can hold: a NaN, a negative and a missing difficulty, and
+    prompts too long for the rehearsal's ``max_prompt_length``."""
+    rng = random.Random(seed)
+    rows = [{"question": p["prompt"], "final_answer": p["answer"],
+             "difficulty": round(p["level"] + rng.uniform(-0.4, 0.4), 2), "topic": f"Tiny -> {p['subject']}",
+             "r1_solution_1": p["solution"], "r1_solution_2": p["solution"], "r1_solution_3": p["solution"]}
+            for p in make_problems(per_level, split="train", seed=seed)]
+    bad = [float("nan"), -1.0, None]
+    for i, d in enumerate(bad):
+        rows[i * 7]["difficulty"] = d
+    rows.append({**rows[1], "question": "1+1=?" * 8})  # a prompt over the rehearsal's limit
+    return rows
+
+
+def math500_rows(per_level: int = 10) -> list[dict[str, Any]]:
+    """Held-out tiny problems as MATH-500 rows (problem, solution, answer, subject, level, unique_id)."""
+    return [{"problem": p["prompt"], "solution": p["solution"], "answer": p["answer"], "subject": p["subject"],
+             "level": p["level"], "unique_id": f"tiny/{p['level']}/{i}.json"}
+            for i, p in enumerate(test_problems(per_level))]
+
+
 def load_base(device: str = "cpu"):
     """``(model, tokenizer)`` of the tiny base model, built first if needed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -1,7 +1,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from supersmall.cli import build_parser, main
+
+COMMANDS = {"doctor", "eval", "estimate", "exercises", "notebooks", "replicate", "train"}
 
 
 def _cli(*args):
@@ -11,25 +15,67 @@ def _cli(*args):
 def test_help_lists_commands():
     out = _cli("--help")
     assert out.returncode == 0
-    for command in ("doctor", "notebooks", "exercises"):
+    for command in COMMANDS:
         assert command in out.stdout
 
 
 def test_every_command_registers_a_handler():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert sub.choices, "no subcommands registered"
-    for name, p in sub.choices.items():
-        assert p.description is not None or p.format_help(), name
-
-
-def test_user_errors_are_one_line(tmp_path):
-    out = _cli("notebooks", "run", "--profile", "nope", "--out", str(tmp_path))
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "valid profiles are" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert set(sub.choices) == COMMANDS
+    for name in COMMANDS:
+        handler = parser.parse_args([name, *(["run"] if name in ("notebooks",) else []),
+                                     *(["--out", "x"] if name in ("train", "eval", "replicate") else []),
+                                     *(["build"] if name == "exercises" else [])]).handler
+        assert handler.__module__ == f"supersmall.commands.{name}", name
 
 
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
+
+
+# A table of mistakes a user makes: each must end in ONE sentence naming the culprit, exit status 2, and
+# no traceback (and fail before any training or downloading starts).
+BAD = [
+    (["train", "--profile", "nope"], "valid profiles are"),
+    (["train", "--set", "train.steps=-5"], "train.steps = -5"),
+    (["train", "--set", "train.learning_rate=0"], "train.learning_rate = 0"),
+    (["train", "--set", "train.temperature=0"], "train.temperature = 0"),
+    (["train", "--set", "train.num_generations=1"], "train.num_generations = 1"),
+    (["train", "--set", "train.loss_type=ppo"], "train.loss_type = 'ppo'"),
+    (["train", "--set", "train.top_p=1.5"], "train.top_p = 1.5"),
+    (["train", "--set", "reward.name=magic"], "reward.name = 'magic'"),
+    (["train", "--set", "data.levels=3-1"], "data.levels = '3-1'"),
+    (["train", "--set", "train.stepz=5"], "did you mean 'steps'"),
+    (["train", "--set", "trian.steps=5"], "unknown profile section 'trian'"),
+    (["train", "--set", "train.steps"], "must be KEY=VALUE"),
+    (["train", "--set", "train.steps=many"], "train.steps must be an integer"),
+    (["train", "--arm", "kl-maybe"], "unknown arm 'kl-maybe'"),
+    (["train", "--backend", "jax"], "unknown backend 'jax'"),
+    (["train", "--curriculum", "zigzag"], "curriculum.schedule = 'zigzag'"),
+    (["train", "--curriculum", "staged", "--stages", "1-3:x"], "curriculum.stages = '1-3:x'"),
+    (["train", "--model", "/nonexistent/model"], "'/nonexistent/model' is not a model folder"),
+    (["eval", "--model", "/nonexistent/model"], "'/nonexistent/model' is not a model folder"),
+    (["eval", "--model", "{empty}"], "is not a model folder (no config.json"),
+    (["eval", "--dataset", "/nonexistent/data.jsonl"], "/nonexistent/data.jsonl' does not exist"),
+    (["eval", "--limit", "0"], "--limit must be >= 1"),
+    (["eval", "--profile", "a6000x4", "--set", "eval.n_samples=0"], "eval.n_samples = 0"),
+    (["replicate", "--profile", "rehearsal", "--arms", "kl-maybe", "--dry-run"], "unknown arm 'kl-maybe'"),
+    (["replicate", "--profile", "rehearsal", "--stages", "level9", "--dry-run"], "unknown stage 'level9'"),
+    (["replicate", "--profile", "rehearsal", "--seeds", "a,b", "--dry-run"], "--seeds must be comma-separated"),
+    (["replicate", "--profile", "rehearsal", "--reading", "mine", "--dry-run"], "reading 'mine'"),
+    (["notebooks", "run", "--profile", "nope"], "valid profiles are"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_a_bad_command_line_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
+    argv = [str(tmp_path) if a == "{empty}" else a for a in argv]
+    if argv[0] in ("train", "eval", "replicate", "notebooks") and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err, err
+    assert "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()  # nothing trained

@@ -1,7 +1,10 @@
+import re
+
 import nbformat
 import pytest
 
 from supersmall.exercises import (
+    SOLUTIONS_DIR,
     STUB,
     ExerciseError,
     build_exercises,
@@ -62,3 +65,21 @@ def test_solution_without_blocks_is_an_error(tmp_path):
 def test_committed_exercises_are_in_sync():
     stale = build_exercises(check=True)
     assert stale == [], f"run `supersmall exercises build`: stale {[p.name for p in stale]}"
+
+
+HEADING = re.compile(r"^### Exercise (?P<nb>\d+)\.(?P<n>\d+): .+ \((?P<stars>[★☆]{3})\)$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", sorted(SOLUTIONS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_solutions_follow_the_exercise_conventions(path):
+    """One '### Exercise N.M: title (★☆☆)' per solved block, N = the notebook's number, checked in its cell."""
+    nb = nbformat.read(str(path), as_version=4)
+    headings = [m for c in nb.cells if c.cell_type == "markdown" for m in HEADING.finditer(c.source)]
+    solved = [c for c in nb.cells if c.cell_type == "code" and "# BEGIN SOLUTION" in c.source]
+    assert headings and len(headings) == len(solved), f"{path.name}: {len(headings)} headings, {len(solved)} blocks"
+    assert {int(m["nb"]) for m in headings} == {int(path.name[:2])}, f"{path.name}: exercise numbers"
+    assert [int(m["n"]) for m in headings] == list(range(1, len(headings) + 1)), f"{path.name}: not 1, 2, ..."
+    assert all(m["stars"].startswith("★") and "☆★" not in m["stars"] for m in headings)
+    for cell in solved:
+        assert '"""' in cell.source, f"{path.name}: the exercise's function needs a docstring stating the task"
+        assert re.search(r"^check_\w+\(\w+\)$", cell.source, re.MULTILINE), f"{path.name}: no check_<name>(fn) call"

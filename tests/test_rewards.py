@@ -52,6 +52,12 @@ def test_cosine_reward_by_hand_and_pitfalls():
                                 completion_ids=ids, max_length=100)
     assert out == pytest.approx([1.0, 0.5, -0.75, -0.5])  # short right best, long wrong penalised least
     assert rewards.cosine_reward(["\\boxed{1}"], answer=[""], completion_ids=[[0]], max_length=10) == [0.0]
+    # a gold answer math-verify cannot read pays nothing, whatever the length (was -1.9 for a wrong answer)
+    assert rewards.cosine_reward(["\\boxed{2}", "x" * 50], answer=["}{", "}{"], completion_ids=[[0], [0] * 10],
+                                 max_length=10) == [0.0, 0.0]
+    # lengths above the maximum count as the maximum (no wrap-around): 25 tokens pay what 10 pay
+    assert rewards.cosine_reward(["\\boxed{2}"], answer=["1"], completion_ids=[[0] * 25], max_length=10) == \
+        rewards.cosine_reward(["\\boxed{2}"], answer=["1"], completion_ids=[[0] * 10], max_length=10)
     chars = rewards.cosine_reward(["\\boxed{1}"], answer=["1"], max_length=9, unit="chars")
     assert chars == pytest.approx([0.5])  # 9 characters = the whole budget
 
@@ -69,8 +75,10 @@ def test_build_reward_from_config():
     assert [f.__name__ for f in fns] == ["supersmall"]
     out = fns[0](C, answer=GOLD, completion_ids=[[0] * 99] * 4)
     assert out == pytest.approx([0.9, -0.1, -0.1, 0.9])
-    assert [f.__name__ for f in rewards.build_reward(RewardConfig(name="open_rs"), 100)] == ["format", "accuracy",
-                                                                                           "cosine"]
-    assert rewards.reward_weights(RewardConfig(name="open_rs")) == [1.0, 2.0, 2.0]
+    # Open-RS experiment 2 is format + accuracy; experiment 3 *replaces* accuracy with cosine (1.0 / 2.0)
+    assert [f.__name__ for f in rewards.build_reward(RewardConfig(name="open_rs"), 100)] == ["format", "accuracy"]
+    assert [f.__name__ for f in rewards.build_reward(RewardConfig(name="open_rs_cosine"), 100)] == ["format", "cosine"]
+    assert rewards.reward_weights(RewardConfig(name="open_rs")) == [1.0, 2.0]
+    assert rewards.reward_weights(RewardConfig(name="open_rs_cosine")) == [1.0, 2.0]
     with pytest.raises(ValueError, match="unknown reward"):
         rewards.build_reward(RewardConfig(name="nope"), 10)

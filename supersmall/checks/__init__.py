@@ -9,7 +9,7 @@ from supersmall.checks.core import NOT_IMPLEMENTED, Case, CheckFailed, close, ru
 __all__ = ["NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check"]
 
 # Topic modules register their checks here (one import line each).
-for _topic in ("setup", "rewards", "advantages", "losses", "curriculum"):
+for _topic in ("setup", "rewards", "advantages", "losses", "curriculum", "grpo", "evaluation", "report"):
     try:
         _mod = __import__(f"supersmall.checks.{_topic}", fromlist=["*"])
     except ModuleNotFoundError as _e:  # topic not written yet

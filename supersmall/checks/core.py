@@ -25,11 +25,16 @@ class CheckFailed(AssertionError):
 
 @dataclass
 class Case:
-    """One input: positional and keyword arguments, and a label shown on failure."""
+    """One input: positional and keyword arguments, and a label shown on failure.
+
+    ``raises``: where the reference rejects this input, the exception types a student may raise
+    instead (default: the reference's own type).
+    """
 
     args: tuple = ()
     kwargs: dict | None = None
     label: str = ""
+    raises: tuple[type[BaseException], ...] | None = None
 
     def describe(self) -> str:
         parts = [_short(a) for a in self.args]
@@ -73,29 +78,45 @@ def run_check(
     cases: Iterable[Case],
     compare: Callable[[Any, Any], bool] = close,
     quiet: bool = False,
+    explain: Callable[[Any, Any], str] | None = None,
 ) -> bool:
-    """Compare ``student`` with ``reference`` on every case; see the module docstring."""
+    """Compare ``student`` with ``reference`` on every case; see the module docstring.
+
+    Where the reference raises (an input it rejects, e.g. an empty list), the student must raise an
+    exception of the same type. ``explain(expected, got)`` may add one line saying what differs.
+    """
     cases = list(cases)
     for i, case in enumerate(cases):
-        expected = reference(*case.args, **(case.kwargs or {}))
+        where = f"[{name}] case {i + 1}/{len(cases)} {case.describe()}"
+        try:
+            expected = reference(*case.args, **(case.kwargs or {}))
+            expected_error: Exception | None = None
+        except Exception as e:  # the reference rejects this input: the student must raise the same type
+            expected, expected_error = None, e
         try:
             got = student(*case.args, **(case.kwargs or {}))
         except NotImplementedError:
             print(f"[{name}] {NOT_IMPLEMENTED}: replace the `raise NotImplementedError` with your code.")
             return False
         except Exception as e:  # the student's bug, shown with the input that triggered it
-            raise CheckFailed(
-                f"[{name}] case {i + 1}/{len(cases)} {case.describe()}\n"
-                f"  raised {type(e).__name__}: {e}\n  expected {_short(expected)}"
-            ) from e
+            if expected_error is not None and isinstance(e, case.raises or type(expected_error)):
+                continue
+            want = _describe_error(expected_error) if expected_error is not None else _short(expected)
+            raise CheckFailed(f"{where}\n  raised {type(e).__name__}: {e}\n  expected {want}") from e
+        if expected_error is not None:
+            raise CheckFailed(f"{where}\n  expected {_describe_error(expected_error)}\n  got      {_short(got)}")
         if not compare(expected, got):
+            hint = explain(expected, got) if explain is not None else ""
             raise CheckFailed(
-                f"[{name}] case {i + 1}/{len(cases)} {case.describe()}\n"
-                f"  expected {_short(expected)}\n  got      {_short(got)}"
+                f"{where}\n  expected {_short(expected)}\n  got      {_short(got)}" + (f"\n  {hint}" if hint else "")
             )
     if not quiet:
         print(f"[{name}] passed: {len(cases)} cases (edge cases and random inputs) agree with the library.")
     return True
+
+
+def _describe_error(e: Exception) -> str:
+    return f"{type(e).__name__} to be raised ({e})"
 
 
 def cases_from(arg_lists: Sequence[Any], label: str = "") -> list[Case]:

@@ -33,9 +33,17 @@ def check_k3(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
 
 
 def check_masked_surrogate(fn: Callable[..., torch.Tensor]) -> bool:
-    """``fn(logp, old_logp, adv, mask, clip_eps)`` = the clipped surrogate averaged per sequence (TRL "grpo")."""
+    """``fn(logp, old_logp, adv, mask, clip_eps)`` = the clipped surrogate averaged per sequence (TRL "grpo").
+
+    A fully padded row (its mask all zeros) divides by its length clamped to 1: it adds 0 to the sum
+    and still counts in the mean over sequences, as :func:`supersmall.losses.aggregate` does.
+    """
     cases = [Case((torch.log(torch.tensor([[1.5, 1.0]])), torch.zeros(1, 2), torch.tensor([1.0]), torch.ones(1, 2),
                    0.2), label="ratio 1.5 with A > 0 is clipped")]
+    logp, old, adv, mask = _random_batch(50)
+    mask[1] = 0.0  # a completion with no real tokens at all (e.g. an empty generation)
+    cases.append(Case((logp, old, adv, mask, 0.2),
+                      label="a fully padded row: it counts as a sequence with loss 0, not 0/0 = NaN"))
     cases += [Case((*_random_batch(i), 0.2), label=f"random #{i + 1}") for i in range(20)]
 
     def reference(logp, old, adv, mask, clip_eps):
@@ -44,7 +52,12 @@ def check_masked_surrogate(fn: Callable[..., torch.Tensor]) -> bool:
     def compare(expected, got):
         return close(expected, got)
 
-    ok = run_check("masked_surrogate", fn, reference, cases, compare)
+    def explain(expected, got):
+        if isinstance(got, torch.Tensor) and bool(torch.isnan(got).any()):
+            return "got NaN: a row with no real tokens divides 0 by 0; clamp each length to at least 1"
+        return ""
+
+    ok = run_check("masked_surrogate", fn, reference, cases, compare, explain=explain)
     if ok:  # padding must get exactly zero gradient
         logp, old, adv, mask = _random_batch(99)
         logp.requires_grad_(True)

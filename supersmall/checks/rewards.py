@@ -11,6 +11,7 @@ from supersmall.checks.core import Case, run_check
 _EDGE_TEXTS = [
     "\\boxed{17}", "no answer here", "first \\boxed{1} then \\boxed{2}", "\\boxed{\\frac{1}{2}}",
     "\\boxed{", "\\boxed{1", "\\fbox{x+1}", "\\boxed 5", "", "\\boxed{{a}{b}}", "\\boxed{}",
+    None, "\\boxed{ }", "\\boxed{  \t }", "\\boxed{ 7 }", "\\boxed{3} and then \\boxed{ }",
 ]
 
 
@@ -22,7 +23,10 @@ def _random_text(rng: random.Random) -> str:
 
 
 def check_extract_answer(fn: Callable[[str], str | None]) -> bool:
-    """``fn(text)`` must return the last ``\\boxed{...}`` content (nested braces) or None."""
+    """``fn(text)`` must return the last ``\\boxed{...}`` content (nested braces, stripped) or None.
+
+    None for no text (``None`` or ``""``), no box, unclosed braces, or an empty / whitespace-only box.
+    """
     rng = random.Random(0)
     cases = [Case((t,), label="edge") for t in _EDGE_TEXTS]
     cases += [Case((_random_text(rng),), label=f"random #{i + 1}") for i in range(30)]
@@ -48,7 +52,13 @@ def check_supersmall_reward(fn: Callable[..., list[float]]) -> bool:
                   label="right, wrong, no box"),
              Case((["\\boxed{17}", "\\boxed{18}"], ["17", "17"], [[0] * 10, [0] * 10], 10), label="both overlong"),
              Case(([[{"role": "assistant", "content": "\\boxed{4}"}]], ["4"], [[0] * 3], 10),
-                  label="conversational completion")]
+                  label="conversational completion"),
+             # the grader matters: the same value written differently is correct, string equality is not enough
+             Case((["\\boxed{0.5}", "\\boxed{\\frac{1}{2}}", "\\boxed{x=3}", "\\boxed{\\dfrac{1}{2}}"],
+                   ["\\frac{1}{2}", "0.5", "3", "\\frac12"], [[0] * 4] * 4, 10),
+                  label="equivalent forms (0.5 = 1/2, x=3 = 3): use grading.is_equivalent"),
+             Case((["\\boxed{0.5}", "\\boxed{\\frac{1}{3}}", "\\boxed{2.0}"], ["\\frac{1}{2}", "0.5", "2"],
+                   [[0] * 10, [0] * 3, [0] * 10], 10), label="equivalent and overlong, not equivalent, 2.0 = 2")]
     for i in range(15):
         n = rng.randint(1, 6)
         answers = [str(rng.randint(0, 20)) for _ in range(n)]

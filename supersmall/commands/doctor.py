@@ -1,4 +1,4 @@
-"""``supersmall doctor``: check this machine (see :mod:`supersmall.diagnose`)."""
+"""``supersmall doctor``: check this machine (see :mod:`supersmall.doctor`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from supersmall.diagnose import doctor
+    from supersmall.doctor import doctor
 
     return 0 if doctor().ok else 1

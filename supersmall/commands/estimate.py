@@ -1,32 +1,106 @@
-"""``supersmall estimate``: tokens per step, time, GPU-hours and cost of a full-scale run, beside Table 5."""
+"""``supersmall estimate``: memory per GPU and time of the full-scale runs, beside the paper's Table 5.
+
+    supersmall estimate --profile a6000x4                 # Table 5 rows beside the estimates, memory check
+    supersmall estimate --profile a6000x4 --json          # per run: minutes, peak memory per GPU, fits
+    supersmall estimate --set train.gradient_accumulation_steps=1   # does a bigger micro-batch fit?
+"""
 
 from __future__ import annotations
 
+RUNS = [("no-kl", "level1-3"), ("kl-penalty", "level1-3"), ("kl-nopenalty", "level1-3"), ("no-kl", "level4"),
+        ("no-kl", "level5")]
+
 
 def register(sub) -> None:
-    p = sub.add_parser("estimate", help="time and cost of a run from a documented throughput table")
-    p.add_argument("--profile", default="a6000x4")
-    p.add_argument("--arm", default="no-kl")
+    p = sub.add_parser("estimate", help="memory per GPU and time/cost of the full-scale runs, beside Table 5")
+    p.add_argument("--profile", default="a6000x4", help="profile name or YAML path (default: a6000x4)")
+    p.add_argument("--arm", default=None, help="no-kl | kl-nopenalty | kl-penalty (default: every run)")
+    p.add_argument("--stage", default=None, help="level1-3 | level4 | level5 | level5.5 | level6 (or 1-3, 4, ...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile setting, e.g. --set train.gradient_accumulation_steps=4 (repeatable)")
+    p.add_argument("--mean-completion-fraction", type=float, default=None,
+                   help="mean completion length / max_completion_length (default: the estimate's choice, 0.6)")
+    p.add_argument("--json", action="store_true", help="print per-run minutes, peak memory and fit as JSON")
     p.add_argument("--run", default=None, help="a finished run folder: compare its measured time with the estimate")
     p.set_defaults(handler=run)
 
 
-def run(args) -> int:
-    from supersmall.launch import estimate
+def _overrides(items: list[str]) -> dict:
+    import yaml
 
-    e = estimate(args.profile, args.arm)
-    print(f"{args.profile} / {args.arm}: {e['completions_per_step']} completions/step, "
-          f"~{e['generated_tokens_per_step']:,} generated tokens/step")
-    print(f"  generation {e['generation_s_per_step']['mid']} s/step (range {e['generation_s_per_step']['high']}-"
-          f"{e['generation_s_per_step']['low']}), training {e['training_s_per_step']} s/step")
-    print(f"  {e['steps']} steps: ~{e['minutes']['mid']} min (range {e['minutes']['high']}-{e['minutes']['low']}); "
-          f"paper (Table 5): {e['paper_minutes']} min")
-    print(f"  {e['gpu_hours']} GPU-hours, ~${e['cost_usd']} at the profile's price per GPU-hour")
-    print(f"  assumptions: {e['assumptions']}")
+    from supersmall.errors import UserError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r} must be KEY=VALUE, e.g. --set train.gradient_accumulation_steps=4")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _runs(args) -> list[tuple[str, str]]:
+    from supersmall import estimate as E
+    from supersmall.errors import UserError
+
+    arms = ("no-kl", "kl-nopenalty", "kl-penalty")
+    if args.arm is not None and args.arm not in arms:
+        raise UserError(f"unknown arm {args.arm!r}; valid arms are: {', '.join(arms)}")
+    stage = None if args.stage is None else E.STAGES.get(args.stage, args.stage)
+    if stage is not None and stage not in E.STAGES.values():
+        raise UserError(f"unknown stage {args.stage!r}; valid stages are: {', '.join(E.STAGES.values())}")
+    if args.arm is None and stage is None:
+        return RUNS
+    return [(args.arm or "no-kl", stage or "level1-3")]
+
+
+def run(args) -> int:
+    import json
+
+    from supersmall import estimate as E
+    from supersmall.config import load_profile
+    from supersmall.errors import UserError
+
+    profile = load_profile(args.profile, **_overrides(args.set))
+    kw = {} if args.mean_completion_fraction is None else {"mean_completion_fraction": args.mean_completion_fraction}
+    if kw and not 0 < kw["mean_completion_fraction"] <= 1:
+        raise UserError("--mean-completion-fraction must be in (0, 1], e.g. 0.5")
+    try:
+        runs = [E.estimate(profile, arm, stage, **kw) for arm, stage in _runs(args)]
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        keys = ("arm", "stage", "steps", "minutes", "gpu_hours", "cost_usd", "peak_memory_gb", "fits",
+                "paper_minutes", "ratio")
+        out = [{**{k: e[k] for k in keys}, "micro_batch": e["memory"]["micro_batch"],
+                "memory_check": E.check_memory(profile, e["arm"])} for e in runs]
+        print(json.dumps(out, indent=2))
+        return 0
+
+    print(f"{profile.name}: Table 5 (4x RTX A6000) beside the estimate (minutes; mid, with the low-high range)")
+    print(f"{'row':<14} {'paper':>6} {'estimate':>9} {'range':>13} {'ratio':>6} {'implied mean completion':>24}")
+    for r in E.table5_rows(profile, **kw):
+        m, f = r["minutes"], r["implied_mean_completion_fraction"]
+        print(f"{r['row']:<14} {r['paper_minutes']:>6.1f} {m['mid']:>9.1f} {m['low']:>6.0f}-{m['high']:<6.0f} "
+              f"{'n/a' if r['ratio'] is None else format(r['ratio'], '.2f'):>6} "
+              f"{'n/a' if f is None else f'{f:.0%}':>24}")
+    print()
+    for e in runs:
+        mem = e["memory"]
+        print(f"{e['arm']} / {e['stage']}: {e['completions_per_step']} completions/step, {mem['micro_batch']} per GPU "
+              f"per micro-step; ~{e['minutes']['mid']} min (range {e['minutes']['low']}-{e['minutes']['high']}); "
+              f"paper (Table 5): {e['paper_minutes']} min; {e['gpu_hours']} GPU-hours, ~${e['cost_usd']}; "
+              f"peak memory {e['peak_memory_gb']} of {mem['capacity'] or 'n/a'} GB per GPU "
+              f"({'fits' if e['fits'] else 'does NOT fit'})")
+        msg = E.check_memory(profile, e["arm"])
+        if msg:
+            print(f"  ! {msg}")
+    print(f"assumptions: {runs[0]['assumptions']}")
     if args.run:
         from supersmall.runcard import read_run_card
 
         measured = read_run_card(args.run)["metrics"].get("train_seconds")
         if measured is not None:
-            print(f"  measured: {measured / 60:.1f} min ({measured / 60 / max(e['minutes']['mid'], 1e-9):.2f}x the estimate)")
+            mid = runs[0]["minutes"]["mid"]
+            print(f"measured: {measured / 60:.1f} min ({measured / 60 / max(mid, 1e-9):.2f}x the estimate)")
     return 0

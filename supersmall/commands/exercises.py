@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from supersmall.cli import UserError
+    from supersmall.errors import UserError
     from supersmall.exercises import ExerciseError, build_exercises
 
     try:

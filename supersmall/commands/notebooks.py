@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from supersmall.cli import UserError
+    from supersmall.errors import UserError
     from supersmall.runner import NotebookError, run_notebooks
 
     only = args.only.split(",") if args.only else None

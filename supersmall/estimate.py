@@ -1,0 +1,357 @@
+"""Memory per GPU and time per run of a full-scale GRPO run, from the model's shape and the launch.
+
+    from supersmall import estimate
+    estimate.check_memory("a6000x4")      # None when it fits, else one sentence with the numbers and the fix
+    estimate.estimate("a6000x4", "no-kl")  # minutes (low/mid/high), GPU-hours, cost, beside Table 5
+    estimate.table5_rows("a6000x4")        # every Table 5 row beside its estimate and the ratio
+
+"GB" are GiB (2**30 bytes), as torch counts (an RTX A6000's 48 GB are 47.99 GiB). Per training GPU:
+  weights      bf16 policy, 2 bytes/param (4 in fp32).
+  optimizer    DeepSpeed ZeRO >= 1: fp32 master + Adam m, v = 12 bytes/param over the processes;
+               without DeepSpeed: AdamW's m, v in the weights' dtype.
+  gradients    ZeRO-2: fp32 partitions, 4 bytes/param over the processes; ZeRO-1: unsharded; none: weights' dtype.
+  activations  with checkpointing: each layer's input for every token + one recomputed layer (x BACKWARD_WORKSET);
+               without: every layer's saved tensors; + SDPA's boolean padding mask (TRL left-pads prompts).
+  logits       "fused" (TRL 1.16 patches a tiled LM head, trl/kernels/chunked_logprob.py): fp32 gradient buffers
+               for the completion hidden states and the head, one 4096 x 32768 tile. "full" (older TRL):
+               micro-batch x completion x vocab logits + the log_softmax output autograd keeps.
+  reference    KL arms: a bf16 copy; its no-grad forward runs before the micro-steps, so only weights stack.
+  vllm         colocate: vllm_gpu_memory_utilization x the GPU's memory, held during training (no sleep mode).
+  overhead     CUDA context, NCCL, DeepSpeed's reduce/all-gather buckets, allocator fragmentation.
+  overlap      subtracted: the head's backward frees its buffers before the first layer is recomputed.
+Checked with benchmarks/gpu_smoke.py on one H200 (random-init 1.5B, bf16, SDPA, 256 + 4096 tokens): the training
+peak above weights + gradients was 8.00 / 15.99 / 31.99 GiB at 8 / 16 / 32 completions (predicted 7.99 / 15.98 /
+31.95), 21.97 with full logits at 8 (predicted 21.9), 29.5 without checkpointing at 2 (predicted 30.0); fwd+bwd
+with checkpointing ran at 33% of peak FLOPS (the mid scenario assumes 30%), the no-grad forwards at 30-31%.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supersmall.config import Profile, load_profile
+
+GIB = 2**30
+TERMS = ("weights", "optimizer", "gradients", "activations", "logits", "reference", "vllm", "overhead")
+KL_ARMS = ("kl-penalty", "kl-nopenalty")
+STAGES = {"1-3": "level1-3", "4": "level4", "5": "level5", "5.5": "level5.5", "6": "level6"}
+# Peak dense bf16 tensor TFLOPS and memory bandwidth (GB/s), NVIDIA datasheets: RTX A6000 309.7 TFLOPS with
+# sparsity = 154.8 dense, 768 GB/s; A40 149.7 dense, 696 GB/s; H100 SXM 989.4 dense, 3350 GB/s; H200 SXM 989.4, 4800.
+GPUS = {"rtx a6000": (154.8, 768.0), "a40": (149.7, 696.0), "h100": (989.4, 3350.0), "h200": (989.4, 4800.0)}
+DEFAULT_GPU = "rtx a6000"  # the paper's card; used when the profile names no (or an unknown) GPU
+# Three scenarios for the range. mfu: achieved / peak FLOPS in training (recomputation counted as work);
+# 0.30 mid is typical for 1-2B full fine-tuning on one card, 0.20-0.45 the range seen in practice.
+# bw: achieved / peak memory bandwidth in vLLM decode (0.55-0.85). overhead_s per optimizer step: reward
+# grading of 128 completions, weight sync into vLLM, ZeRO-2 reduce-scatter/all-gather over PCIe (the A6000s
+# have no all-to-all NVLink), optimizer step, logging. All three are choices, not measurements.
+SCENARIOS = {"low": dict(mfu=0.45, bw=0.85, overhead_s=2.0), "mid": dict(mfu=0.30, bw=0.70, overhead_s=5.0),
+             "high": dict(mfu=0.20, bw=0.55, overhead_s=10.0)}
+DECODE_STEP_S = 0.002  # vLLM scheduler + sampling per decode step with CUDA graphs (choice, ~1-3 ms)
+MEAN_COMPLETION_FRACTION = 0.6  # choice: R1-Distill-1.5B often reaches a 4096-token cap on DeepMath
+PROMPT_TOKENS = 256  # choice: longest prompt of a batch after the chat template (DeepMath questions are short)
+# Saved tensors per token per layer (bf16, SDPA): 20*h + 6*kv_dim + 8*intermediate + 4*heads bytes, counted with
+# torch.autograd.graph.saved_tensors_hooks on a Qwen2 layer on CPU (fp32 RMSNorm inputs, q/k/v before and after
+# RoPE, attention output, gate, up, SiLU, product) = 104.0 KB for the 1.5B. On a GPU with a padding mask it is
+# more (likely K/V repeated to all heads and SDPA's mask bias; not itemised): x GPU_SAVED_FACTOR. Both were fitted to
+# benchmarks/gpu_smoke.py on an H200: 8/16/32 completions with checkpointing, 2 without (all within 2%).
+GPU_SAVED_FACTOR = 1.2
+BACKWARD_WORKSET = 1.25  # the recomputed layer + the gradients in flight through it, in layers
+# CUDA 12 context + cuBLAS workspace; NCCL buffers; allocator fragmentation as a fraction of the training peak
+# above weights + gradients (H200, max_memory_reserved vs max_memory_allocated: 0.17-0.22 with checkpointing)
+CUDA_CONTEXT_GB, NCCL_GB, FRAGMENTATION = 0.75, 0.5, 0.20
+ZERO_BUCKET_ELEMENTS = 5e8  # DeepSpeed's default reduce_bucket_size and allgather_bucket_size (elements, bf16)
+FUSED_TILE = (4096, 32768)  # trl/kernels/chunked_logprob.py TOKEN_CHUNK_SIZE, trl _CHUNKED_LOGPROB_CHUNK_SIZE
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    params: float
+    tied: bool = False
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * (self.hidden // self.heads)
+
+
+# DeepSeek-R1-Distill-Qwen-1.5B's config.json (Qwen2, ~1.78e9 parameters incl. both embeddings).
+MODELS = {"deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": dict(
+    hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+    intermediate_size=8960, vocab_size=151936, tie_word_embeddings=False)}
+
+
+def _count_params(h: int, layers: int, heads: int, kv: int, inter: int, vocab: int, tied: bool) -> int:
+    """Qwen2: q/k/v with bias, o without, SwiGLU MLP, two RMSNorms per layer, final norm, embeddings."""
+    kvd = kv * (h // heads)
+    per_layer = (h * h + h) + 2 * (h * kvd + kvd) + h * h + 3 * h * inter + 2 * h
+    return layers * per_layer + vocab * h * (1 if tied else 2) + h
+
+
+def model_dims(name_or_config: Any) -> ModelDims:
+    """Dimensions of a known model id ("tiny", DeepSeek-R1-Distill-Qwen-1.5B), a local folder with config.json,
+    or a transformers config (dict or ``PretrainedConfig``; vocab_size defaults to Qwen2's 151936). Unknown ids
+    raise ValueError: a wrong guess would make every number wrong."""
+    cfg = name_or_config
+    if hasattr(cfg, "to_dict"):
+        cfg = cfg.to_dict()
+    if isinstance(cfg, str):
+        key = next((k for k in MODELS if k == cfg or k.split("/")[-1] == Path(cfg).name), None)
+        if key:
+            cfg = MODELS[key]
+        elif cfg == "tiny":
+            from supersmall import tiny
+
+            cfg = {**tiny.MODEL_CONFIG, "vocab_size": len(tiny.SPECIAL + tiny.MULTI + tiny.CHARS)}
+        elif (Path(cfg) / "config.json").is_file():
+            cfg = json.loads((Path(cfg) / "config.json").read_text())
+        else:
+            raise ValueError(f"no dimensions known for model {name_or_config!r}: known are {', '.join(MODELS)}, "
+                             "tiny, or a folder with config.json; pass a transformers config dict instead")
+    if not isinstance(cfg, dict) or "hidden_size" not in cfg:
+        raise ValueError(f"not a transformers config: {name_or_config!r}")
+    heads = cfg["num_attention_heads"]
+    d = dict(hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"], heads=heads,
+             kv_heads=cfg.get("num_key_value_heads") or heads, intermediate=cfg["intermediate_size"],
+             vocab=cfg.get("vocab_size", 151936), tied=bool(cfg.get("tie_word_embeddings", False)))
+    return ModelDims(params=float(_count_params(d["hidden"], d["layers"], heads, d["kv_heads"], d["intermediate"],
+                                                d["vocab"], d["tied"])), **d)
+
+
+def training_processes(p: Profile) -> int:
+    n = max(1, p.launch.num_gpus or getattr(p.launch, "num_processes", 1) or 1)
+    return max(1, n - 1) if p.launch.vllm_mode == "server" else n
+
+
+def _micro_batch(p: Profile, procs: int) -> int:
+    t = p.train
+    return max(1, math.ceil(t.prompts_per_step * t.num_generations / (procs * t.gradient_accumulation_steps)))
+
+
+def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = None, model: Any = None,
+              lm_head: str = "fused") -> dict[str, Any]:
+    """Peak memory per training GPU, term by term (see the module docstring), for the longest sequences
+    (max_prompt_length + max_completion_length) in a micro-batch. ``model`` overrides the profile's model."""
+    p = load_profile(profile)
+    t, launch = p.train, p.launch
+    dims = model_dims(model if model is not None else p.model.name_or_path)
+    procs = procs or training_processes(p)
+    micro, seq, comp = _micro_batch(p, procs), t.max_prompt_length + t.max_completion_length, t.max_completion_length
+    wb = 2 if (t.bf16 or p.model.dtype in ("bfloat16", "float16")) else 4
+    P, h, stage = dims.params, dims.hidden, launch.deepspeed_stage
+    sharded = procs if stage >= 1 else 1
+    optimizer = ((4 * P if wb == 2 else 0) + 8 * P) / sharded if stage >= 1 else 2 * wb * P
+    gradients = 4 * P / (procs if stage >= 2 else 1) if stage >= 1 else wb * P
+    layer = (20 * h + 6 * dims.kv_dim + 8 * dims.intermediate + 4 * dims.heads) * wb / 2 * GPU_SAVED_FACTOR
+    tokens, n = micro * seq, micro * comp
+    held = tokens * dims.layers * (h * wb if t.gradient_checkpointing else layer)  # kept through the backward
+    work = tokens * (BACKWARD_WORKSET if t.gradient_checkpointing else BACKWARD_WORKSET - 1) * layer
+    acts = held + work + micro * seq * seq  # + SDPA's boolean 4D mask for left-padded prompts
+    if lm_head == "fused":
+        logits = n * h * (wb + 4 + wb) + dims.vocab * h * (4 + wb) + min(n, FUSED_TILE[0]) * FUSED_TILE[1] * wb
+    elif lm_head == "full":
+        logits = 2 * n * dims.vocab * wb + dims.vocab * h * wb
+    else:
+        raise ValueError(f"lm_head must be 'fused' or 'full', not {lm_head!r}")
+    overlap = min(work, logits)  # the head's backward frees its buffers before the first layer is recomputed
+    reference = wb * P if arm in KL_ARMS else 0.0
+    cap = float(launch.gpu_memory_gb or 0.0)
+    util = getattr(launch, "vllm_gpu_memory_utilization", 0.35)
+    vllm = util * cap * GIB if launch.vllm_mode == "colocate" else 0.0
+    overhead = (CUDA_CONTEXT_GB + (NCCL_GB if procs > 1 else 0.0)) * GIB + FRAGMENTATION * (acts + logits - overlap)
+    if stage >= 1 and procs > 1:
+        overhead += 2 * ZERO_BUCKET_ELEMENTS * 2
+    out: dict[str, Any] = {k: v / GIB for k, v in dict(
+        weights=wb * P, gradients=gradients, optimizer=optimizer, activations=acts, logits=logits,
+        reference=reference, vllm=vllm, overhead=overhead).items()}
+    out["overlap"] = overlap / GIB
+    out["total"] = sum(out[k] for k in TERMS) - out["overlap"]
+    out.update(capacity=cap or None, fits=not cap or out["total"] <= cap, micro_batch=micro,
+               tokens_per_sequence=seq, procs=procs, lm_head=lm_head)
+    return out
+
+
+def _fix(p: Profile, arm: str, **kw: Any) -> str:
+    t, procs = p.train, kw.pop("procs", None) or training_processes(p)
+    if not t.gradient_checkpointing and memory_gb(p.replace(**{"train.gradient_checkpointing": True}), arm,
+                                                  procs, **kw)["fits"]:
+        return "turn on train.gradient_checkpointing"
+    completions = t.prompts_per_step * t.num_generations
+    for ga in range(t.gradient_accumulation_steps + 1, completions // procs + 1):
+        if completions % (procs * ga) == 0:
+            q = p.replace(**{"train.gradient_accumulation_steps": ga})
+            if memory_gb(q, arm, procs, **kw)["fits"]:
+                return (f"raise train.gradient_accumulation_steps to {ga} ({_micro_batch(q, procs)} completions "
+                        "per GPU)")
+    return ("lower launch.vllm_gpu_memory_utilization or train.max_completion_length, or use the LoRA plan "
+            "(launch.lora_plan)")
+
+
+def check_memory(profile: Profile | str, arm: str = "no-kl", **kw: Any) -> str | None:
+    """None when the run fits, else ONE sentence with the numbers and the fix."""
+    p = load_profile(profile)
+    m = memory_gb(p, arm, **kw)
+    if m["fits"]:
+        return None
+    parts = ", ".join(f"{k} {m[k]:.1f}" for k in TERMS if m[k]) + f", less {m['overlap']:.1f} not live at once"
+    return (f"about {m['total']:.0f} GB per GPU is needed but the GPUs have {m['capacity']:.0f} GB ({parts}) with "
+            f"{m['micro_batch']} completions of up to {m['tokens_per_sequence']} tokens per GPU per micro-step: "
+            f"{_fix(p, arm, **kw)}.")
+
+
+def gpu_spec(name: str | None) -> tuple[str, float, float]:
+    """(key, peak dense bf16 TFLOPS, bandwidth GB/s) for a GPU name; the A6000 when unknown."""
+    low = (name or "").lower()
+    key = next((k for k in GPUS if k in low or k.replace("rtx ", "") in low), DEFAULT_GPU)
+    return (key, *GPUS[key])
+
+
+def forward_flops(dims: ModelDims, sequences: float, seq_len: float, completion: float) -> float:
+    """One forward pass: 2 x (non-embedding params) per token, causal attention 4 x layers x hidden x seq/2 per
+    token, and the LM head only on completion positions (TRL's fused head skips the prompt)."""
+    head = dims.vocab * dims.hidden
+    body = dims.params - head * (1 if dims.tied else 2)
+    per_token = 2 * body + 4 * dims.layers * dims.hidden * seq_len / 2
+    return sequences * (seq_len * per_token + completion * 2 * head)
+
+
+def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fraction: float = MEAN_COMPLETION_FRACTION,
+                 longest_fraction: float | None = None, prompt_tokens: int = PROMPT_TOKENS, scenario: str = "mid",
+                 gpu: str | None = None) -> dict[str, Any]:
+    """Seconds per optimizer step on each GPU (they work in parallel): generation + training + overhead.
+
+    Generation (vLLM): every decode step reads the weights once and the KV cache of the active sequences; the
+    batch runs until its LONGEST rollout ends (``longest_fraction`` x max_completion_length, default min(1, 2 x
+    mean): the longest of 32 samples is about twice the mean). Training: (6 + 2 with checkpointing) x forward FLOPs
+    on micro-batches padded to the longest completion, + a no-grad forward for the old log-probs (TRL 1.16 with
+    vLLM computes them for its importance-sampling correction unless ``train.vllm_importance_sampling: off``;
+    without vLLM and num_iterations == 1 it skips them), + a reference forward for the KL arms.
+    """
+    p = load_profile(profile)
+    t, launch, s = p.train, p.launch, SCENARIOS[scenario]
+    dims = model_dims(p.model.name_or_path)
+    key, tflops, gbps = gpu_spec(gpu or getattr(launch, "gpu_type", None))
+    peak, bw = tflops * 1e12, gbps * 1e9 * s["bw"]
+    procs = training_processes(p)
+    completions = t.prompts_per_step * t.num_generations
+    gen_gpus = 1 if launch.vllm_mode == "server" else procs
+    seqs = completions / gen_gpus
+    mean = mean_completion_fraction * t.max_completion_length
+    lf = min(1.0, 2 * mean_completion_fraction) if longest_fraction is None else longest_fraction
+    longest = max(mean, lf * t.max_completion_length)
+    wb = 2 if (t.bf16 or p.model.dtype in ("bfloat16", "float16")) else 4
+    per_decode = max(wb * dims.params / bw, seqs * 2 * dims.params / (peak * s["mfu"])) + DECODE_STEP_S
+    kv_bytes = 2 * dims.layers * dims.kv_dim * wb  # K and V per token
+    kv_s = seqs * mean * (prompt_tokens + mean / 2) * kv_bytes / bw
+    prefill_s = forward_flops(dims, seqs, prompt_tokens, 0) / (peak * s["mfu"])
+    gen_s = longest * per_decode + kv_s + prefill_s
+    per_gpu = completions / procs
+    fwd = forward_flops(dims, per_gpu, prompt_tokens + longest, longest)
+    old = t.num_iterations > 1 or (launch.vllm_mode != "none"
+                                   and getattr(t, "vllm_importance_sampling", "token_truncate") != "off")
+    passes = (4 if t.gradient_checkpointing else 3) + (1 if old else 0) + (1 if arm in KL_ARMS else 0)
+    train_s = passes * fwd / (peak * s["mfu"])
+    return {"generation_s": gen_s, "training_s": train_s, "overhead_s": s["overhead_s"],
+            "total_s": gen_s + train_s + s["overhead_s"], "forward_passes": passes, "old_logp_forward": old,
+            "training_flops": passes * fwd, "decode_steps": longest, "sequences_per_gpu": seqs, "gpu": key,
+            "generated_tokens_per_step": completions * mean, "mean_completion_tokens": mean}
+
+
+def _paper_minutes(arm: str, stage: str) -> float | None:
+    from supersmall import paper
+
+    return paper.table5_minutes().get(arm if stage == "level1-3" else f"{stage}-{arm}")
+
+
+def _paper_model(p: Profile) -> bool:
+    """Table 5 timed DeepSeek-R1-Distill-Qwen-1.5B: a ratio against another model would mean nothing."""
+    return Path(p.model.name_or_path).name == Path(next(iter(MODELS))).name
+
+
+def estimate(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3",
+             mean_completion_fraction: float = MEAN_COMPLETION_FRACTION, **kw: Any) -> dict[str, Any]:
+    """Minutes (low < mid < high), GPU-hours, cost, peak memory and fit, beside the paper's Table 5 row."""
+    p = load_profile(profile)
+    stage = STAGES.get(stage, stage)
+    steps = {k: step_seconds(p, arm, mean_completion_fraction, scenario=k, **kw) for k in SCENARIOS}
+    minutes = {k: v["total_s"] * p.train.steps / 60 for k, v in steps.items()}
+    mid, mem, paper_min = steps["mid"], memory_gb(p, arm), _paper_minutes(arm, stage)
+    gpu_hours = minutes["mid"] / 60 * max(1, p.launch.num_gpus)
+    return {
+        "arm": arm, "stage": stage, "steps": p.train.steps,
+        "completions_per_step": p.train.prompts_per_step * p.train.num_generations,
+        "generated_tokens_per_step": int(mid["generated_tokens_per_step"]),
+        "generation_s_per_step": {k: round(v["generation_s"], 1) for k, v in steps.items()},
+        "training_s_per_step": {k: round(v["training_s"], 1) for k, v in steps.items()},
+        "minutes": {k: round(v, 1) for k, v in minutes.items()}, "gpu_hours": round(gpu_hours, 2),
+        "cost_usd": round(gpu_hours * p.launch.usd_per_gpu_hour, 2), "peak_memory_gb": round(mem["total"], 1),
+        "fits": mem["fits"], "memory": mem, "paper_minutes": paper_min,
+        "ratio": round(minutes["mid"] / paper_min, 2) if paper_min and _paper_model(p) else None,
+        "assumptions": assumptions(p, mean_completion_fraction, mid),
+    }
+
+
+def assumptions(p: Profile, f: float, s: dict[str, Any]) -> str:
+    scen = ", ".join(f"{v['mfu']:.0%} MFU / {v['bw']:.0%} bandwidth / {v['overhead_s']:.0f} s overhead"
+                     for v in SCENARIOS.values())
+    return (f"Mean completion {f:.0%} of max_completion_length ({s['mean_completion_tokens']:.0f} tokens), the "
+            f"longest rollout {s['decode_steps']:.0f} tokens, prompts {PROMPT_TOKENS} tokens; vLLM decodes "
+            f"{s['sequences_per_gpu']:.0f} sequences per GPU until the longest ends; training counts "
+            f"{s['forward_passes']} forward-pass equivalents on micro-batches padded to the longest completion "
+            f"(old log-probs forward: {'yes' if s['old_logp_forward'] else 'no'}); {s['gpu']} (pass gpu= for "
+            f"another card) at {scen} "
+            "(low/mid/high). Table 5's KL arms (58 min) are faster than no-kl (90.5 min) although they do strictly "
+            "more work (a reference forward): compute alone cannot explain that; most likely their completions "
+            "were shorter (see the implied mean completion fraction) or the paper's runs differed in settings it "
+            "does not give (framework, G, padding removal).")
+
+
+def implied_fraction(p: Profile, arm: str, minutes: float) -> float | None:
+    """The mean completion fraction at which the mid estimate equals ``minutes`` (None when out of [0.01, 1])."""
+    def est(f: float) -> float:
+        return step_seconds(p, arm, f)["total_s"] * p.train.steps / 60
+
+    lo, hi = 0.01, 1.0
+    if not est(lo) <= minutes <= est(hi):
+        return None
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if est(mid) < minutes else (lo, mid)
+    return round((lo + hi) / 2, 3)
+
+
+def table5_rows(profile: Profile | str = "a6000x4", mean_completion_fraction: float = MEAN_COMPLETION_FRACTION
+                ) -> list[dict[str, Any]]:
+    """Every Table 5 row beside its estimate (each stage's paper steps), the ratio and the implied fraction."""
+    from supersmall import paper
+
+    base, stages, rows = load_profile(profile), paper.stages(), []
+    for key, paper_min in paper.table5_minutes().items():
+        stage, arm = (key.split("-", 1) if key.startswith("level") else ("level1-3", key))
+        p = base.replace(**{"train.steps": stages[stage]["steps"]})
+        e = estimate(p, arm, stage, mean_completion_fraction)
+        rows.append({"row": key, "arm": arm, "stage": stage, "paper_minutes": paper_min, "minutes": e["minutes"],
+                     "ratio": e["ratio"], "peak_memory_gb": e["peak_memory_gb"], "fits": e["fits"],
+                     "implied_mean_completion_fraction": implied_fraction(p, arm, paper_min) if e["ratio"] else None})
+    return rows
+
+
+def calibrate_tiny(profile: Profile | str = "tiny", matmul_gflops: float = 10.0) -> dict[str, Any]:
+    """The FLOP model's seconds for one step of a small CPU run (benchmarks/train_step.py passes the matmul rate it
+    measures): generation at 2 x params per generated token + the training passes, all at ``matmul_gflops``."""
+    p = load_profile(profile)
+    t, dims = p.train, model_dims(p.model.name_or_path)
+    seqs, comp = t.prompts_per_step * t.num_generations, t.max_completion_length
+    gen = 2 * dims.params * seqs * comp
+    passes = (4 if t.gradient_checkpointing else 3) + (1 if t.num_iterations > 1 else 0)
+    train = passes * forward_flops(dims, seqs, t.max_prompt_length + comp, comp)
+    return {"params": dims.params, "generation_flops": gen, "training_flops": train, "matmul_gflops": matmul_gflops,
+            "predicted_s_per_step": (gen + train) / (matmul_gflops * 1e9)}

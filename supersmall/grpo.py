@@ -1,0 +1,162 @@
+"""The GRPO loop, written to be read top to bottom (CleanRL's shape): the same algorithm TRL's
+``GRPOTrainer`` runs (a test checks that both give the same loss and gradient on one batch), in one
+function per step. Notebook 05 walks through it.
+
+    one step =  sample G completions per prompt        pi_theta_old(. | x)
+             -> reward each one                        eq. 6 + eq. 7 (or any TRL reward function)
+             -> group-relative advantages              A_i = (r_i - mean_G r) / std_G r   (eq. 2 / 5)
+             -> policy loss                            -1/G sum_i ratio_i A_i (clipped)  [+ beta KL]
+             -> one optimizer step
+
+ZeroGRPO (the paper's eq. 5) is this loop with beta = 0: no reference model, no KL term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supersmall import advantages, grading, losses
+from supersmall.config import Profile
+from supersmall.data import prompt_text
+
+
+# --- helpers out of the reader's way ------------------------------------------------------------------
+def sequence_logps(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float = 1.0):
+    """Per-token log pi(y_t | x, y_<t) of the completions, shape (B, T), and the per-token entropy.
+
+    Position ids follow the attention mask (left-padded prompts), as ``generate`` used when sampling;
+    logits are divided by the sampling temperature, as TRL does.
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention = torch.cat([prompt_mask.long(), completion_mask.long()], dim=1)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids).logits
+    logits = logits[:, prompt_ids.size(1) - 1: -1] / temperature
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    token_logp = logprobs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    return token_logp, entropy
+
+
+def mask_after_eos(completion_ids: torch.Tensor, eos_id: int, pad_id: int):
+    """(ids with padding after the first EOS, mask that keeps the EOS token as TRL does, truncated rows)."""
+    is_eos = completion_ids == eos_id
+    width = completion_ids.size(1)
+    first = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(is_eos[:, 0], width, dtype=torch.long))
+    mask = (torch.arange(width).expand_as(completion_ids) <= first.unsqueeze(1)).long()
+    return completion_ids.masked_fill(mask == 0, pad_id), mask, ~is_eos.any(1)
+
+
+def decode(tokenizer, completion_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[list[int]], list[str]]:
+    """Token id lists (EOS kept, for the length penalty) and texts (EOS dropped) of the completions."""
+    ids = [row[: int(m.sum())].tolist() for row, m in zip(completion_ids, mask)]
+    texts = [tokenizer.decode([i for i in x if i != tokenizer.eos_token_id], skip_special_tokens=True) for x in ids]
+    return ids, texts
+
+
+# --- one step -------------------------------------------------------------------------------------------
+def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
+                 beta_loss: float, beta_reward: float, reward_funcs: list[Callable],
+                 reward_weights: list[float] | None = None) -> dict[str, float]:
+    """One GRPO / ZeroGRPO step on ``prompts`` (rows with ``prompt`` and the reward's columns); returns metrics."""
+    t = profile.train
+    G = t.num_generations
+    # 1. sample G completions per prompt from the current policy (left-padded prompts)
+    tokenizer.padding_side = "left"
+    enc = tokenizer([prompt_text(p["prompt"], tokenizer) for p in prompts], return_tensors="pt", padding=True,
+                    add_special_tokens=False)
+    prompt_ids = enc["input_ids"].repeat_interleave(G, dim=0)
+    prompt_mask = enc["attention_mask"].repeat_interleave(G, dim=0)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+                             temperature=t.temperature, top_p=t.top_p, max_new_tokens=t.max_completion_length,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    model.train()
+    completion_ids, mask, truncated = mask_after_eos(out[:, prompt_ids.size(1):], tokenizer.eos_token_id,
+                                                     tokenizer.pad_token_id)
+    ids_list, texts = decode(tokenizer, completion_ids, mask)
+    # 2. rewards: the same reward functions TRL gets, summed with their weights            (eq. 6 + eq. 7)
+    rows = [p for p in prompts for _ in range(G)]
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    weights = reward_weights or [1.0] * len(reward_funcs)
+    per_func = [f(completions=texts, completion_ids=ids_list, prompts=[r["prompt"] for r in rows], **columns)
+                for f in reward_funcs]
+    rewards = torch.tensor([sum(w * fr[i] for w, fr in zip(weights, per_func)) for i in range(len(texts))])
+    # 3. per-token log-probs under the policy (with gradient) and, for the KL arms, the reference
+    logp, entropy = sequence_logps(model, prompt_ids, prompt_mask, completion_ids, mask, t.temperature)
+    ref_logp = None
+    if beta_loss or beta_reward:
+        with torch.no_grad():
+            ref_logp, _ = sequence_logps(ref_model, prompt_ids, prompt_mask, completion_ids, mask, t.temperature)
+    if beta_reward:  # kl-penalty arm: r_i <- r_i - beta * sum_t k1 (before the advantages, as verl does)
+        k1 = losses.kl_estimate(logp.detach(), ref_logp, "k1") * mask
+        rewards = losses.kl_in_reward(rewards, k1.sum(-1), beta_reward)
+    # 4. group-relative advantages                                                    (eq. 2 / eq. 5)
+    adv = advantages.group_advantages(rewards, G, scale=t.scale_rewards)
+    # 5. the policy loss: one update per batch, so old_logp = logp.detach() and the ratio is 1 (eq. 2; eq. 5
+    #    when beta = 0)
+    loss, metrics = losses.policy_loss(logp, logp.detach(), adv, mask, clip_eps=t.clip_eps,
+                                       aggregation=t.loss_type, ref_logp=ref_logp if beta_loss else None,
+                                       beta=beta_loss, group_size=G, max_length=t.max_completion_length,
+                                       clip_eps_high=t.clip_eps_high)
+    # 6. one optimizer step, gradient clipped
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+    optimizer.step()
+    return {"loss": float(loss.detach()), "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
+            "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G),
+            "truncated_fraction": float(truncated.float().mean()),
+            "completion_length": float(mask.sum(1).float().mean()),
+            "reasoning_rate": sum(grading.reasoned(x) for x in texts) / len(texts),
+            "entropy": float((entropy.detach() * mask).sum() / mask.sum()), "grad_norm": float(grad_norm),
+            **({"kl": metrics["kl"]} if "kl" in metrics else {}), "clip_fraction": metrics["clip_fraction"]}
+
+
+# --- the loop ---------------------------------------------------------------------------------------------
+def latest_checkpoint(out: Path) -> Path | None:
+    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[1])) if found else None
+
+
+def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str, Any]], beta_loss: float,
+               beta_reward: float, reward_funcs: list[Callable], weights: list[float] | None,
+               on_step: Callable[[int, dict[str, float], Any, Any], None], progress: bool = True):
+    """``train.steps`` minimal steps over ``rows`` (``prompts_per_step`` each), resumable from ``out``'s last
+    checkpoint; ``on_step(step, metrics, model, tokenizer)`` after each. Returns (model, tokenizer, start)."""
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t = profile.train
+    ckpt = latest_checkpoint(out)
+    start = int(ckpt.name.split("-")[1]) if ckpt else 0
+    source = str(ckpt) if ckpt else model_path
+    model = AutoModelForCausalLM.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    ref_model = AutoModelForCausalLM.from_pretrained(model_path).eval() if (beta_loss or beta_reward) else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+    if ckpt:
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt"))
+        torch.set_rng_state(torch.load(ckpt / "rng.pt"))
+        print(f"resuming from {ckpt.name}: step {start} of {t.steps}")
+    else:
+        torch.manual_seed(t.seed)
+    bar = tqdm(range(start, t.steps), desc="GRPO (minimal loop)", disable=not progress, initial=start, total=t.steps)
+    for step in bar:
+        batch = rows[step * t.prompts_per_step: (step + 1) * t.prompts_per_step]
+        m = minimal_step(model, ref_model, tokenizer, optimizer, batch, profile, beta_loss, beta_reward,
+                         reward_funcs, weights)
+        on_step(step + 1, m, model, tokenizer)
+        bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")
+        if t.save_steps and (step + 1) % t.save_steps == 0 and step + 1 < t.steps:
+            d = out / f"checkpoint-{step + 1}"
+            model.save_pretrained(d)
+            tokenizer.save_pretrained(d)
+            torch.save(optimizer.state_dict(), d / "optimizer.pt")
+            torch.save(torch.get_rng_state(), d / "rng.pt")
+    return model, tokenizer, start
