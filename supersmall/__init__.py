@@ -19,7 +19,7 @@ _SUBMODULES = {
     # data
     "config", "paper", "data", "tiny", "runcard",
     # run
-    "grpo", "train", "trl_args", "evaluate", "estimate", "launch", "runner", "report",
+    "grpo", "train", "trl_args", "evaluate", "estimate", "launch", "runner", "report", "experiments",
     # face
     "cli", "plots", "widgets", "checks", "doctor", "exercises", "book",
 }

@@ -58,17 +58,14 @@ def notebook_title(nb: Any, default: str) -> str:
     return default
 
 
-def _summary(executed_dir: Path) -> dict[str, dict[str, Any]]:
-    """``summary.json``'s results by notebook file name; {} when absent or unreadable."""
-    path = executed_dir / "summary.json"
+def _summary(executed_dir: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """``summary.json``'s results by notebook file name, and its profile; ({}, None) when absent."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((executed_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return {}
-    out = {r["notebook"]: r for r in data.get("results", []) if isinstance(r, dict) and "notebook" in r}
-    if "profile" in data:
-        out["__profile__"] = {"profile": data["profile"]}
-    return out
+        return {}, None
+    results = {r["notebook"]: r for r in data.get("results", []) if isinstance(r, dict) and "notebook" in r}
+    return results, data.get("profile")
 
 
 def _exporter():
@@ -134,7 +131,7 @@ def build_book(executed_dir: str | Path = "runs/nb", out_dir: str | Path = "runs
 
     executed = Path(executed_dir)
     paths = executed_notebooks(executed)
-    summary = _summary(executed)
+    summary, profile = _summary(executed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     notebooks, pages = [], []
@@ -147,11 +144,12 @@ def build_book(executed_dir: str | Path = "runs/nb", out_dir: str | Path = "runs
     exporter = _exporter()
     for i, (nb, page) in enumerate(zip(notebooks, pages)):
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page["title"]}})
-        nav = _page_nav(pages, i)
-        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
+        m = re.search(r"<body[^>]*>", body)
+        at = m.end() if m else 0
+        body = body[:at] + _page_nav(pages, i) + body[at:]  # contents / previous / next links on top
         (out / page["href"]).write_text(body, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(_index_html(pages, summary.get("__profile__", {}).get("profile")), encoding="utf-8")
+    index.write_text(_index_html(pages, profile), encoding="utf-8")
     return index
 
 

@@ -108,7 +108,7 @@ class EvalConfig:
     top_p: float = 1.0
     n_samples: int = 1  # samples per problem; pass@1 is their mean
     batch_size: int = 256
-    prompt_template: str = "default"
+    prompt_template: str = "chat"  # raw | chat (supersmall.data.format_prompt) for rows that carry a problem only
     backend: str = "hf"  # hf | vllm
     problems_per_level: int = 100  # tiny: held-out problems per level; 0 = every problem of the dataset
     budgets: list[int] = field(default_factory=list)  # re-score the one long pass at these token budgets
@@ -137,6 +137,7 @@ class LaunchConfig:
 class NotebooksConfig:
     cell_timeout: int = 1800  # seconds per cell under papermill
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds of every multi-seed experiment
+    steps: int = 20  # training steps of each run in the notebooks' multi-seed experiments
 
 
 @dataclass
@@ -210,6 +211,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "curriculum.stages": (_parses(parse_stages), "stages like '1-3:100,4:100,5:100' (levels:steps)"),
     "eval.max_new_tokens": _POSITIVE, "eval.temperature": _NON_NEGATIVE, "eval.top_p": _FRACTION,
     "eval.n_samples": _POSITIVE, "eval.batch_size": _POSITIVE, "eval.backend": _one_of("hf", "vllm"),
+    "eval.prompt_template": _one_of("raw", "chat"),
     "eval.problems_per_level": _NON_NEGATIVE,
     "eval.budgets": ((lambda v: all(b > 0 for b in v)), "a list of token budgets > 0"),
     "data.train": _one_of("tiny", "deepmath", "open_rs"),
@@ -217,7 +219,8 @@ RULES: dict[str, tuple[Any, str]] = {
     "launch.num_gpus": _NON_NEGATIVE, "launch.num_processes": _POSITIVE, "launch.gpu_memory_gb": _NON_NEGATIVE,
     "launch.vllm_mode": _one_of("none", "server", "colocate"), "launch.vllm_gpu_memory_utilization": _FRACTION,
     "launch.deepspeed_stage": _one_of(0, 1, 2, 3), "launch.usd_per_gpu_hour": _NON_NEGATIVE,
-    "notebooks.cell_timeout": _POSITIVE,
+    "notebooks.cell_timeout": _POSITIVE, "notebooks.steps": _POSITIVE,
+    "eval.prompt_template": _one_of("raw", "chat"),
     "notebooks.seeds": ((lambda v: len(v) >= 1), "a non-empty list of seeds"),
 }
 

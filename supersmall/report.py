@@ -104,11 +104,7 @@ def load_evals(runs_dir: str | Path, series: str | None = None) -> Evals:
         if card.get("series") != series:
             skipped.append(f"{folder}: series {card.get('series')!r}, not {series!r}")
             continue
-        per_problem, level_of = _records(folder / RECORDS)
-        runs.append(EvalRun(name=card.get("name") or folder.name, path=folder, role=card.get("role") or "trained",
-                            arm=card.get("arm"), stage=card.get("stage"), seed=card.get("seed"), series=series,
-                            per_problem=per_problem, level_of=level_of, summary=card.get("metrics") or {},
-                            created=card.get("created") or "", reading=card.get("reading")))
+        runs.append(load_eval(folder))
     if skipped:
         warnings.warn(f"{len(skipped)} evaluation card(s) left out: " + "; ".join(skipped), stacklevel=2)
     return Evals(runs, series, skipped)
@@ -160,6 +156,49 @@ def _fmt(x: float) -> str:
     return f"{x:+.1%}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
 
+def load_eval(path: str | Path) -> EvalRun:
+    """One evaluation folder (``run_card.json`` + ``records.jsonl``) as an :class:`EvalRun`."""
+    folder = Path(path)
+    card = read_run_card(folder)
+    per_problem, level_of = _records(folder / RECORDS)
+    return EvalRun(name=card.get("name") or folder.name, path=folder, role=card.get("role") or "trained",
+                   arm=card.get("arm"), stage=card.get("stage"), seed=card.get("seed"), series=card.get("series"),
+                   per_problem=per_problem, level_of=level_of, summary=card.get("metrics") or {},
+                   created=card.get("created") or "", reading=card.get("reading"))
+
+
+def paired(claim: str, pairs: list[tuple[Any, EvalRun, EvalRun]], direction: int = +1, paper_text: str = "",
+           levels: list[int] | None = None, note: str = "") -> dict[str, Any] | None:
+    """A verdict from paired evidence: for each ``(seed, a, b)`` the paired difference b - a on the problems
+    both scored (of ``levels`` only, when given), then the across-seed interval and the verdict in the
+    claimed ``direction``. None when no pair shares a problem. Used by :func:`claims` and the notebooks::
+
+        paired("mean-only advantages beat std", [(s, load_eval(a[s]), load_eval(b[s])) for s in seeds])
+    """
+    per_seed, used, acc = [], [], []
+    for seed, a, b in pairs:
+        sa, sb = a.scores(levels), b.scores(levels)
+        common = sorted(set(sa) & set(sb))
+        if not common:
+            continue
+        xa, xb = [sa[i] for i in common], [sb[i] for i in common]
+        per_seed.append({"seed": seed, **stats.paired_difference(xa, xb)})
+        acc.append((sum(xa) / len(xa), sum(xb) / len(xb)))
+        used += [str(r.path / "run_card.json") for r in (a, b) if str(r.path / "run_card.json") not in used]
+    if not per_seed:
+        return None
+    s = stats.across_seeds([p["difference"] for p in per_seed])
+    where = f" on levels {', '.join(map(str, levels))}" if levels else ""
+    mean_a, mean_b = (sum(x) / len(acc) for x in zip(*acc))
+    measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_fmt(s['mean'])} over "
+                f"{s['n_seeds']} seed(s) [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]; per seed "
+                + ", ".join(f"{p['seed']}: {_fmt(p['difference'])} (n={p['n']})" for p in per_seed))
+    return {"claim": claim, "paper": paper_text, "measured": measured, "interval": [s["ci_low"], s["ci_high"]],
+            "mean_difference": s["mean"], "verdict": stats.verdict(s["ci_low"], s["ci_high"], direction),
+            "direction": direction, "n_seeds": s["n_seeds"], "rule": stats.VERDICT_RULE, "note": note,
+            "per_seed": per_seed, "run_cards": used}
+
+
 def claims(evals: list[EvalRun]) -> list[dict[str, Any]]:
     """One row per claim whose runs exist: the paper's number, the measured paired difference
     (b - a, per seed and across seeds), the across-seed interval and the verdict."""
@@ -170,37 +209,18 @@ def claims(evals: list[EvalRun]) -> list[dict[str, Any]]:
             trained[(r.arm, r.stage or FIRST_STAGE, r.seed)] = r
     rows = []
     for spec in _claim_specs():
-        levels = paper.value(spec.levels_key) if spec.levels_key else None
-        per_seed, used, acc = [], [], []
+        pairs = []
         for seed in sorted(s for (arm, stage, s) in trained if (arm, stage) == spec.b):
-            b = trained[(*spec.b, seed)]
             a = (next((r for r in base if r.seed == seed), base[0] if base else None) if spec.a is None
                  else trained.get((*spec.a, seed)))
-            if a is None:
-                continue
-            sa, sb = a.scores(levels), b.scores(levels)
-            common = sorted(set(sa) & set(sb))
-            if not common:
-                continue
-            xa, xb = [sa[i] for i in common], [sb[i] for i in common]
-            per_seed.append({"seed": seed, **stats.paired_difference(xa, xb)})
-            acc.append((sum(xa) / len(xa), sum(xb) / len(xb)))
-            used += [str(r.path / "run_card.json") for r in (a, b) if str(r.path / "run_card.json") not in used]
-        if not per_seed:
-            continue  # nothing measured to decide it: the claim is left out, not left blank
-        s = stats.across_seeds([p["difference"] for p in per_seed])
-        where = f" on levels {', '.join(map(str, levels))}" if levels else ""
-        mean_a, mean_b = (sum(x) / len(acc) for x in zip(*acc))
-        measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_fmt(s['mean'])} over "
-                    f"{s['n_seeds']} seed(s) [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]; per seed "
-                    + ", ".join(f"{p['seed']}: {_fmt(p['difference'])} (n={p['n']})" for p in per_seed))
+            if a is not None:
+                pairs.append((seed, a, trained[(*spec.b, seed)]))
         note = _kl_note([r for r in evals if (r.arm, r.stage or FIRST_STAGE) == spec.a]) if spec.a and \
             spec.a[0].startswith("kl-") else ""
-        rows.append({"claim": spec.claim, "paper": spec.paper, "measured": measured,
-                     "interval": [s["ci_low"], s["ci_high"]], "mean_difference": s["mean"],
-                     "verdict": stats.verdict(s["ci_low"], s["ci_high"], spec.direction),
-                     "direction": spec.direction, "n_seeds": s["n_seeds"], "rule": stats.VERDICT_RULE,
-                     "note": note, "per_seed": per_seed, "run_cards": used})
+        row = paired(spec.claim, pairs, spec.direction, spec.paper,
+                     paper.value(spec.levels_key) if spec.levels_key else None, note)
+        if row is not None:  # nothing measured to decide it: the claim is left out, not left blank
+            rows.append(row)
     return rows
 
 

@@ -16,14 +16,19 @@ checkpoint, and a complete run of the same config and code version is not redone
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
+import transformers
 from datasets import Dataset
+from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
@@ -154,8 +159,6 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
 def attach_callbacks(trainer, log: Callable[[int, dict], None], on_step: Callable | None, label: str,
                      progress: bool = True) -> None:
     """metrics.jsonl (rank 0), a tqdm bar, and per-step hooks; TRL's per-step dict prints are removed."""
-    from tqdm.auto import tqdm
-
     class _Kit(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=label,
@@ -269,6 +272,36 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
             lock.__exit__(None, None, None)
 
 
+# --- many runs: an experiment -----------------------------------------------------------------------
+def quiet() -> None:
+    """No library noise between results: transformers' and datasets' progress bars and warnings off
+    (the kit's own bars stay)."""
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    quiet()
+    return train(progress=False, **kwargs)
+
+
+def train_many(runs: list[dict[str, Any]], workers: int = 2, desc: str = "experiment") -> list[dict[str, Any]]:
+    """Train several runs (each a dict of :func:`train` arguments), ``workers`` at a time in separate
+    processes with one torch thread each: both cores of a laptop busy, one progress bar for the lot.
+    Complete runs of the same config and code are reused. Returns the run cards in order."""
+    cards: list[dict[str, Any] | None] = [None] * len(runs)
+    threads = max(1, torch.get_num_threads() // max(1, workers))
+    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(runs), desc=desc, unit="run") as bar:
+        futures = {pool.submit(_one, kw, threads): i for i, kw in enumerate(runs)}
+        for future in as_completed(futures):
+            cards[futures[future]] = future.result()
+            bar.update(1)
+    return [c for c in cards if c is not None]
+
+
 def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
     """The card of a finished run of the same config and code version (not redone), else None; a finished
     run of another config is an error, and one of older code is redone (never reused silently)."""
@@ -292,4 +325,4 @@ def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | Non
     return card
 
 
-__all__ = ["train", "resolve", "training_rows", "make_trainer", "attach_callbacks", "KLPenaltyTrainer", "BACKENDS"]
+__all__ = ["train", "train_many", "quiet", "resolve", "training_rows", "make_trainer", "attach_callbacks", "KLPenaltyTrainer", "BACKENDS"]

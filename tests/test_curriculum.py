@@ -3,13 +3,15 @@ from collections import Counter
 
 import pytest
 
+from supersmall import plots
 from supersmall.curriculum import (
-    PRESETS,
     Stage,
     bucket_table,
     build_schedule,
     difficulty_level,
+    parse_levels,
     parse_stages,
+    stage_name,
 )
 
 
@@ -36,11 +38,40 @@ def test_bucket_table():
     assert bucket_table([2.5, 3.49, 3.5, 4.0, 4.4], "floor") == {2: 1, 3: 2, 4: 2}
 
 
-def test_parse_stages_and_presets():
+@pytest.mark.parametrize("spec,levels", [("1-3", (1, 2, 3)), ("4", (4,)), ("5+6", (5, 6)), ("level1-3", (1, 2, 3)),
+                                         ("level4", (4,)), (" 2-4 ", (2, 3, 4)), ("1-2+5", (1, 2, 5)), (4, (4,)),
+                                         ([4, 5], (4, 5)), ((1, 3), (1, 3))])
+def test_parse_levels(spec, levels):
+    assert parse_levels(spec) == levels
+
+
+@pytest.mark.parametrize("bad", ["1,2", "1-3,4", "", "x", "3-1", "level", "5.5", "level5.5", True, "-1"])
+def test_parse_levels_rejects(bad):
+    with pytest.raises(ValueError):  # commas separate stages, never levels
+        parse_levels(bad)
+
+
+def test_stage_name():
+    assert stage_name((1, 2, 3)) == "level1-3"
+    assert stage_name([3, 1, 2]) == "level1-3"
+    assert stage_name((4,)) == "level4"
+    assert stage_name((5, 7)) == "level5+7"
+    for spec in ("1-3", "4", "5+6", "2+3+4"):  # the name reads back as the same levels
+        assert parse_levels(stage_name(parse_levels(spec))) == parse_levels(spec)
+
+
+def test_parse_stages():
     stages = parse_stages("1-3:100,4:100,5:100")
     assert stages == [Stage("level1-3", (1, 2, 3), 100), Stage("level4", (4,), 100), Stage("level5", (5,), 100)]
-    assert parse_stages("level1-3:5,level5.5:2")[1] == Stage("level5.5", PRESETS["level5.5"], 2)
-    for bad in ("1-3", "1-3:0", "x:10", ""):
+    assert parse_stages("level1-3:5,level4:2") == [Stage("level1-3", (1, 2, 3), 5), Stage("level4", (4,), 2)]
+    assert parse_stages("5+6:3") == [Stage("level5-6", (5, 6), 3)]
+    assert parse_stages("5+7:3") == [Stage("level5+7", (5, 7), 3)]
+    # NAME=LEVELS:STEPS keeps the name (the paper's "level5.5" trains on level 5 again)
+    assert parse_stages("level1-3:5,level5.5=5:2")[1] == Stage("level5.5", (5,), 2)
+    assert parse_stages(" 1-3:5 , ,4:1")[1] == Stage("level4", (4,), 1)  # blanks between commas are skipped
+    given = [Stage("x", (1,), 1)]
+    assert parse_stages(given) == given
+    for bad in ("1-3", "1-3:0", "x:10", "", "1-3:-2", "1-3:x", "level5.5:2", ","):
         with pytest.raises(ValueError):
             parse_stages(bad)
 
@@ -79,3 +110,20 @@ def test_shuffled_has_the_same_problems_in_another_order():
 def test_missing_levels_are_an_error():
     with pytest.raises(ValueError, match="needs levels"):
         build_schedule(POOL, "6:3", "staged", prompts_per_step=2)
+
+
+def test_plots_of_buckets_and_schedule():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = plots.buckets([2.5, 3.49, 3.5, 4.0, 4.4])
+    heights = [round(p.get_height()) for p in ax.patches]
+    # levels 2, 3, 4: round (half-up) then floor, one bar per level and scheme
+    assert heights == [0, 2, 3, 1, 2, 2]
+    plan = build_schedule(POOL, "1-3:5,4:3,5:2", "staged", prompts_per_step=4, seed=0)
+    ax = plots.schedule(plan)
+    assert len(ax.collections[0].get_offsets()) == len(plan.rows)
+    assert [round(line.get_xdata()[0]) for line in ax.get_lines()] == [5, 8]  # dashed lines at stage starts
+    plt.close("all")

@@ -9,19 +9,23 @@ import sys
 import pytest
 import torch
 
-from supersmall import tiny
+from supersmall import evaluate as ev
+from supersmall import plots, stats, tiny
+from supersmall.config import EvalConfig, load_profile
+from supersmall.data import BOXED_INSTRUCTION, format_prompt, prompt_text
 from supersmall.evaluate import (
-    BOXED_INSTRUCTION,
     EvalResult,
-    _mcnemar_exact,
+    budget_curve,
     compare,
+    eval_rows,
     evaluate,
-    format_prompt,
-    reasoned,
+    rescore,
+    run_eval,
     sensitivity,
     summarize,
     wilson_interval,
 )
+from supersmall.grading import reasoned
 
 
 # --- Wilson interval and pass@1 against values computed by hand -------------------------------------
@@ -45,6 +49,7 @@ def test_wilson_interval_matches_hand_computation(k, n, low, high):
 
 
 def test_wilson_interval_edge_cases():
+    assert ev.wilson_interval is stats.wilson_interval  # re-exported from its one home
     assert wilson_interval(0, 0) == (0.0, 1.0)
     lo90, hi90 = wilson_interval(5, 10, z=1.645)
     lo95, hi95 = wilson_interval(5, 10)
@@ -91,6 +96,9 @@ def test_reasoned_needs_a_non_empty_think_block():
     assert not reasoned("<think></think>\\boxed{5}")
     assert not reasoned("<think>  </think>\\boxed{5}")
     assert not reasoned("\\boxed{5}")
+    # an R1-style template opened <think> in the prompt: the completion only closes it
+    assert reasoned("2+3=5</think>\\boxed{5}")
+    assert not reasoned("</think>\\boxed{5}")
 
 
 # --- prompt templates -------------------------------------------------------------------------------
@@ -99,22 +107,35 @@ CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}
 
 def test_prompt_templates():
     tok = tiny.build_tokenizer()
-    row = {"prompt": "2+3=?", "answer": "5"}
-    assert format_prompt(row, tok) == "2+3=?"  # no chat template: default = raw
-    assert format_prompt(row, tok, "raw") == "2+3=?"
+    assert format_prompt("2+3=?", "raw", "") == "2+3=?"
+    assert format_prompt("2+3=?", "raw") == f"2+3=?\n{BOXED_INSTRUCTION}"  # the default instruction
+    assert format_prompt("2+3=?", "chat", "") == [{"role": "user", "content": "2+3=?"}]
+    assert format_prompt("2+3=?") == [{"role": "user", "content": f"2+3=?\n{BOXED_INSTRUCTION}"}]
+    assert format_prompt("2+3=?", "chat", None) == [{"role": "user", "content": "2+3=?"}]
+    with pytest.raises(ValueError, match="template"):
+        format_prompt("2+3=?", "chat_boxed")
+    assert prompt_text("2+3=?", tok) == "2+3=?"  # a plain prompt is the text as is
+    conv = format_prompt("What is 2+3?", "chat", "")
     with pytest.raises(ValueError, match="chat template"):
-        format_prompt(row, tok, "chat_boxed")
-    with pytest.raises(ValueError, match="prompt_template"):
-        format_prompt(row, tok, "nonsense")
-    assert format_prompt(row, tok, lambda r: r["prompt"] + "!") == "2+3=?!"
+        prompt_text(conv, tok)  # the tiny tokenizer has no chat template
     tok.chat_template = CHAT
-    assert format_prompt(row, tok) == f"<|user|>2+3=?\n{BOXED_INSTRUCTION}<|assistant|>"  # default = chat_boxed
-    assert format_prompt(row, tok, "chat") == "<|user|>2+3=?<|assistant|>"
-    conv = {"prompt": [{"role": "user", "content": "What is 2+3?"}], "problem": "What is 2+3?", "answer": "5"}
-    assert format_prompt(conv, tok, "chat") == "<|user|>What is 2+3?<|assistant|>"
-    assert format_prompt(conv, tok, "raw") == "What is 2+3?"
+    assert prompt_text(conv, tok) == "<|user|>What is 2+3?<|assistant|>"
+    assert prompt_text(format_prompt("What is 2+3?"), tok) == f"<|user|>What is 2+3?\n{BOXED_INSTRUCTION}<|assistant|>"
+
+
+def test_rows_with_a_problem_only_use_the_prompt_template():
+    tok = tiny.build_tokenizer()
+    tok.chat_template = CHAT
+    rows = [{"problem": "2+3=?", "answer": "5"}]
+    model = ScriptedLM(tok, {"2+3=?\n" + BOXED_INSTRUCTION: "\\boxed{5}",
+                             f"<|user|>2+3=?\n{BOXED_INSTRUCTION}<|assistant|>": "\\boxed{5}"}, decode_prompt=True)
+    raw = evaluate(model, rows, tok, prompt_template="raw", max_new_tokens=8, progress=False)
+    chat = evaluate(model, rows, tok, prompt_template="chat", max_new_tokens=8, progress=False)
+    assert raw.records[0]["prompt"] == "2+3=?\n" + BOXED_INSTRUCTION
+    assert chat.records[0]["prompt"] == f"<|user|>2+3=?\n{BOXED_INSTRUCTION}<|assistant|>"
+    assert raw.summary["accuracy"] == chat.summary["accuracy"] == 1.0
     with pytest.raises(ValueError, match="'prompt' or 'problem'"):
-        format_prompt({"answer": "1"}, tok)
+        evaluate(model, [{"answer": "1"}], tok, max_new_tokens=8, progress=False)
 
 
 # --- the HF backend ---------------------------------------------------------------------------------
@@ -125,11 +146,14 @@ class ScriptedLM(torch.nn.Module):
     off, stopping at EOS, counting tokens, flagging truncation, decoding, grading.
     """
 
-    def __init__(self, tokenizer, script: dict[str, str], max_positions: int = 128):
+    def __init__(self, tokenizer, script: dict[str, str], max_positions: int = 128, decode_prompt: bool = False):
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.tok = tokenizer
         self.script = script
+        self.by_ids = {}
+        if decode_prompt:  # prompts with characters the tiny vocabulary lacks: look them up by their token ids
+            self.by_ids = {tuple(tokenizer(p, add_special_tokens=False)["input_ids"]): c for p, c in script.items()}
         self.config = type("Cfg", (), {"max_position_embeddings": max_positions})()
         self.calls: list[dict] = []
 
@@ -138,8 +162,9 @@ class ScriptedLM(torch.nn.Module):
         assert (attention_mask[:, -1] == 1).all(), "prompts must be left-padded"
         rows = []
         for ids, mask in zip(input_ids, attention_mask):
-            prompt = self.tok.decode(ids[mask.bool()].tolist())
-            new = self.tok(self.script[prompt], add_special_tokens=False)["input_ids"] + [eos_token_id]
+            kept = ids[mask.bool()].tolist()
+            text = self.by_ids[tuple(kept)] if self.by_ids else self.script[self.tok.decode(kept)]
+            new = self.tok(text, add_special_tokens=False)["input_ids"] + [eos_token_id]
             new = new[:max_new_tokens]
             rows.append(new + [pad_token_id] * (max_new_tokens - len(new)))
         return torch.cat([input_ids, torch.tensor(rows, dtype=input_ids.dtype)], dim=1)
@@ -192,18 +217,28 @@ def test_sampling_settings_reach_generate_and_samples_are_recorded():
     assert res.summary["n"] == 3 and res.summary["samples"] == 12 and res.summary["accuracy"] == 1.0
 
 
-def test_settings_must_be_explicit_and_valid():
+def test_settings_come_from_an_eval_config_and_must_be_valid():
     tok = tiny.build_tokenizer()
     rows = _problems()[:2]
-    model = ScriptedLM(tok, {})
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        evaluate(model, rows, tok)
+    model = ScriptedLM(tok, {r["prompt"]: r["solution"] for r in rows})
+    res = evaluate(model, rows, tok, progress=False)  # no settings: EvalConfig's defaults
+    assert model.calls[-1]["max_new_tokens"] == EvalConfig().max_new_tokens
+    assert res.settings["max_new_tokens"] == EvalConfig().max_new_tokens and res.settings["seed"] == 0
+    settings = load_profile("tiny").eval  # a profile's settings, one field overridden
+    res = evaluate(model, rows, tok, settings=settings, progress=False, max_new_tokens=40, seed=3)
+    assert model.calls[-1]["max_new_tokens"] == 40 and model.calls[-1]["do_sample"] is False
+    assert res.settings["max_new_tokens"] == 40 and res.settings["batch_size"] == settings.batch_size
+    assert res.settings["seed"] == 3 and settings.max_new_tokens == 48  # the profile's settings are not changed
     with pytest.raises(ValueError, match="backend"):
         evaluate(model, rows, tok, max_new_tokens=8, backend="tgi")
     with pytest.raises(ValueError, match="'solutions'"):
         evaluate(model, rows, tok, max_new_tokens=8, answer_column="solutions")
     with pytest.raises(ValueError, match="tokenizer"):
         evaluate(model, rows, None, max_new_tokens=8)
+    with pytest.raises(TypeError):
+        evaluate(model, rows, tok, max_new_tokkens=8)  # a misspelt setting is an error, not ignored
+    rows_gold = [{**r, "gold": r["answer"], "answer": "nope"} for r in rows]
+    assert evaluate(model, rows_gold, tok, answer_column="gold", progress=False).summary["accuracy"] == 1.0
 
 
 def test_vllm_backend_without_vllm_says_how_to_get_it():
@@ -257,26 +292,28 @@ def test_records_round_trip_through_jsonl(tmp_path):
     assert "accuracy=0.400" in repr(back)
 
 
-def test_mcnemar_exact_by_hand():
-    # 1 vs 5 discordant pairs: 2 * (C(6,0) + C(6,1)) / 2^6 = 2 * 7 / 64
-    assert _mcnemar_exact(1, 5) == pytest.approx(14 / 64)
-    assert _mcnemar_exact(5, 1) == pytest.approx(14 / 64)
-    assert _mcnemar_exact(0, 0) == 1.0
-    assert _mcnemar_exact(3, 3) == 1.0
-    assert _mcnemar_exact(0, 10) == pytest.approx(2 / 1024)
-
-
 def test_compare_on_a_fixture():
     # 20 problems: both right on 0-5, only b right on 6-13 (8), only a right on 14-15 (2), both wrong on 16-19
     a = EvalResult([_rec(i, i < 6 or 14 <= i < 16) for i in range(20)], {})
     b = EvalResult([_rec(i, i < 14) for i in range(20)], {})
     c = compare(a, b)
+    assert set(c) == {"n", "difference", "ci_low", "ci_high", "a_better", "b_better", "mcnemar_p"}
     assert c["n"] == 20 and c["b_better"] == 8 and c["a_better"] == 2
     assert c["difference"] == pytest.approx((14 - 8) / 20)
     expected_p = 2 * sum(math.comb(10, i) for i in range(3)) / 2**10  # 2 * 56 / 1024
     assert c["mcnemar_p"] == pytest.approx(expected_p)
-    assert c["ci_low"] < c["difference"] < c["ci_high"] and c["ci_low"] > 0  # 8 vs 2 out of 20: a real rise
+    assert c["ci_low"] < c["difference"] < c["ci_high"]
+    # the interval is stats' paired bootstrap over the per-problem scores, aligned by problem
+    pa = [float(i < 6 or 14 <= i < 16) for i in range(20)]
+    pb = [float(i < 14) for i in range(20)]
+    assert (c["ci_low"], c["ci_high"]) == stats.paired_bootstrap(pa, pb, n_boot=2000, seed=0)
+    assert c["ci_low"] >= 0.0 and c["mcnemar_p"] > 0.05  # 8 vs 2 of 20: a rise, but McNemar cannot tell
+    strong = compare(a, EvalResult([_rec(i, i < 18) for i in range(20)], {}))  # 12 vs 2
+    assert strong["ci_low"] > 0 and strong["mcnemar_p"] < 0.05
+    shuffled = EvalResult(list(reversed(b.records)), {})  # records in another order pair by index
+    assert compare(a, shuffled) == c
     assert compare(a, a)["difference"] == 0 and compare(a, a)["mcnemar_p"] == 1.0
+    assert compare(b, a)["difference"] == pytest.approx(-c["difference"])
     with pytest.raises(ValueError, match="share no problems"):
         compare(a, EvalResult([_rec(100, True)], {}))
 
@@ -285,16 +322,17 @@ def test_sensitivity_grid_shows_the_budget_collapse_and_plots():
     import matplotlib
 
     matplotlib.use("Agg")
-    from supersmall.evaluate import plot_sensitivity
-
     tok = tiny.build_tokenizer()
     rows = _problems()
     model = ScriptedLM(tok, {r["prompt"]: r["solution"] for r in rows})
     df = sensitivity(model, rows, tok, grid={"max_new_tokens": [4, 64]}, progress=False, temperature=0.0)
     assert list(df["value"]) == [4, 64]
     assert list(df["accuracy"]) == [0.0, 1.0] and list(df["truncation_rate"]) == [1.0, 0.0]
-    fig = plot_sensitivity(df)
+    fig = plots.sensitivity(df)
     assert len(fig.axes) == 1
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 # --- CLI and the full MATH-500 pipeline -------------------------------------------------------------
@@ -303,10 +341,10 @@ def test_cli_full_math500_pipeline_offline_on_cpu(tmp_path):
     """All 500 vendored MATH-500 problems through the CLI: generate, grade, records, summary, run card."""
     tiny.ensure_base_model(progress=False)
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "eval", "--profile", "tiny", "--dataset", "math500",
-                          "--max-new-tokens", "8", "--out", str(tmp_path)], capture_output=True, text=True,
+                          "--set", "eval.max_new_tokens=8", "--out", str(tmp_path)], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "max_new_tokens=8" in out.stdout  # the settings are printed
+    assert "on 500 problems" in out.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["n"] == 500 and {k: v["n"] for k, v in summary["per_level"].items()} == \
         {"1": 43, "2": 90, "3": 105, "4": 128, "5": 134}
@@ -319,6 +357,7 @@ def test_cli_full_math500_pipeline_offline_on_cpu(tmp_path):
     assert EvalResult.from_jsonl(records).summary["accuracy"] == summary["accuracy"]
     card = json.loads((tmp_path / "run_card.json").read_text())
     assert card["kind"] == "eval" and card["metrics"]["accuracy"] == summary["accuracy"]
+    assert card["settings"]["max_new_tokens"] == 8 and card["settings"]["problems"] == 500
 
 
 def test_cli_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
@@ -328,6 +367,129 @@ def test_cli_vllm_backend_without_vllm_is_a_clear_error(tmp_path):
         pass
     else:  # pragma: no cover - GPU hosts
         pytest.skip("vLLM is installed")
-    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "eval", "--backend", "vllm", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "eval", "--set", "eval.backend=vllm",
+                          "--out", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "vLLM" in out.stderr and "Traceback" not in out.stderr
+
+
+# --- budgets: re-scoring one long pass ----------------------------------------------------------------
+def _budget_records():
+    # r0 right in 5 tokens, r1 right in 12, r2 wrong in 8, r3 cut off at the full budget (48, truncated)
+    return [_rec(0, True, length=5), _rec(1, True, length=12), _rec(2, False, length=8),
+            _rec(3, False, length=48, truncated=True, extracted=None)]
+
+
+def test_rescore_by_hand():
+    recs = _budget_records()
+    at10 = rescore(recs, 10)
+    assert [r["correct"] for r in at10] == [True, False, False, False]  # r1 (12 tokens) no longer finishes
+    assert [r["truncated"] for r in at10] == [False, True, False, True]
+    assert [r["length"] for r in at10] == [5, 12, 8, 48] and at10[1]["index"] == 1  # the rest is kept
+    assert [r["correct"] for r in recs] == [True, True, False, False]  # the input is not changed
+    assert rescore(recs, 48) == [{**r, "correct": bool(r["correct"]), "truncated": bool(r["truncated"])} for r in recs]
+    assert [r["correct"] for r in rescore(recs, 12)] == [True, True, False, False]  # length == budget still fits
+    assert not any(r["correct"] for r in rescore(recs, 4)) and all(r["truncated"] for r in rescore(recs, 4))
+
+
+def test_budget_curve_by_hand():
+    curve = budget_curve(_budget_records(), [4, 10, 48])
+    assert list(curve) == ["4", "10", "48"]
+    # budget 4: nothing finishes
+    assert curve["4"]["accuracy"] == 0.0 and curve["4"]["truncated_fraction"] == 1.0
+    assert curve["4"]["completed_accuracy"] is None
+    # budget 10: r0 right; r1 and r3 cut; of the completed (r0, r2) half are right
+    assert curve["10"]["accuracy"] == pytest.approx(1 / 4) and curve["10"]["truncated_fraction"] == pytest.approx(2 / 4)
+    assert curve["10"]["completed_accuracy"] == pytest.approx(1 / 2)
+    assert (curve["10"]["ci_low"], curve["10"]["ci_high"]) == pytest.approx(wilson_interval(1, 4))
+    # budget 48 (the pass itself): r0 and r1 right; only r3 truncated; 2 of the 3 completed are right
+    assert curve["48"]["accuracy"] == pytest.approx(2 / 4) and curve["48"]["truncated_fraction"] == pytest.approx(1 / 4)
+    assert curve["48"]["completed_accuracy"] == pytest.approx(2 / 3)
+    assert curve["48"]["accuracy"] == summarize(_budget_records())["accuracy"]
+    # with 2 samples per problem, pass@1 averages the samples first
+    two = [_rec(0, True, 0, length=5), _rec(0, True, 1, length=20), _rec(1, False, 0, length=5), _rec(1, True, 1, length=5)]
+    assert budget_curve(two, [10])["10"]["accuracy"] == pytest.approx((0.5 + 0.5) / 2)
+
+
+# --- eval_rows and run_eval ----------------------------------------------------------------------------
+def test_eval_rows_of_each_profile():
+    rows = eval_rows(load_profile("tiny"))
+    assert len(rows) == 500 and rows == tiny.test_problems(100)
+    assert len(eval_rows(load_profile("tiny", **{"eval.problems_per_level": 3}))) == 15
+    rehearsal = eval_rows(load_profile("rehearsal"))  # MATH-500's schema, conversational prompts
+    assert len(rehearsal) == 50 and {"problem", "answer", "level", "subject", "unique_id", "prompt"} <= set(rehearsal[0])
+    assert rehearsal[0]["prompt"] == [{"role": "user", "content": rehearsal[0]["problem"]}]
+    full = eval_rows(load_profile("a6000x4"))  # offline: the vendored MATH-500 with DeepSeek's boxed instruction
+    assert len(full) == 500
+    assert full[0]["prompt"] == [{"role": "user", "content": f"{full[0]['problem']}\n{BOXED_INSTRUCTION}"}]
+
+
+def _tiny_eval_profile():
+    return load_profile("tiny", **{"eval.problems_per_level": 2, "eval.max_new_tokens": 16, "eval.budgets": [6, 16]})
+
+
+def test_run_eval_writes_its_files_and_reuses_a_complete_eval(tmp_path, monkeypatch):
+    profile = _tiny_eval_profile()
+    out = tmp_path / "eval" / "base"
+    calls = []
+    real = ev.evaluate
+
+    def counting(*a, **kw):
+        calls.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate", counting)
+    s = run_eval("tiny", profile, out, meta={"role": "base", "seed": 5}, progress=False)
+    assert len(calls) == 1 and calls[0]["settings"].max_new_tokens == 16
+    assert {p.name for p in out.iterdir()} >= {"records.jsonl", "summary.json", "run_card.json", "run_card.md"}
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 10 and s["n"] == 10
+    assert json.loads((out / "summary.json").read_text()) == s
+    assert s["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / 10)
+    assert set(s["budgets"]) == {"6", "16"} and s["budgets"]["16"]["accuracy"] == pytest.approx(s["accuracy"])
+    assert s["budgets"]["6"] == budget_curve(records, [6])["6"]
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["kind"] == "eval" and card["status"] == "complete" and card["role"] == "base" and card["seed"] == 5
+    assert card["name"] == "base" and card["eval_key"]["settings"]["max_new_tokens"] == 16
+    assert card["metrics"]["accuracy"] == s["accuracy"]
+
+    # the same model, settings and code: reused, never regenerated
+    def boom(*a, **kw):
+        raise AssertionError("a complete evaluation was redone")
+
+    monkeypatch.setattr(ev, "evaluate", boom)
+    assert run_eval("tiny", profile, out, meta={"role": "base", "seed": 5}, progress=False) == s
+    assert run_eval("tiny", _tiny_eval_profile(), out, progress=False) == s  # an equal profile, loaded again
+
+    # other settings, another dataset size or an in-memory model: evaluated again
+    monkeypatch.setattr(ev, "evaluate", counting)
+    s8 = run_eval("tiny", profile, out, progress=False, max_new_tokens=8)
+    assert len(calls) == 2 and calls[-1]["settings"].max_new_tokens == 8
+    assert json.loads((out / "run_card.json").read_text())["eval_key"]["settings"]["max_new_tokens"] == 8
+    assert all(r["length"] <= 8 for r in map(json.loads, (out / "records.jsonl").read_text().splitlines()))
+    assert s8["n"] == 10
+    run_eval("tiny", profile, out, progress=False, limit=4)
+    assert len(calls) == 3 and len((out / "records.jsonl").read_text().splitlines()) == 4
+    model, tok = tiny.load_base()
+    run_eval(model, profile, out, tokenizer=tok, progress=False, limit=4)
+    assert len(calls) == 4  # an in-memory model has no name to check: it is always evaluated
+
+
+def test_run_eval_redoes_an_eval_of_other_code(tmp_path, monkeypatch):
+    profile = _tiny_eval_profile()
+    out = tmp_path / "e"
+    run_eval("tiny", profile, out, progress=False, limit=3)
+    card = json.loads((out / "run_card.json").read_text())
+    card["eval_key"]["code_version"] = "0123456789ab"  # as if written by an older kit
+    (out / "run_card.json").write_text(json.dumps(card))
+    calls = []
+    real = ev.evaluate
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    run_eval("tiny", profile, out, progress=False, limit=3)
+    assert calls == [1]
+    run_eval("tiny", profile, out, progress=False, limit=3)
+    assert calls == [1]  # now current: reused
+    card = json.loads((out / "run_card.json").read_text())
+    (out / "run_card.json").write_text(json.dumps({**card, "status": "running"}))  # an unfinished eval is redone
+    run_eval("tiny", profile, out, progress=False, limit=3)
+    assert calls == [1, 1]

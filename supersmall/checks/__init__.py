@@ -6,7 +6,9 @@ functions, collected here so notebooks import them from one place.
 
 from supersmall.checks.core import NOT_IMPLEMENTED, Case, CheckFailed, close, run_check
 
-__all__ = ["NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check"]
+from supersmall.checks.predict import predict, verdict_choice
+
+__all__ = ["NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check", "predict", "verdict_choice"]
 
 # Topic modules register their checks here (one import line each).
 for _topic in ("setup", "rewards", "advantages", "losses", "curriculum", "grpo", "evaluation", "report"):
