@@ -220,7 +220,6 @@ RULES: dict[str, tuple[Any, str]] = {
     "launch.vllm_mode": _one_of("none", "server", "colocate"), "launch.vllm_gpu_memory_utilization": _FRACTION,
     "launch.deepspeed_stage": _one_of(0, 1, 2, 3), "launch.usd_per_gpu_hour": _NON_NEGATIVE,
     "notebooks.cell_timeout": _POSITIVE, "notebooks.steps": _POSITIVE,
-    "eval.prompt_template": _one_of("raw", "chat"),
     "notebooks.seeds": ((lambda v: len(v) >= 1), "a non-empty list of seeds"),
 }
 

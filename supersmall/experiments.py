@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from supersmall import report
+from supersmall import paper, report
 from supersmall.config import Profile, load_profile
 from supersmall.evaluate import run_eval
 from supersmall.runcard import code_version, read_metrics
@@ -36,6 +36,9 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "kl-nopenalty": {"train.arm": "kl-nopenalty"},  # KL loss, beta = train.beta_kl_loss
     "kl-penalty": {"train.arm": "kl-penalty"},  # KL in the reward, beta = train.beta_kl_reward
     "kl-loss-beta1": {"train.arm": "kl-nopenalty", "train.beta_kl_loss": 1.0},
+    # Table 3 as written: the KL arms are standard GRPO with the bipolar reward (paper.arm_settings(..., "paper"))
+    "kl-nopenalty-paper": {"train.arm": "kl-nopenalty", "reward.name": "bipolar"},
+    "kl-penalty-paper": {"train.arm": "kl-penalty", "reward.name": "bipolar"},
 }
 
 
@@ -110,3 +113,38 @@ def record(runs_dir: str | Path, key: str, value: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def curriculum_dir(runs_dir: str | Path, schedule: str, seed: int) -> Path:
+    return Path(runs_dir) / "shared" / f"curriculum-{schedule}" / f"seed{seed}"
+
+
+def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str, Any]]:
+    """The paper's claims, decided on the notebook series' own runs (notebooks 03-05): every claim whose
+    runs exist, with per-seed paired evidence and the across-seed interval (the rows of
+    :func:`supersmall.report.claims`, built from the shared conditions and the staged curriculum runs)."""
+    p = _profile(profile)
+    seeds = list(p.notebooks.seeds)
+    rows: list[dict[str, Any]] = []
+    specs = [("ZeroGRPO improves the base model", "base", "zerogrpo", "table6.base", "table6.no-kl"),
+             ("no-kl beats kl-nopenalty", "kl-nopenalty", "zerogrpo", "table6.kl-nopenalty", "table6.no-kl"),
+             ("no-kl beats kl-penalty", "kl-penalty", "zerogrpo", "table6.kl-penalty", "table6.no-kl")]
+    for claim, a, b, pa, pb in specs:
+        if all((run_dir(runs_dir, c, s) / "eval" / "final").is_dir() for c in {a, b} - {"base"} for s in seeds):
+            rows.append(compare(p, a, b, runs_dir, claim, +1, seeds, paper_text=f"{_pct(pa)} -> {_pct(pb)} "
+                                f"({paper.fact(pb).source})"))
+    stage_claims = [("a level-4 stage raises accuracy", "level1-3", "level4", +1, None, "curriculum.level4"),
+                    ("level-5 training lowers levels 1-2 (forgetting)", "level4", "level5", -1,
+                     paper.value("curriculum.forgetting.levels"), "curriculum.forgetting")]
+    for claim, a, b, direction, levels, key in stage_claims:
+        folders = [(s, curriculum_dir(runs_dir, "staged", s) / "eval") for s in seeds]
+        if all((f / a).is_dir() and (f / b).is_dir() for _, f in folders):
+            pairs = [(s, report.load_eval(f / a), report.load_eval(f / b)) for s, f in folders]
+            row = report.paired(claim, pairs, direction, f"{paper.value(key)} ({paper.fact(key).source})", levels)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def _pct(key: str) -> str:
+    return f"{paper.value(key):.1%}"

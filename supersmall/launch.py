@@ -233,7 +233,7 @@ def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tup
     problems = {f"{p.arm}/{p.stage}/seed{p.seed}": validate(p, check_hardware=not dry_run) for p in plans}
     for plan in plans:
         print(f"# {plan.arm} / {plan.stage} / seed {plan.seed}: {plan.num_processes} training process(es), "
-              f"vLLM {plan.vllm_mode}" + (f", ~{plan.estimate['minutes']:.0f} min" if plan.estimate else ""))
+              f"vLLM {plan.vllm_mode}" + (f", ~{plan.estimate['minutes']['mid']:.0f} min" if plan.estimate else ""))
         print("\n".join(plan.commands + [f"  ! {m}" for m in problems[f"{plan.arm}/{plan.stage}/seed{plan.seed}"]]))
     if dry_run:
         return {"plan": str(out / "plan.json"), "problems": problems}

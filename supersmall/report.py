@@ -310,10 +310,12 @@ def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None = None) -> dict[str, Path]:
-    """Write ``verdicts.json`` (the rows of :func:`claims`), ``report.md`` and ``report.html``."""
+def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None = None,
+                 rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write ``verdicts.json`` (the rows of :func:`claims`, or ``rows`` when given), ``report.md`` and
+    ``report.html``."""
     evals = load_evals(runs_dir, series)
-    rows = claims(evals)
+    rows = claims(evals) if rows is None else rows
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"verdicts": out / "verdicts.json", "md": out / "report.md", "html": out / "report.html"}

@@ -1,88 +1,224 @@
+"""supersmall.launch: plans (TRL and accelerate accept them), validation, the LoRA variant, replicate --dry-run."""
+
 import json
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from supersmall import launch
+from supersmall import launch, paper, trl_args
 from supersmall.config import load_profile
 
+STAGES = ["level1-3", "level4", "level5", "level5.5", "level6"]
 
-@pytest.mark.parametrize("arm", launch.ARMS)
-@pytest.mark.parametrize("stage", list(launch.STAGES))
-def test_every_plan_is_valid_and_grpo_config_accepts_it(arm, stage, tmp_path):
-    from accelerate.commands.config.config_args import ClusterConfig
+
+def _grpo_config(args):
+    """``trl.GRPOConfig`` from a plan's arguments, as given: only ``use_cpu`` is added so that this CPU-only
+    machine accepts bf16 (vLLM and DeepSpeed are checked by the trainer, not the config)."""
     from trl import GRPOConfig
 
-    plan = launch.make_plan("a6000x4", arm, stage, str(tmp_path))
+    return GRPOConfig(**{**args, "use_cpu": True})
+
+
+@pytest.mark.parametrize("arm", paper.ARMS)
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_a6000x4_plan_is_valid_and_trl_and_accelerate_accept_it(arm, stage, tmp_path):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    plan = launch.make_plan("a6000x4", arm, stage, 42, str(tmp_path))
     assert launch.validate(plan, check_hardware=False) == []
-    kw = {**plan.grpo_args, "use_cpu": True, "bf16": False}
-    kw.pop("use_vllm", None)  # vLLM is not installed here; the rest must be accepted as is
-    cfg = GRPOConfig(**kw)
-    assert cfg.per_device_train_batch_size * plan.num_processes == 16 * 8
-    path = launch.write_plan_files(plan, tmp_path)[0]
+    assert plan.levels == paper.stages()[stage]["levels"] and plan.seed == 42
+    assert plan.out_dir == f"{tmp_path}/{arm}/{stage}/seed42" and plan.grpo_args["output_dir"] == plan.out_dir
+    cfg = _grpo_config(plan.grpo_args)
+    for key, value in plan.grpo_args.items():  # every key reaches the config unchanged (none renamed or dropped)
+        assert getattr(cfg, key) == value, key
+    assert cfg.per_device_train_batch_size * plan.num_processes * cfg.gradient_accumulation_steps == 16 * 8
+    assert cfg.use_vllm and cfg.vllm_mode == "colocate" and cfg.bf16 and cfg.loss_type == "dr_grpo"
+    assert cfg.beta == {"no-kl": 0.0, "kl-nopenalty": 0.04, "kl-penalty": 0.001}[arm]
+    assert cfg.seed == 42 and cfg.max_steps == 100
+    path = Path(launch.write_plan_files([plan], tmp_path)).parent / "accelerate_4gpu.yaml"
     acc = ClusterConfig.from_yaml_file(str(path))  # accelerate's own schema
     assert acc.num_processes == 4 and acc.deepspeed_config["zero_stage"] == 2
-    assert any("accelerate launch" in c and f"--arm {arm}" in c for c in plan.commands)
+    assert acc.distributed_type.value == "DEEPSPEED" and str(acc.mixed_precision).endswith("bf16")
+    assert len(plan.commands) == 1
+    cmd = plan.commands[0]
+    assert cmd.startswith(f"CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch --config_file {tmp_path}/accelerate_4gpu.yaml")
+    assert f"--arm {arm}" in cmd and "--no-eval" in cmd and f"--out {plan.out_dir}" in cmd
+    assert f"--set data.levels={'+'.join(map(str, plan.levels))}" in cmd
+    assert plan.estimate["completions_per_step"] == 128 and plan.estimate["fits"]
 
 
-def test_validation_catches_each_mistake(tmp_path):
+def test_the_command_line_trains_the_plans_exact_config(tmp_path):
+    """The plan's command, parsed back, resolves to the same profile that the plan's grpo_args came from."""
+    from supersmall.cli import build_parser
+    from supersmall.commands import parse_sets
+    from supersmall.train import resolve
+
+    for profile in ("a6000x4", "rehearsal"):
+        plan = launch.make_plan(profile, "kl-penalty", "level4", 3, str(tmp_path))
+        argv = shlex.split(plan.commands[-1].split(" -m supersmall.cli ", 1)[1])
+        args = build_parser().parse_args(argv)
+        resolved = resolve(args.profile, args.arm, args.steps, args.seed, args.backend, args.curriculum, args.stages,
+                           parse_sets(args.set))
+        assert resolved == plan.settings, profile
+        assert trl_args.grpo_config_kwargs(resolved, plan.out_dir, arm=args.arm) == plan.grpo_args
+
+
+def test_rehearsal_plans_use_torchrun_on_two_processes(tmp_path):
+    plans = launch.plans_for("rehearsal", paper.ARMS, ["level1-3", "level4", "level5"], [0], str(tmp_path))
+    assert [(p.arm, p.stage) for p in plans] == [(a, "level1-3") for a in paper.ARMS] + [("no-kl", "level4"),
+                                                                                        ("no-kl", "level5")]
+    for plan in plans:
+        assert plan.num_processes == 2 and plan.vllm_mode == "none" and plan.estimate == {}
+        assert len(plan.commands) == 1
+        assert plan.commands[0].startswith(f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone "
+                                           "--nproc_per_node 2 -m supersmall.cli train --profile rehearsal")
+        assert plan.grpo_args["ddp_backend"] == "gloo" and plan.grpo_args["use_cpu"] is True
+        assert "use_vllm" in plan.grpo_args and plan.grpo_args["use_vllm"] is False
+        assert plan.grpo_args["per_device_train_batch_size"] * 2 * plan.grpo_args["gradient_accumulation_steps"] == 8 * 4
+        assert launch.validate(plan, check_hardware=True) == []  # nothing to check on CPU
+        _grpo_config(plan.grpo_args)
+    assert plans[0].model == "tiny-r1" and "--model tiny-r1" in plans[0].commands[0]
+    # the stages chain: each starts from the no-kl model of the stage before
+    assert plans[3].model == f"{tmp_path}/no-kl/level1-3/seed0/model"
+    assert plans[4].model == f"{tmp_path}/no-kl/level4/seed0/model"
+    path = launch.write_plan_files(plans, tmp_path)
+    assert [p["arm"] for p in json.loads(Path(path).read_text())] == [p.arm for p in plans]
+    assert not list(tmp_path.glob("accelerate_*.yaml"))  # no accelerate config on CPU
+
+
+def test_plans_for_orders_seeds_and_stages(tmp_path):
+    plans = launch.plans_for("a6000x4", ["no-kl"], ["level1-3", "level5.5"], [1, 2], str(tmp_path))
+    assert [(p.arm, p.stage, p.seed) for p in plans] == [("no-kl", "level1-3", 1), ("no-kl", "level5.5", 1),
+                                                          ("no-kl", "level1-3", 2), ("no-kl", "level5.5", 2)]
+    assert plans[1].model == f"{tmp_path}/no-kl/level5/seed1/model"  # level5.5 continues level 5
+    assert [p.seed for p in launch.plans_for("a6000x4", ["no-kl"], ["level1-3"])] == [42, 43, 44]  # the profile's
+    cumulative = launch.plans_for("a6000x4", ["no-kl"], ["level1-3", "level4"], [0], str(tmp_path),
+                                  curriculum="cumulative")
+    assert cumulative[1].levels == [1, 2, 3, 4] and cumulative[1].settings.data.levels == "1+2+3+4"
+    paper_reading = launch.make_plan("a6000x4", "kl-penalty", reading="paper")
+    assert paper_reading.settings.reward.name == "bipolar"
+    assert launch.make_plan("a6000x4", "kl-penalty").settings.reward.name == "supersmall"
+    with pytest.raises(launch.UserError, match="valid stages"):
+        launch.plans_for("a6000x4", ["no-kl"], ["level1-3", "7"], [0], str(tmp_path))
+    with pytest.raises(launch.UserError, match="valid stages"):
+        launch.make_plan("a6000x4", "no-kl", "1-3")
+
+
+def test_validation_catches_each_mistake(tmp_path, monkeypatch):
     full = load_profile("a6000x4")
-    server = launch.make_plan(full.replace(**{"launch.vllm_mode": "server"}), "no-kl", "1-3", str(tmp_path))
+    server = launch.make_plan(full.replace(**{"launch.vllm_mode": "server"}), "no-kl", "level1-3", None, str(tmp_path))
     msgs = launch.validate(server, check_hardware=False)
-    assert len(msgs) == 1 and "do not split over 3 training processes" in msgs[0] and "num_generations=6" in msgs[0]
-    ok = launch.make_plan(full.replace(**{"launch.vllm_mode": "server", "train.num_generations": 6}), "no-kl", "1-3",
-                          str(tmp_path))
+    assert len(msgs) == 1 and "do not split over 3 processes x 4 accumulation steps" in msgs[0]
+    assert "a multiple of 12" in msgs[0]
+    ok = launch.make_plan(full.replace(**{"launch.vllm_mode": "server", "train.num_generations": 6}), "no-kl",
+                          "level1-3", None, str(tmp_path))
     assert launch.validate(ok, check_hardware=False) == []
+    assert ok.num_processes == 3 and ok.grpo_args["vllm_server_port"] == 8000
     assert ok.commands[0].startswith("CUDA_VISIBLE_DEVICES=3 trl vllm-serve")
+    assert "--max-model-len 5120" in ok.commands[0] and ok.commands[1].startswith("CUDA_VISIBLE_DEVICES=0,1,2 ")
     hw = launch.validate(ok, check_hardware=True)
     assert any("needs 4 GPUs but 0 are visible" in m for m in hw)
     assert any("vLLM is not installed" in m for m in hw)
-    small = launch.make_plan(full.replace(**{"launch.gpu_memory_gb": 8}), "no-kl", "1-3", str(tmp_path))
-    assert any("GB per GPU is needed" in m for m in launch.validate(small, check_hardware=False))
+    monkeypatch.setattr(launch, "package_version", lambda name: "0.99.0" if name == "vllm" else None)
+    old = launch.validate(ok, check_hardware=False)
+    assert len(old) == 1 and "outside TRL's supported range" in old[0] and "pip install 'vllm" in old[0]
+    monkeypatch.setattr(launch, "package_version", lambda name: "0.30.0" if name == "vllm" else None)
+    assert launch.validate(ok, check_hardware=False) == []
+    monkeypatch.undo()
+    small = launch.make_plan(full.replace(**{"launch.gpu_memory_gb": 8}), "no-kl", "level1-3", None, str(tmp_path))
+    mem = launch.validate(small, check_hardware=False)
+    assert len(mem) == 1 and "GB per GPU is needed but the GPUs have 8 GB" in mem[0]
     tok = type("Tok", (), {"chat_template": "x", "apply_chat_template": lambda self, m, tokenize, add_generation_prompt:
                            "<|Assistant|>"})()
-    assert any("think_prefill" in m for m in launch.validate(ok, check_hardware=False, tokenizer=tok))
-    assert any("reads the column 'answer'" in m for m in launch.validate(ok, check_hardware=False,
-                                                                        dataset_columns=["prompt", "solution"]))
-    for m in msgs + hw:
+    think = launch.validate(ok, check_hardware=False, tokenizer=tok)
+    assert len(think) == 1 and "model.think_prefill to false" in think[0]
+    cols = launch.validate(ok, check_hardware=False, dataset_columns=["prompt", "solution"])
+    assert len(cols) == 1 and "reads the column 'answer'" in cols[0]
+    assert launch.validate(ok, check_hardware=False, dataset_columns=["prompt", "answer"]) == []
+    for m in msgs + hw + mem + think + cols + old:
         assert m.count(": ") >= 1 and "\n" not in m  # one sentence with its fix
 
 
 def test_estimate_and_lora():
-    e = launch.estimate("a6000x4", "no-kl")
-    assert e["completions_per_step"] == 128 and e["paper_minutes"] == 90.5
-    assert e["minutes"]["high"] < e["minutes"]["mid"] < e["minutes"]["low"]
-    assert launch.estimate("a6000x4", "no-kl", stage="level4")["paper_minutes"] == 130.2
-    p, lora = launch.lora_plan()
-    assert p.launch.num_gpus == 1 and lora["r"] == 16
-    from peft import LoraConfig
+    plan = launch.make_plan("a6000x4", "no-kl", "level1-3")
+    e = plan.estimate
+    assert e["completions_per_step"] == 128 and e["paper_minutes"] == 90.5 and e["steps"] == 100
+    assert e["minutes"]["low"] < e["minutes"]["mid"] < e["minutes"]["high"]
+    assert e["gpu_hours"] == pytest.approx(e["minutes"]["mid"] / 60 * 4, abs=0.01)
+    assert e["cost_usd"] == pytest.approx(e["gpu_hours"] * 0.8, abs=0.01) and e["fits"]
+    assert e["memory"]["micro_batch"] == 8 and e["memory"]["procs"] == 4
+    assert launch.make_plan("a6000x4", "no-kl", "level4").estimate["paper_minutes"] == 130.2
+    assert launch.make_plan("a6000x4", "kl-penalty").estimate["paper_minutes"] == 58.4
+    assert launch.make_plan("a6000x4", "kl-penalty").estimate["memory"]["reference"] > 0  # a reference copy
+    assert e["memory"]["reference"] == 0
 
-    LoraConfig(**lora)
+    p, lora = launch.lora_plan(gpu_memory_gb=24)
+    assert (p.launch.num_gpus, p.launch.gpu_memory_gb, p.launch.deepspeed_stage, p.launch.vllm_mode) == \
+        (1, 24, 0, "colocate")
+    assert p.train.gradient_checkpointing and p.train.learning_rate == 1e-5
+    # one process: 8 prompts x G=8 = 64 completions = 8 per micro-step x 8 accumulation steps
+    assert trl_args.training_processes(p) == 1 and trl_args.per_device_batch(p) == 8
+    t = p.train
+    assert t.prompts_per_step * t.num_generations == trl_args.per_device_batch(p) * t.gradient_accumulation_steps
+    lp = launch.make_plan(p, "no-kl", "level1-3", 0)
+    assert lp.num_processes == 1 and not [m for m in launch.validate(lp, check_hardware=False) if "split" in m]
+    cfg = _grpo_config(lp.grpo_args)
+    assert cfg.per_device_train_batch_size == 8 and cfg.gradient_accumulation_steps == 8
+    assert lp.accelerate_config["distributed_type"] == "NO" and "deepspeed_config" not in lp.accelerate_config
+    # the adapters go on every linear layer of a Qwen2 block (the R1-Distill architecture), and only they train
+    assert (lora["r"], lora["lora_alpha"], lora["task_type"]) == (16, 32, "CAUSAL_LM")
+    from peft import LoraConfig, get_peft_model
+
+    from supersmall import tiny
+
+    model = tiny.new_model(len(tiny.build_tokenizer()))
+    linear = {name.rsplit(".", 1)[-1] for name, mod in model.model.layers[0].named_modules()
+              if type(mod).__name__ == "Linear"}
+    assert set(lora["target_modules"]) == linear
+    peft_model = get_peft_model(model, LoraConfig(**lora))
+    trainable = [n for n, w in peft_model.named_parameters() if w.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert len(trainable) == 2 * len(lora["target_modules"]) * len(model.model.layers)
 
 
-def test_replicate_dry_run_and_estimate_cli(tmp_path):
+def test_replicate_dry_run_in_process(tmp_path, capsys):
+    result = launch.replicate("rehearsal", tmp_path, seeds=[0], dry_run=True)
+    assert result["plan"] == str(tmp_path / "plan.json")
+    assert set(result["problems"]) == {f"{a}/level1-3/seed0" for a in paper.ARMS} | {"no-kl/level4/seed0",
+                                                                                     "no-kl/level5/seed0"}
+    assert all(v == [] for v in result["problems"].values())
+    printed = capsys.readouterr().out
+    assert printed.count("torch.distributed.run --standalone --nproc_per_node 2") == 5
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "no-kl").exists()  # nothing ran
+    full = launch.replicate("a6000x4", tmp_path / "full", arms=["no-kl"], stages=["level1-3"], seeds=[42], dry_run=True)
+    assert full["problems"] == {"no-kl/level1-3/seed42": []}
+    assert (tmp_path / "full" / "accelerate_4gpu.yaml").is_file()
+
+
+def test_replicate_dry_run_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--profile", "a6000x4", "--dry-run",
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
-    assert [(p["arm"], p["stage"]) for p in plan] == [("no-kl", "level1-3"), ("kl-penalty", "level1-3"),
-                                                    ("kl-nopenalty", "level1-3"), ("no-kl", "level4"),
-                                                    ("no-kl", "level5")]
-    assert plan[3]["model"].endswith("no-kl/level1-3/model")  # stages chain
+    first = [(p["arm"], p["stage"]) for p in plan if p["seed"] == 42]
+    assert first == [("no-kl", "level1-3"), ("kl-nopenalty", "level1-3"), ("kl-penalty", "level1-3"),
+                     ("no-kl", "level4"), ("no-kl", "level5")]
+    assert [p["seed"] for p in plan] == [42] * 5 + [43] * 5 + [44] * 5  # the profile's seeds
+    assert plan[3]["model"].endswith("no-kl/level1-3/seed42/model")  # stages chain
     assert yaml.safe_load((tmp_path / "accelerate_4gpu.yaml").read_text())["distributed_type"] == "DEEPSPEED"
-    real = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True)
+    real = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--seeds", "42", "--out",
+                           str(tmp_path / "r")], capture_output=True, text=True)
     assert real.returncode == 2 and "problem(s)" in real.stderr and "Traceback" not in real.stderr
     bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--stages", "7", "--dry-run",
                           "--out", str(tmp_path / "b")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "valid stages" in bad.stderr
-    est = subprocess.run([sys.executable, "-m", "supersmall.cli", "estimate", "--profile", "a6000x4"],
-                         capture_output=True, text=True)
-    assert est.returncode == 0 and "paper (Table 5): 90.5 min" in est.stdout
+    assert bad.returncode == 2 and "valid stages" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.notebooks
 def test_papermill_batch_accepts_the_full_profile(tmp_path):
     import papermill as pm
 
@@ -92,7 +228,7 @@ def test_papermill_batch_accepts_the_full_profile(tmp_path):
     pm.execute_notebook(str(NOTEBOOKS_DIR / "07_full_scale.ipynb"), str(out), kernel_name="python3",
                         parameters={"profile": "a6000x4", "out_dir": str(tmp_path / "o"), "runs_dir": str(tmp_path)},
                         cwd=str(NOTEBOOKS_DIR), progress_bar=False)
-    assert (tmp_path / "o" / "full" / "plan.json").exists()
+    assert list((tmp_path / "o").rglob("plan.json"))
 
 
 @pytest.mark.slow

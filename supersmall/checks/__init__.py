@@ -5,7 +5,6 @@ functions, collected here so notebooks import them from one place.
 """
 
 from supersmall.checks.core import NOT_IMPLEMENTED, Case, CheckFailed, close, run_check
-
 from supersmall.checks.predict import predict, verdict_choice
 
 __all__ = ["NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check", "predict", "verdict_choice"]
