@@ -10,7 +10,7 @@ never resumed by the kit (its checkpoints are deleted and another step count is 
 interruption is the real resume path: "rerunning the same command resumes from the last checkpoint".
 
     PYTHONPATH=. python benchmarks/gpu_trl_check.py --out gpu_trl_check.json     # one GPU, a few minutes
-    PYTHONPATH=. python benchmarks/gpu_trl_check.py --cpu                        # a tiny model on CPU, ~1 min
+    PYTHONPATH=. python benchmarks/gpu_trl_check.py --cpu                        # a tiny model on CPU, ~3 min
 
 Per arm it reports seconds per step (after the first logged step, and the run card's figure, which includes
 loading), ``torch.cuda.max_memory_allocated``, metrics.jsonl lines against steps, and whether "kl" was logged.
@@ -127,7 +127,7 @@ def one_run(model_dir: Path, out: Path, arm: str, steps: int, ov: dict, stop_at:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu", action="store_true", help="a tiny model on CPU (tests this script)")
+    ap.add_argument("--cpu", action="store_true", help="a tiny model on CPU (tests this script; ~3 min on 2 cores)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--completion", type=int, default=None, help="max completion tokens (256 GPU, 32 CPU)")
     ap.add_argument("--arms", default="no-kl,kl-nopenalty,kl-penalty")
@@ -135,6 +135,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    out = a.out or (os.path.join(os.environ["OUT"], "gpu_trl_check.json") if os.environ.get("OUT") else None)
+
+    def save(partial: dict) -> None:  # after every run, so a run stopped at its time limit still reports
+        if out:
+            Path(out).write_text(json.dumps(partial, indent=1, default=str))
     if not a.cpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: use --cpu")
     from supersmall.train import quiet
@@ -162,11 +167,13 @@ def main(argv: list[str] | None = None) -> dict:
         r["lines_ok"] = r["metrics_lines"] == a.steps
         print(json.dumps({k: v for k, v in r.items() if k != "traceback"}), flush=True)
         runs.append(r)
+        save(summary | {"arms": runs})
     summary["arms"] = runs
     if not a.no_resume:
         rov = {**ov, "train.save_steps": 1}
         first = one_run(work / "model", work / "resume", "no-kl", 4, rov, stop_at=3)
         print(json.dumps({k: v for k, v in first.items() if k != "traceback"}), flush=True)
+        save(summary | {"arms": runs, "resume": {"first": first}})
         second = one_run(work / "model", work / "resume", "no-kl", 4, rov)
         print(json.dumps({k: v for k, v in second.items() if k != "traceback"}), flush=True)
         summary["resume"] = {"first": first, "second": second,
@@ -182,9 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary["total_seconds"] = round(time.time() - t0, 2)
     text = json.dumps(summary, indent=1, default=str)
     print(text)
-    out = a.out or (os.path.join(os.environ["OUT"], "gpu_trl_check.json") if os.environ.get("OUT") else None)
-    if out:
-        Path(out).write_text(text)
+    save(summary)
     if not a.work:
         shutil.rmtree(work, ignore_errors=True)
     return summary

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from supersmall import paper, tiny
 from supersmall.config import Profile, load_profile
 
 GIB = 2**30
@@ -107,10 +108,9 @@ def model_dims(name_or_config: Any) -> ModelDims:
         key = next((k for k in MODELS if k == cfg or k.split("/")[-1] == Path(cfg).name), None)
         if key:
             cfg = MODELS[key]
-        elif cfg == "tiny":
-            from supersmall import tiny
-
-            cfg = {**tiny.MODEL_CONFIG, "vocab_size": len(tiny.SPECIAL + tiny.MULTI + tiny.CHARS)}
+        elif cfg in ("tiny", "tiny-r1"):  # the kit's own models (tiny-r1 adds the R1 template's 3 tokens)
+            extra = len(tiny.R1_SPECIAL) if cfg == "tiny-r1" else 0
+            cfg = {**tiny.MODEL_CONFIG, "vocab_size": len(tiny.SPECIAL + tiny.MULTI + tiny.CHARS) + extra}
         elif (Path(cfg) / "config.json").is_file():
             cfg = json.loads((Path(cfg) / "config.json").read_text())
         else:
@@ -266,8 +266,6 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
 
 
 def _paper_minutes(arm: str, stage: str) -> float | None:
-    from supersmall import paper
-
     return paper.table5_minutes().get(arm if stage == "level1-3" else f"{stage}-{arm}")
 
 
@@ -331,7 +329,6 @@ def implied_fraction(p: Profile, arm: str, minutes: float) -> float | None:
 def table5_rows(profile: Profile | str = "a6000x4", mean_completion_fraction: float = MEAN_COMPLETION_FRACTION
                 ) -> list[dict[str, Any]]:
     """Every Table 5 row beside its estimate (each stage's paper steps), the ratio and the implied fraction."""
-    from supersmall import paper
 
     base, stages, rows = load_profile(profile), paper.stages(), []
     for key, paper_min in paper.table5_minutes().items():

@@ -273,6 +273,15 @@ def append_metrics(out_dir: str | Path, step: int, metrics: dict[str, Any]) -> N
         f.write(json.dumps({"step": step, **clean}) + "\n")
 
 
+def trim_metrics(out_dir: str | Path, last_step: int) -> None:
+    """Keep only the lines up to ``last_step`` (a run resuming from checkpoint ``last_step`` logs the later
+    steps again; without this they would appear twice)."""
+    path = Path(out_dir) / "metrics.jsonl"
+    if path.exists():
+        keep = [m for m in read_metrics(out_dir) if m.get("step", 0) <= last_step]
+        path.write_text("".join(json.dumps(m) + "\n" for m in keep))
+
+
 def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
     """The per-step metrics of a run (``metrics.jsonl``), one dict per logged step."""
     path = Path(out_dir) / "metrics.jsonl"

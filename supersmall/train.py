@@ -46,6 +46,7 @@ from supersmall.runcard import (
     code_version,
     is_main_process,
     read_run_card,
+    trim_metrics,
     write_run_card,
 )
 from supersmall.tiny import make_problems, model_path
@@ -233,6 +234,8 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
                  "left_out": counts, "code_version": code_version()}
         if main:
             write_run_card(out, kind="train", config=profile, seed=t.seed, status="running", extra=extra)
+            ckpt = grpo.latest_checkpoint(out)  # resuming: drop the lines the interrupted run logged after it
+            trim_metrics(out, int(ckpt.name.split("-")[1]) if ckpt else 0)
         listeners = list(callbacks or [])
 
         def log(step: int, m: dict[str, float]) -> None:

@@ -80,7 +80,8 @@ def test_rehearsal_plans_use_torchrun_on_two_processes(tmp_path):
         assert "use_vllm" in plan.grpo_args and plan.grpo_args["use_vllm"] is False
         assert plan.grpo_args["per_device_train_batch_size"] * 2 * plan.grpo_args["gradient_accumulation_steps"] == 8 * 4
         assert launch.validate(plan, check_hardware=True) == []  # nothing to check on CPU
-        _grpo_config(plan.grpo_args)
+        # ddp_backend needs the torchrun environment (the 2-process rehearsal test in test_train runs it for real)
+        _grpo_config({k: v for k, v in plan.grpo_args.items() if k != "ddp_backend"})
     assert plans[0].model == "tiny-r1" and "--model tiny-r1" in plans[0].commands[0]
     # the stages chain: each starts from the no-kl model of the stage before
     assert plans[3].model == f"{tmp_path}/no-kl/level1-3/seed0/model"

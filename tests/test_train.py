@@ -1,74 +1,114 @@
+"""supersmall.train and supersmall.grpo: TRL and the readable loop agree, resume, arms, the kl-penalty reward,
+curriculum order, run cards and their reuse, the run lock, the 2-process rehearsal, and a real gain."""
+
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from supersmall import losses, tiny
+from supersmall import data, grpo, losses, tiny
+from supersmall import train as T
 from supersmall.config import load_profile
 from supersmall.errors import UserError
-from supersmall.train import grpo_config_kwargs, make_trainer, read_metrics, sequence_logps, train
+from supersmall.evaluate import run_eval
+from supersmall.grpo import minimal_step, sequence_logps
+from supersmall.runcard import read_metrics
+from supersmall.train import make_trainer, train
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"train.prompts_per_step": 4, "train.num_generations": 4, "train.save_steps": 2,
-         "train.max_completion_length": 32, "eval.problems_per_level": 20}
+         "train.max_completion_length": 32, "eval.problems_per_level": 4}
 
 
-def test_grpo_config_kwargs_are_accepted_by_trl(tmp_path):
-    from trl import GRPOConfig
-
-    for arm in ("no-kl", "kl-nopenalty", "kl-penalty"):
-        for name in ("tiny", "a6000x4"):
-            kw = grpo_config_kwargs(name, str(tmp_path), arm=arm, use_cpu=True, bf16=False)
-            cfg = GRPOConfig(**kw)
-            p = load_profile(name)
-            assert cfg.per_device_train_batch_size == p.train.prompts_per_step * p.train.num_generations
-            assert cfg.beta == (p.train.beta_kl_loss if arm == "kl-nopenalty" else 0.0)
-            assert cfg.loss_type == p.train.loss_type and cfg.shuffle_dataset is False
-    with pytest.raises(UserError, match="minimal backend"):
-        grpo_config_kwargs(load_profile("tiny", **{"train.loss_type": "group_token_mean"}), str(tmp_path))
-    with pytest.raises(UserError, match="valid arms"):
-        grpo_config_kwargs("tiny", str(tmp_path), arm="kl")
+def _env(**extra):
+    return {**os.environ, "SUPERSMALL_CACHE_DIR": str(tiny.cache_root()), "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
 
 
+# --- TRL's GRPOTrainer and the readable loop compute the same loss and gradient -------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
-def test_minimal_loss_and_gradient_equal_trl_on_one_batch(tmp_path, loss_type):
+@pytest.mark.parametrize(("loss_type", "arm"), [("grpo", "no-kl"), ("dapo", "no-kl"), ("dr_grpo", "no-kl"),
+                                                ("dr_grpo", "kl-nopenalty")])
+def test_minimal_loss_and_gradient_equal_trl_on_one_batch(tmp_path, loss_type, arm):
     profile = load_profile("tiny", **{**SMALL, "train.loss_type": loss_type})
     rows = tiny.make_problems(1, levels=(1,), seed=0) * 4  # equal-length prompts: no padding ambiguity
-    trainer = make_trainer(profile, "no-kl", tmp_path, rows, report_to="none")
+    trainer = make_trainer(profile, arm, tmp_path, rows, tiny.model_path("tiny"), report_to="none")
     model, tok = trainer.model, trainer.processing_class
+    beta = trainer.beta
+    assert beta == (profile.train.beta_kl_loss if arm == "kl-nopenalty" else 0.0)
     prompts = tok([r["prompt"] for r in rows for _ in range(4)], return_tensors="pt", add_special_tokens=False)
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(3, 12, (16,), generator=g)
-    T = int(lengths.max())
-    completion_ids = torch.randint(6, len(tok), (16, T), generator=g)
-    completion_mask = (torch.arange(T)[None] < lengths[:, None]).long()
+    T_ = int(lengths.max())
+    completion_ids = torch.randint(6, len(tok), (16, T_), generator=g)
+    completion_mask = (torch.arange(T_)[None] < lengths[:, None]).long()
     completion_ids = completion_ids.masked_fill(completion_mask == 0, tok.pad_token_id)
     adv = torch.randn(16, generator=g)
+    with torch.no_grad():
+        logp0, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids,
+                                  completion_mask)
+    ref_logp = logp0 + 0.3 * torch.randn(logp0.shape, generator=g)  # a reference that differs from the policy
     inputs = {"prompt_ids": prompts["input_ids"], "prompt_mask": prompts["attention_mask"],
               "completion_ids": completion_ids, "completion_mask": completion_mask, "advantages": adv,
               "num_items_in_batch": completion_mask.sum()}
+    if beta:
+        inputs["ref_per_token_logps"] = ref_logp
     trainer.current_gradient_accumulation_steps = 1
     model.zero_grad()
     trl_loss = trainer._compute_loss(model, inputs)
     trl_loss.backward()
     trl_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    logp, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids, completion_mask)
-    ours, _ = losses.policy_loss(logp, logp.detach(), adv, completion_mask, aggregation=loss_type,
-                                 max_length=profile.train.max_completion_length)
+    logp, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids, completion_mask,
+                             profile.train.temperature)
+    ours, metrics = losses.policy_loss(logp, logp.detach(), adv, completion_mask, aggregation=loss_type,
+                                       max_length=profile.train.max_completion_length, group_size=4,
+                                       ref_logp=ref_logp if beta else None, beta=beta)
     ours.backward()
     assert ours.item() == pytest.approx(trl_loss.item(), rel=1e-4, abs=1e-6)
     for a, b in zip(trl_grads, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)
+    if beta:  # the KL term is in the loss: without it the losses differ
+        no_kl, _ = losses.policy_loss(logp.detach(), logp.detach(), adv, completion_mask, aggregation=loss_type,
+                                      max_length=profile.train.max_completion_length, group_size=4)
+        assert abs(no_kl.item() - trl_loss.item()) > 1e-5
+        assert trainer._metrics["train"]["kl"] or trainer._metrics["eval"]["kl"], "TRL logs the kl-nopenalty arm's KL"
+
+
+def test_minimal_step_trains_and_reports(tmp_path):
+    """One step of the readable loop: the policy moves, the metrics are those the health panel plots."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    profile = load_profile("tiny", **SMALL)
+    path = tiny.model_path("tiny")
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    from supersmall import rewards
+
+    funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.manual_seed(0)
+    rows = tiny.make_problems(2, levels=(2, 3), seed=1)
+    m = minimal_step(model, None, tok, opt, rows, profile, 0.0, 0.0, funcs)
+    assert set(m) >= {"loss", "reward", "reward_std", "frac_reward_zero_std", "truncated_fraction",
+                      "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction"}
+    assert "kl" not in m  # ZeroGRPO: no reference model
+    assert 0 <= m["truncated_fraction"] <= 1 and 0 < m["completion_length"] <= 32 and m["grad_norm"] >= 0
+    if m["frac_reward_zero_std"] < 1:  # a group with different rewards gives a gradient
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    ref = AutoModelForCausalLM.from_pretrained(path).eval()
+    m2 = minimal_step(model, ref, tok, opt, rows, profile, 0.5, 0.0, funcs)
+    assert m2["kl"] > 0  # the policy moved away from the reference
 
 
 @pytest.mark.slow
 def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
-    import supersmall.train as T
-
-    real = T.minimal_step
+    real = grpo.minimal_step
     calls = {"n": 0}
 
     def crash_on_third(*a, **k):
@@ -77,12 +117,13 @@ def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt("killed mid-run")
         return real(*a, **k)
 
-    monkeypatch.setattr(T, "minimal_step", crash_on_third)
+    monkeypatch.setattr(grpo, "minimal_step", crash_on_third)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
     assert (out / "checkpoint-2").is_dir() and json.loads((out / "run_card.json").read_text())["status"] == "running"
-    monkeypatch.setattr(T, "minimal_step", real)
+    assert not (out / ".lock.owner").exists()  # the lock is released on a crash
+    monkeypatch.setattr(grpo, "minimal_step", real)
     card = train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
     assert "resuming from checkpoint-2: step 2 of 4" in capsys.readouterr().out
     assert card["status"] == "complete" and card["metrics"]["resumed_from_step"] == 2
@@ -93,36 +134,92 @@ def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arm", ["kl-nopenalty", "kl-penalty"])
-def test_kl_arms_run_with_trl_and_log(tmp_path, arm):
+@pytest.mark.parametrize("arm", ["no-kl", "kl-nopenalty", "kl-penalty"])
+def test_arms_run_with_trl_and_log(tmp_path, arm):
+    seen = []
     card = train("tiny", arm=arm, steps=2, backend="trl", out_dir=tmp_path / arm, evaluate_model=False,
-                 progress=False, **SMALL)
+                 progress=False, callbacks=[lambda step, m, total: seen.append((step, total, m))], **SMALL)
     hist = read_metrics(tmp_path / arm)
-    assert card["status"] == "complete" and len(hist) == 2
-    if arm == "kl-nopenalty":
+    assert card["status"] == "complete" and card["arm"] == arm and len(hist) == 2
+    assert [h["step"] for h in hist] == [1, 2] and [(s, t) for s, t, _ in seen] == [(1, 2), (2, 2)]
+    assert [m for _, _, m in seen] == [{k: v for k, v in h.items() if k != "step"} for h in hist]
+    assert all(0.0 <= h["reasoning_rate"] <= 1.0 and 0 <= h["truncated_fraction"] <= 1 for h in hist)
+    if arm == "no-kl":
+        assert all("kl" not in h for h in hist)  # no reference model
+    else:
         assert all(h.get("kl") is not None for h in hist)
-    assert all(0.0 <= h["reasoning_rate"] <= 1.0 for h in hist)
+    cfg = card["config"]["train"]
+    assert cfg["arm"] == arm and (tmp_path / arm / "model" / "model.safetensors").is_file()
+
+
+# --- the kl-penalty arm: k1 in the reward, on TRL's reference path ---------------------------------------
+def _kl_penalty_run(tmp_path, perturb: bool):
+    profile = load_profile("rehearsal", **{"launch.num_processes": 1})
+    # level-1 problems all have 5 characters: prompts of equal length, so no left padding (TRL's forward does
+    # not shift positions for padding, the kit's does)
+    rows = [{**p, "prompt": data.format_prompt(p["prompt"], "chat", "")}
+            for p in tiny.make_problems(8, levels=(1,), seed=3)]
+    path = tiny.model_path("tiny-r1")
+    trainer = make_trainer(profile, "kl-penalty", tmp_path, rows, path, max_steps=1, report_to="none")
+    assert isinstance(trainer, T.KLPenaltyTrainer) and trainer.ref_model is not None
+    if perturb:
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            for w in trainer.model.parameters():
+                w.add_(0.05 * torch.randn(w.shape, generator=gen))
+    expected = []
+    real = trainer._generate_and_score_completions
+
+    def recompute(inputs):
+        out = real(inputs)
+        # the policy has not been updated yet: k1 of the sampled completions, by the kit's own log-prob code
+        args = (out["prompt_ids"], out["prompt_mask"], out["completion_ids"], out["completion_mask"])
+        with torch.no_grad():
+            logp, _ = grpo.sequence_logps(trainer.model, *args, temperature=profile.train.temperature)
+            ref, _ = grpo.sequence_logps(trainer.ref_model, *args, temperature=profile.train.temperature)
+        mask = out["completion_mask"].float()
+        k1 = (logp - ref) * mask
+        expected.append({"sums": k1.sum(-1), "per_token": k1.sum() / mask.sum(), "length": mask.sum(-1).mean()})
+        return out
+
+    trainer._generate_and_score_completions = recompute
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "rewards/kl_penalty/mean" in h]
+    print(sorted(logs[0]))
+    assert len(logs) == 1 and len(expected) == 1
+    return trainer, logs[0], expected[0], profile
 
 
 @pytest.mark.slow
-def test_cli_train_writes_the_run_card_metrics(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--arm", "no-kl",
-                          "--steps", "2", "--backend", "minimal", "--out", str(tmp_path / "r")],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    m = json.loads((tmp_path / "r" / "run_card.json").read_text())["metrics"]
-    for key in ("base_accuracy", "final_accuracy", "per_level_base", "per_level_final", "reasoning_rate_base",
-                "reasoning_rate_final", "train_seconds", "seconds_per_step"):
-        assert key in m
-    assert 0 <= m["final_accuracy"] <= 1 and set(m["per_level_final"]) == {"1", "2", "3", "4", "5"}
-    bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--arm", "kl", "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "valid arms" in bad.stderr and "Traceback" not in bad.stderr
+def test_kl_penalty_reward_is_minus_beta_times_the_summed_k1(tmp_path):
+    trainer, log, exp, profile = _kl_penalty_run(tmp_path, perturb=True)
+    beta = profile.train.beta_kl_reward
+    assert trainer.beta == beta == 0.001
+    assert "kl" in log and log["kl"] > 0  # (a) the KL is logged
+    assert len(exp["sums"]) == profile.train.prompts_per_step * profile.train.num_generations
+    # (b) the reward column is -beta x the mean per-sequence sum of k1 between policy and reference
+    want = -beta * float(exp["sums"].mean())
+    assert want < 0 and log["rewards/kl_penalty/mean"] < 0
+    assert log["rewards/kl_penalty/mean"] == pytest.approx(want, rel=1e-3, abs=1e-7)
+    assert log["kl"] == pytest.approx(float(exp["per_token"]), rel=1e-3)
+    assert log["rewards/kl_penalty/std"] == pytest.approx(beta * float(exp["sums"].std()), rel=1e-2, abs=1e-7)
+    assert log["completions/mean_length"] == pytest.approx(float(exp["length"]), rel=1e-4)
+    # the penalty is in the reward (weight 1): reward = supersmall + kl_penalty, the reasoning rate is weight 0
+    assert log["reward"] == pytest.approx(log["rewards/supersmall/mean"] + log["rewards/kl_penalty/mean"], abs=1e-5)
 
 
+@pytest.mark.slow
+def test_kl_penalty_is_zero_when_the_policy_is_the_reference(tmp_path):
+    _, log, exp, _ = _kl_penalty_run(tmp_path, perturb=False)
+    assert float(exp["sums"].abs().max()) == 0.0
+    assert log["rewards/kl_penalty/mean"] == 0.0 and log["kl"] == 0.0
+
+
+# --- curriculum, stage accuracies, evaluation folders ------------------------------------------------------
 @pytest.mark.slow
 def test_trl_consumes_the_curriculum_in_order(tmp_path, monkeypatch):
-    """GRPOTrainer (shuffle_dataset=False) sees stage 1's levels for its first steps, then stage 2's only."""
+    """GRPOTrainer (shuffle_dataset=False) sees stage 1's levels for its first steps, then stage 2's only; each
+    stage's model is evaluated when the stage ends."""
     from supersmall import rewards
 
     seen: list[tuple[int, list[int]]] = []
@@ -137,9 +234,153 @@ def test_trl_consumes_the_curriculum_in_order(tmp_path, monkeypatch):
         return real(*a, **k) + [record]
 
     monkeypatch.setattr(rewards, "build_reward", with_recorder)
-    card = train("tiny", backend="trl", curriculum="staged", stages="1-3:2,5:2", out_dir=tmp_path / "c",
-                 evaluate_model=False, progress=False, **SMALL)
-    assert card["stages"] == [["level1-3", 0, 2], ["level5", 2, 4]]
+    out = tmp_path / "c"
+    card = train("tiny", backend="trl", curriculum="staged", stages="1-3:2,5:2", out_dir=out, progress=False,
+                 **SMALL)
+    assert card["stages"] == [["level1-3", 0, 2], ["level5", 2, 4]] and card["config"]["train"]["steps"] == 4
     assert [step for step, _ in seen] == [0, 1, 2, 3]
     for step, levels in seen:
         assert set(levels) <= ({1, 2, 3} if step < 2 else {5}), (step, levels)
+    m = card["metrics"]
+    assert set(k for k in m if k.startswith("accuracy_")) == {"accuracy_level1-3", "accuracy_level5"}
+    for stage in ("level1-3", "level5"):
+        summary = json.loads((out / "eval" / stage / "summary.json").read_text())
+        assert m[f"accuracy_{stage}"] == summary["accuracy"] and summary["n"] == 20
+        ev_card = json.loads((out / "eval" / stage / "run_card.json").read_text())
+        assert ev_card["stage"] == stage and ev_card["role"] == "trained" and ev_card["arm"] == "no-kl"
+    assert not (out / "eval" / "final").exists()
+
+
+@pytest.mark.slow
+def test_train_evaluates_the_final_model_and_can_start_from_another(tmp_path):
+    first = train("tiny", steps=2, backend="minimal", out_dir=tmp_path / "a", progress=False, **SMALL)
+    summary = json.loads((tmp_path / "a" / "eval" / "final" / "summary.json").read_text())
+    assert first["metrics"]["accuracy_final"] == summary["accuracy"] and summary["n"] == 20
+    assert set(summary["per_level"]) == {"1", "2", "3", "4", "5"} and "budgets" in summary
+    assert [k for k in first["metrics"] if k.startswith("accuracy_")] == ["accuracy_final"]
+    for key in ("train_seconds", "steps", "resumed_from_step", "seconds_per_step"):
+        assert key in first["metrics"]
+    second = train("tiny", steps=1, backend="minimal", out_dir=tmp_path / "b", progress=False,
+                   model=str(tmp_path / "a" / "model"), evaluate_model=False, **SMALL)
+    assert second["start_model"] == str(tmp_path / "a" / "model") and "accuracy_final" not in second["metrics"]
+    assert not (tmp_path / "b" / "eval").exists()
+
+
+# --- which runs are redone -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_stale_runs_are_retrained_equal_runs_reused_other_configs_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    kw = dict(steps=2, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
+    card = train("tiny", **kw)
+    assert card["status"] == "complete" and len(read_metrics(out)) == 2
+    first_lines = (out / "metrics.jsonl").read_text()
+    # the same config and code version: reused, nothing rewritten
+    assert train("tiny", **kw) == card and (out / "metrics.jsonl").read_text() == first_lines
+    assert "not retraining" in capsys.readouterr().out
+    # the same config under another code version: trained again, metrics.jsonl rewritten (not appended to)
+    stale = json.loads((out / "run_card.json").read_text())
+    stale["code_version"] = "000000000000"
+    (out / "run_card.json").write_text(json.dumps(stale))
+    (out / "metrics.jsonl").write_text('{"step": 1, "marker": "old"}\n' * 2)
+    again = train("tiny", **kw)
+    assert "training again" in capsys.readouterr().out
+    assert again["code_version"] == card["code_version"] != "000000000000" and again["created"] >= card["created"]
+    hist = read_metrics(out)
+    assert [h["step"] for h in hist] == [1, 2] and all("marker" not in h for h in hist)
+    # another config in the same folder: an error, never a silent reuse
+    with pytest.raises(UserError, match="another config"):
+        train("tiny", **{**kw, "steps": 3})
+    with pytest.raises(UserError, match="another config"):
+        train("tiny", **kw, **{"train.learning_rate": 1e-4})
+    assert json.loads((out / "run_card.json").read_text())["code_version"] == card["code_version"]
+
+
+# --- the command line --------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cli_train_writes_the_run_card_metrics(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--arm", "no-kl",
+                          "--steps", "2", "--backend", "minimal", "--set", "eval.problems_per_level=4",
+                          "--out", str(tmp_path / "r")], capture_output=True, text=True, env=_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    m = json.loads((tmp_path / "r" / "run_card.json").read_text())["metrics"]
+    for key in ("accuracy_final", "train_seconds", "seconds_per_step", "steps", "resumed_from_step"):
+        assert key in m
+    assert 0 <= m["accuracy_final"] <= 1 and m["steps"] == 2
+    summary = json.loads((tmp_path / "r" / "eval" / "final" / "summary.json").read_text())
+    assert set(summary["per_level"]) == {"1", "2", "3", "4", "5"} and summary["accuracy"] == m["accuracy_final"]
+    assert f"final {m['accuracy_final']:.3f}" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--arm", "kl", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, env=_env())
+    assert bad.returncode == 2 and "valid arms" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_run_lock_refuses_a_second_writer(tmp_path):
+    out = tmp_path / "x"
+    cmd = [sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--steps", "6", "--no-eval",
+           "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        t0 = time.time()
+        while not (out / ".lock.owner").exists():
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.time() - t0 < 120, "the first run never took the lock"
+            time.sleep(0.1)
+        t1 = time.time()
+        second = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+        assert time.time() - t1 < 30  # refused at once, not after waiting for the first
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert f"is being written by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err[-2000:]
+    assert [h["step"] for h in read_metrics(out)] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((out / "run_card.json").read_text())["status"] == "complete"
+    assert not (out / ".lock.owner").exists()
+
+
+@pytest.mark.slow
+def test_rehearsal_trains_on_two_processes(tmp_path):
+    """torchrun, 2 processes, DDP on gloo: one writer (rank 0), one metrics line per step, one model, TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "supersmall.cli", "train", "--profile", "rehearsal", "--arm", "no-kl", "--steps", "3",
+                           "--no-eval", "--out", str(out)], capture_output=True, text=True, env=_env(OMP_NUM_THREADS="1"),
+                          timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hist = read_metrics(out)
+    assert [h["step"] for h in hist] == [1, 2, 3]
+    assert (out / "model" / "model.safetensors").is_file() and not list(out.glob("checkpoint-*"))
+    cards = list(out.rglob("run_card.json"))
+    assert cards == [out / "run_card.json"]
+    card = json.loads(cards[0].read_text())
+    assert card["status"] == "complete" and card["config"]["launch"]["num_processes"] == 2
+    assert card["left_out"]["bad_difficulty"] == 3 and card["left_out"]["prompt_too_long"] >= 1
+    events = list((out / "runs").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file under runs/"
+    tags = set()
+    for ev in events:
+        acc = EventAccumulator(str(ev))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+        if "train/reward" in acc.Tags()["scalars"]:
+            assert [e.step for e in acc.Scalars("train/reward")] == [1, 2, 3]
+    assert "train/reward" in tags
+
+
+# --- the point of the kit: ZeroGRPO works on the tiny model ---------------------------------------------
+@pytest.mark.slow
+def test_tiny_zerogrpo_gains_25_points_on_a_fixed_seed(tmp_path):
+    out = tmp_path / "t"
+    card = train("tiny", arm="no-kl", steps=60, seed=0, out_dir=out, progress=False)
+    base = run_eval("tiny", "tiny", tmp_path / "base", progress=False)
+    final = json.loads((out / "eval" / "final" / "summary.json").read_text())
+    assert card["metrics"]["accuracy_final"] == final["accuracy"] and final["n"] == base["n"] == 500
+    gain = final["accuracy"] - base["accuracy"]
+    print(f"tiny ZeroGRPO, 60 steps, seed 0: base {base['accuracy']:.3f} -> final {final['accuracy']:.3f} "
+          f"({100 * gain:+.1f} points)")
+    assert gain >= 0.25, (base["accuracy"], final["accuracy"])
