@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -282,6 +283,7 @@ def quiet() -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation notices of transformers / TRL
 
 
 def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -312,8 +314,9 @@ def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | Non
         card = read_run_card(out)
     except FileNotFoundError:
         card = None
-    if card and not resume:
-        shutil.rmtree(out / "model", ignore_errors=True)
+    if not resume:  # start over: no model, metrics or checkpoint of an earlier run is kept (or resumed from)
+        for old in [out / "model", *out.glob("checkpoint-*")]:
+            shutil.rmtree(old, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
     if not card or card.get("status") != "complete":

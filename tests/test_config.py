@@ -2,11 +2,19 @@ from pathlib import Path
 
 import pytest
 
-from supersmall.config import Profile, ProfileError, available_profiles, load_profile, profile_table
+from supersmall.config import (
+    RULES,
+    Profile,
+    ProfileError,
+    available_profiles,
+    load_profile,
+    profile_table,
+    validate,
+)
 
 
 def test_shipped_profiles_load_typed():
-    assert {"tiny", "a6000x4"} <= set(available_profiles())
+    assert set(available_profiles()) == {"tiny", "rehearsal", "a6000x4"}
     tiny = load_profile("tiny")
     assert isinstance(tiny, Profile) and tiny.name == "tiny"
     assert isinstance(tiny.train.learning_rate, float) and isinstance(tiny.train.num_generations, int)
@@ -78,3 +86,69 @@ def test_profile_table_side_by_side():
     by = {r["setting"]: r for r in rows}
     assert by["train.learning_rate"]["a6000x4"] == pytest.approx(5e-6)
     assert by["model.name_or_path"]["tiny"] == "tiny"
+
+
+def test_rehearsal_mirrors_the_full_scale_path_on_two_cpu_processes():
+    r, full = load_profile("rehearsal"), load_profile("a6000x4")
+    assert r.model.name_or_path == "tiny-r1" and r.model.think_prefill == full.model.think_prefill is True
+    assert (r.launch.num_gpus, r.launch.num_processes, r.launch.vllm_mode) == (0, 2, "none")
+    assert r.data.train == full.data.train == "deepmath" and r.data.source.endswith("rehearsal/deepmath.jsonl")
+    assert r.eval.dataset.endswith("rehearsal/math500.jsonl") and r.eval.prompt_template == full.eval.prompt_template
+    assert (r.train.loss_type, r.train.temperature) == (full.train.loss_type, full.train.temperature)
+    t = r.train  # 8 prompts x G=4 = 32 completions = 8 per process x 2 accumulation steps x 2 processes
+    assert t.prompts_per_step * t.num_generations == 8 * t.gradient_accumulation_steps * r.launch.num_processes
+    assert t.report_to == "tensorboard"
+
+
+def test_new_sections_and_keys_have_their_defaults():
+    p = Profile()
+    assert p.eval.prompt_template == "chat" and p.eval.budgets == [] and p.notebooks.steps > 0
+    assert p.train.vllm_importance_sampling == "token_truncate" and p.train.kl_ratio_weighting is False
+    assert load_profile("tiny").eval.prompt_template == "raw" and load_profile("tiny").eval.budgets == [6, 10, 14, 20, 48]
+    assert load_profile("a6000x4").notebooks.seeds == [42, 43, 44]
+
+
+def test_every_rule_names_a_real_key_and_every_shipped_profile_passes():
+    p = Profile()
+    for dotted in RULES:
+        section, key = dotted.split(".")
+        assert hasattr(getattr(p, section), key), dotted
+    for name in available_profiles():
+        assert validate(load_profile(name)) == load_profile(name)
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("train.steps", -5, "train.steps = -5 is not valid: expected a number > 0"),
+    ("train.num_generations", 1, "train.num_generations = 1 is not valid: expected an integer >= 2"),
+    ("train.arm", "kl", "one of no-kl"),
+    ("train.loss_type", "ppo", "one of grpo"),
+    ("train.top_p", 1.5, "a number in (0, 1]"),
+    ("train.warmup_ratio", 1.0, "a number in [0, 1)"),
+    ("train.vllm_importance_sampling", "on", "one of off, token_truncate"),
+    ("eval.prompt_template", "chat_boxed", "eval.prompt_template = 'chat_boxed' is not valid: expected one of raw, chat"),
+    ("eval.budgets", [16, 0], "a list of token budgets > 0"),
+    ("eval.backend", "tgi", "one of hf, vllm"),
+    ("curriculum.stages", "1-3", "stages like"),
+    ("curriculum.schedule", "random", "one of staged"),
+    ("data.levels", "1,2", "levels like"),
+    ("data.train", "gsm8k", "one of tiny"),
+    ("reward.name", "nope", "one of"),
+    ("launch.deepspeed_stage", 4, "one of 0, 1, 2, 3"),
+    ("launch.vllm_gpu_memory_utilization", 0.0, "a number in (0, 1]"),
+    ("notebooks.seeds", [], "a non-empty list of seeds"),
+])
+def test_a_bad_value_is_one_sentence(key, value, expected):
+    with pytest.raises(ProfileError) as e:
+        load_profile("tiny", **{key: value})
+    msg = str(e.value)
+    assert expected in msg and key in msg and "\n" not in msg
+    with pytest.raises(ProfileError, match="is not valid"):  # also when the profile is built by hand
+        validate(_bad_profile(key, value))
+
+
+def _bad_profile(key, value):
+    import dataclasses
+
+    section, leaf = key.split(".")
+    p = Profile()
+    return dataclasses.replace(p, **{section: dataclasses.replace(getattr(p, section), **{leaf: value})})

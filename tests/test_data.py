@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -72,3 +73,84 @@ def test_think_prefill_detection():
 
     assert template_opens_think(Tok("<think>\n")) and not template_opens_think(Tok(""))
     assert not template_opens_think(type("T", (), {"chat_template": None})())
+
+
+# --- the rehearsal's files, bad rows, the prompt-length filter -----------------------------------------
+REHEARSAL = data.FIXTURES / "rehearsal"
+
+
+def _same(a, b):
+    """Rows equal, NaN equal to NaN (NaN != NaN in Python)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_committed_fixtures_equal_what_tiny_writes():
+    from supersmall import tiny
+
+    deepmath, want = _jsonl(REHEARSAL / "deepmath.jsonl"), tiny.deepmath_rows()
+    assert len(deepmath) == len(want) == 401
+    assert all(_same(a, b) for a, b in zip(deepmath, want))
+    nan_rows = [r for r in deepmath if isinstance(r["difficulty"], float) and math.isnan(r["difficulty"])]
+    assert len(nan_rows) == 1 and not _same(deepmath[0], {**deepmath[0], "difficulty": 0.0})
+    math500, want = _jsonl(REHEARSAL / "math500.jsonl"), tiny.math500_rows()
+    assert len(math500) == len(want) == 50 and all(_same(a, b) for a, b in zip(math500, want))
+
+
+def test_deepmath_skips_bad_difficulties_and_counts_them():
+    counts = {}
+    ds = load_deepmath(source=str(REHEARSAL / "deepmath.jsonl"), counts=counts)
+    assert counts == {"bad_difficulty": 3}  # one NaN, one negative, one missing
+    assert len(ds) == 401 - 3
+    assert all(math.isfinite(d) and d >= 0 for d in ds["difficulty"])
+    assert set(ds["level"]) == {1, 2, 3, 4, 5}  # level +- 0.4 rounds back to the level
+    counts = {}
+    low = load_deepmath(levels="1-3", source=str(REHEARSAL / "deepmath.jsonl"), counts=counts)
+    assert counts["bad_difficulty"] == 3 and set(low["level"]) == {1, 2, 3}
+    good = load_deepmath(source=SAMPLE, counts=counts)
+    assert counts["bad_difficulty"] == 0 and len(good) == 40
+
+
+def test_drop_long_prompts_drops_and_counts():
+    from transformers import AutoTokenizer
+
+    from supersmall import tiny
+
+    tok = AutoTokenizer.from_pretrained(tiny.model_path("tiny-r1"))
+    rows = [{"prompt": data.format_prompt(q, "chat", ""), "answer": "2"} for q in ("1+1=?", "12+34=?", "1+1=?" * 8)]
+    lengths = [len(tok(data.prompt_text(r["prompt"], tok), add_special_tokens=False)["input_ids"]) for r in rows]
+    assert lengths[0] < lengths[1] < lengths[2]
+    # one token per character, the same template tokens around every prompt: the differences are the characters
+    assert lengths[1] - lengths[0] == 2 and lengths[2] - lengths[0] == 35
+    kept, dropped = data.drop_long_prompts(rows, tok, lengths[1])
+    assert kept == rows[:2] and dropped == 1  # a prompt of exactly the limit is kept
+    kept, dropped = data.drop_long_prompts(rows, tok, lengths[1] - 1)
+    assert kept == rows[:1] and dropped == 2
+    assert data.drop_long_prompts(rows, tok, 10_000) == (rows, 0)
+    raw = [{"prompt": "1+1=?"}, {"prompt": "1+1=?" * 8}]
+    assert data.drop_long_prompts(raw, tiny.build_tokenizer(), 5) == (raw[:1], 1)  # plain prompts: characters
+
+
+def test_the_rehearsal_training_pool_counts_what_it_leaves_out():
+    from transformers import AutoTokenizer
+
+    from supersmall import tiny
+    from supersmall.config import load_profile
+    from supersmall.train import training_rows
+
+    p = load_profile("rehearsal")
+    counts = {}
+    pool = data.train_rows(p, counts)
+    assert counts == {"bad_difficulty": 3} and len(pool) == 398
+    assert all(isinstance(r["prompt"], list) and r["prompt"][0]["role"] == "user" for r in pool)
+    rows, stages, left_out = training_rows(p, AutoTokenizer.from_pretrained(tiny.model_path("tiny-r1")))
+    assert left_out["bad_difficulty"] == 3 and left_out["prompt_too_long"] >= 1
+    assert stages == [] and len(rows) == p.train.steps * p.train.prompts_per_step
+    assert {r["level"] for r in rows} <= {1, 2, 3} and all(len(r["prompt"][0]["content"]) < 40 for r in rows)

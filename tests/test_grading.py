@@ -100,6 +100,10 @@ def test_fast_path_for_integers():
 def test_grade_batch_matches_single_calls():
     preds = ["\\frac{1}{2}", "3", None, "0.75", "x"]
     golds = ["0.5", "4", "1", "\\frac{3}{4}", "x"]
-    assert grade_batch(preds, golds, timeout=5.0) == [is_equivalent(p, g, 5.0) for p, g in zip(preds, golds)]
+    # by hand: 1/2 = 0.5; 3 != 4; no extracted answer is wrong; 0.75 = 3/4; identical strings match
+    expected = [True, False, False, True, True]
+    assert grade_batch(preds, golds, timeout=5.0) == expected
+    assert [is_equivalent(p, g, 5.0) for p, g in zip(preds, golds)] == expected
+    assert grade_batch([], []) == []
     with pytest.raises(ValueError, match="preds has 1 items but golds has 2"):
         grade_batch(["1"], ["1", "2"])

@@ -91,3 +91,35 @@ def test_solutions_pass_every_check(path, tmp_path):
 def test_exercises_run_to_the_end(path, tmp_path):
     text = _execute(path, tmp_path)
     assert NOT_IMPLEMENTED in text
+
+
+def _readme_claims() -> list[tuple[str, str, float, float]]:
+    """``<!-- claim KEY PATH LOW HIGH -->`` markers in the README: a figure and the interval it states."""
+    import re
+
+    text = (REPO_ROOT / "README.md").read_text()
+    return [(k, p, float(lo), float(hi)) for k, p, lo, hi in
+            re.findall(r"<!-- claim (\S+) (\S+) (\S+) (\S+) -->", text)]
+
+
+def _dig(value, path: str):
+    for part in path.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+@pytest.mark.notebooks
+def test_readme_figures_lie_inside_the_intervals_it_states(series_dir):
+    """The README's measured figures come from the series' claims.json; a rerun must land inside the
+    intervals the README gives (they cover the spread measured between runs and machines)."""
+    import json
+
+    claims = json.loads((series_dir / "claims.json").read_text())
+    stated = _readme_claims()
+    assert len(stated) >= 5, "the README states fewer measured figures than expected"
+    outside = []
+    for key, path, lo, hi in stated:
+        value = _dig(claims[key]["value"], path)
+        if not lo <= value <= hi:
+            outside.append(f"{key} {path} = {value:.4f}, README says [{lo}, {hi}]")
+    assert not outside, "; ".join(outside)

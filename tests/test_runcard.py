@@ -47,3 +47,53 @@ def test_missing_card_message(tmp_path):
         assert "no run card" in str(e)
     else:
         raise AssertionError("expected FileNotFoundError")
+
+
+def test_code_version_and_series_key():
+    from supersmall import runcard
+
+    v = runcard.code_version()
+    assert len(v) == 12 and int(v, 16) >= 0 and runcard.code_version() == v
+    a = runcard.series_key({"profile": "tiny", "seeds": [0, 1]})
+    assert a == runcard.series_key({"seeds": [0, 1], "profile": "tiny"})  # key order does not matter
+    assert a != runcard.series_key({"profile": "tiny", "seeds": [0, 2]}) and len(a) == 12
+    assert runcard.series_key(load_profile("tiny")) == runcard.series_key(load_profile("tiny").to_dict())
+
+
+def test_package_version():
+    from supersmall.runcard import package_version, package_versions
+
+    assert package_version("torch") == package_versions(("torch",))["torch"] is not None
+    assert package_version("surely-not-installed-pkg") is None
+
+
+def test_metrics_lines_and_rank(tmp_path, monkeypatch):
+    from supersmall.runcard import append_metrics, is_main_process, read_metrics
+
+    append_metrics(tmp_path, 1, {"reward": 0.5, "kl": math.nan})
+    append_metrics(tmp_path, 2, {"reward": 0.75})
+    assert read_metrics(tmp_path) == [{"step": 1, "reward": 0.5, "kl": None}, {"step": 2, "reward": 0.75}]
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
+    monkeypatch.delenv("RANK")
+    assert is_main_process()
+
+
+def test_run_lock_is_exclusive_and_names_its_holder(tmp_path):
+    import os
+
+    import pytest
+
+    from supersmall.errors import UserError
+    from supersmall.runcard import RunLock
+
+    with RunLock(tmp_path / "run"):
+        owner = (tmp_path / "run" / ".lock.owner").read_text()
+        assert owner.startswith(f"process {os.getpid()} on ")
+        with pytest.raises(UserError, match=f"is being written by process {os.getpid()}"):
+            RunLock(tmp_path / "run").__enter__()
+    assert not (tmp_path / "run" / ".lock.owner").exists()
+    with RunLock(tmp_path / "run"):  # released: a later run takes it
+        pass

@@ -53,3 +53,19 @@ def test_base_model_is_cached_loadable_and_levels_are_ordered():
     # levels are ordered by measured base accuracy (adjacent levels may tie within sampling noise)
     assert levels[0] == max(levels) and levels[-1] <= min(levels[:3])
     assert all(b <= a + 0.1 for a, b in zip(levels, levels[1:])), levels
+
+
+def test_tiny_r1_opens_think_and_answers_through_its_template():
+    from supersmall.data import format_prompt, prompt_text, template_opens_think
+
+    path = tiny.model_path("tiny-r1")
+    assert path == str(tiny.r1_model_dir()) and tiny.model_path("some/hub-model") == "some/hub-model"
+    tok = AutoTokenizer.from_pretrained(path)
+    assert template_opens_think(tok) and not template_opens_think(tiny.build_tokenizer())
+    text = prompt_text(format_prompt("2+3=?", "chat", ""), tok)
+    assert text == "<｜begin▁of▁sentence｜><｜User｜>2+3=?<｜Assistant｜><think>"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 3 + 5 + 1  # the R1 markers and <think> are single tokens, then one per character
+    rows = [{**p, "prompt": format_prompt(p["prompt"], "chat", "")} for p in tiny.test_problems(4)]
+    s = evaluate(AutoModelForCausalLM.from_pretrained(path), rows, tok, max_new_tokens=48, progress=False).summary
+    assert s["boxed_rate"] > 0.5 and s["accuracy"] > 0.05  # adapted to the template: it answers in the R1 format

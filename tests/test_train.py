@@ -131,6 +131,17 @@ def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
     assert not list(out.glob("checkpoint-*")) and (out / "model" / "config.json").exists()
     again = train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
     assert again == card  # complete: not retrained
+    # --no-resume after another crash: starts over from step 0, not from the checkpoint the crash left
+    calls["n"] = 0
+    monkeypatch.setattr(grpo, "minimal_step", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, resume=False,
+              **SMALL)
+    assert (out / "checkpoint-2").is_dir()
+    monkeypatch.setattr(grpo, "minimal_step", real)
+    fresh = train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False,
+                  resume=False, **SMALL)
+    assert fresh["metrics"]["resumed_from_step"] == 0 and [m["step"] for m in read_metrics(out)] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -185,7 +196,6 @@ def _kl_penalty_run(tmp_path, perturb: bool):
     trainer._generate_and_score_completions = recompute
     trainer.train()
     logs = [h for h in trainer.state.log_history if "rewards/kl_penalty/mean" in h]
-    print(sorted(logs[0]))
     assert len(logs) == 1 and len(expected) == 1
     return trainer, logs[0], expected[0], profile
 
@@ -205,7 +215,7 @@ def test_kl_penalty_reward_is_minus_beta_times_the_summed_k1(tmp_path):
     assert log["rewards/kl_penalty/std"] == pytest.approx(beta * float(exp["sums"].std()), rel=1e-2, abs=1e-7)
     assert log["completions/mean_length"] == pytest.approx(float(exp["length"]), rel=1e-4)
     # the penalty is in the reward (weight 1): reward = supersmall + kl_penalty, the reasoning rate is weight 0
-    assert log["reward"] == pytest.approx(log["rewards/supersmall/mean"] + log["rewards/kl_penalty/mean"], abs=1e-5)
+    assert log["reward"] == pytest.approx(log["rewards/supersmall_reward/mean"] + log["rewards/kl_penalty/mean"], abs=1e-5)
 
 
 @pytest.mark.slow
