@@ -80,6 +80,7 @@ class TrainConfig:
     vllm_importance_sampling_cap: float = 3.0
     kl_ratio_weighting: bool = False  # TRL's use_bias_correction_kl: multiply the KL loss by the importance ratio
     mask_truncated_completions: bool = False
+    lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank on every linear layer (peft)
 
 
 @dataclass
@@ -204,7 +205,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "train.save_steps": _NON_NEGATIVE, "train.save_total_limit": _POSITIVE,
     "train.vllm_importance_sampling": _one_of("off", "token_truncate", "token_mask", "sequence_truncate",
                                               "sequence_mask"),
-    "train.vllm_importance_sampling_cap": _POSITIVE,
+    "train.vllm_importance_sampling_cap": _POSITIVE, "train.lora_rank": _NON_NEGATIVE,
     "reward.name": _one_of(*REWARDS), "reward.length_threshold": _FRACTION,
     "reward.length_unit": _one_of("tokens", "chars"), "reward.grading_timeout": _POSITIVE,
     "curriculum.scheme": _one_of(*SCHEMES), "curriculum.schedule": _one_of(*SCHEDULES),

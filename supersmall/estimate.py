@@ -150,6 +150,9 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
     sharded = procs if stage >= 1 else 1
     optimizer = ((4 * P if wb == 2 else 0) + 8 * P) / sharded if stage >= 1 else 2 * wb * P
     gradients = 4 * P / (procs if stage >= 2 else 1) if stage >= 1 else wb * P
+    if t.lora_rank:  # LoRA: only the adapters (every linear layer) train, in fp32 with AdamW
+        adapters = t.lora_rank * dims.layers * (7 * h + 2 * dims.kv_dim + 3 * dims.intermediate)
+        optimizer, gradients = 12 * adapters, 4 * adapters
     layer = (20 * h + 6 * dims.kv_dim + 8 * dims.intermediate + 4 * dims.heads) * wb / 2 * GPU_SAVED_FACTOR
     tokens, n = micro * seq, micro * comp
     held = tokens * dims.layers * (h * wb if t.gradient_checkpointing else layer)  # kept through the backward
@@ -162,7 +165,7 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
     else:
         raise ValueError(f"lm_head must be 'fused' or 'full', not {lm_head!r}")
     overlap = min(work, logits)  # the head's backward frees its buffers before the first layer is recomputed
-    reference = wb * P if arm in KL_ARMS else 0.0
+    reference = wb * P if arm in KL_ARMS and not t.lora_rank else 0.0  # LoRA: the base is the reference
     cap = float(launch.gpu_memory_gb or 0.0)
     util = getattr(launch, "vllm_gpu_memory_utilization", 0.35)
     vllm = util * cap * GIB if launch.vllm_mode == "colocate" else 0.0

@@ -295,7 +295,9 @@ def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str,
     """
     import pandas as pd  # pandas only for the table
 
-    model, tokenizer = _load(model, tokenizer) if not (settings.get("backend") == "vllm") else (model, tokenizer)
+    cfg = settings.get("settings")
+    backend = settings.get("backend") or (cfg.backend if cfg is not None else "hf")
+    model, tokenizer = (model, tokenizer) if backend == "vllm" else _load(model, tokenizer)
     rows = []
     for key, values in (grid or {}).items():
         for value in values:

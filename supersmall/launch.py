@@ -38,7 +38,13 @@ from supersmall.data import template_opens_think
 from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
 from supersmall.runcard import is_complete, package_version, series_key
-from supersmall.trl_args import accelerate_config, grpo_config_kwargs, training_processes, trl_vllm_range
+from supersmall.trl_args import (
+    accelerate_config,
+    grpo_config_kwargs,
+    lora_config_kwargs,
+    training_processes,
+    trl_vllm_range,
+)
 
 ENV = {"TOKENIZERS_PARALLELISM": "false", "NCCL_ASYNC_ERROR_HANDLING": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -180,15 +186,14 @@ def validate(plan: Plan, check_hardware: bool = True, tokenizer: Any = None,
 
 
 def lora_plan(profile: Profile | str = "a6000x4", gpu_memory_gb: float = 24.0) -> tuple[Profile, dict[str, Any]]:
-    """A 1-GPU variant: LoRA adapters (peft) instead of full fine-tuning, vLLM colocated, smaller batch.
-    Returns the adjusted profile and the ``peft.LoraConfig`` arguments (``GRPOTrainer(peft_config=...)``)."""
+    """A 1-GPU variant: LoRA adapters (peft, ``train.lora_rank``) instead of full fine-tuning, vLLM colocated,
+    8 prompts x G per step in micro-batches of 4. Returns the adjusted profile (train with it as usual: ``make_trainer`` passes the
+    ``peft.LoraConfig``) and the LoRA arguments (:func:`supersmall.trl_args.lora_config_kwargs`)."""
     p = load_profile(profile).replace(**{
         "launch.num_gpus": 1, "launch.gpu_memory_gb": gpu_memory_gb, "launch.deepspeed_stage": 0,
         "launch.vllm_mode": "colocate", "train.gradient_checkpointing": True, "train.prompts_per_step": 8,
-        "train.gradient_accumulation_steps": 8, "train.learning_rate": 1e-5})
-    lora = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "task_type": "CAUSAL_LM",
-            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
-    return p, lora
+        "train.gradient_accumulation_steps": 16, "train.learning_rate": 1e-5, "train.lora_rank": 16})
+    return p, lora_config_kwargs(p)
 
 
 # --- replicate -------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ laptop CPU in minutes. Problems are written the way R1-style models answer::
 and graded by the same :mod:`supersmall.grading` that grades MATH-500. The base model comes from a
 two-stage warm start: supervised steps on worked solutions (it learns to reason), then steps where
 most targets skip the reasoning (``<think></think>\\boxed{35}``), so the base *can* reason but
-usually does not, like a distilled model under a short budget. GRPO then has something to find.
+usually does not: it was built with a latent skill for GRPO to find. (This is not how R1-Distill fails
+under a short budget, which cuts its reasoning off; the tiny model tests the direction of the paper's
+claims, not its mechanisms one for one.)
 
 The model is built once and cached under ``$SUPERSMALL_CACHE_DIR`` (default
 ``~/.cache/supersmall``), keyed by a hash of everything that defines it; the folder loads with

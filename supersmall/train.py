@@ -29,6 +29,7 @@ import datasets
 import torch
 import transformers
 from datasets import Dataset
+from peft import LoraConfig
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -51,7 +52,7 @@ from supersmall.runcard import (
     write_run_card,
 )
 from supersmall.tiny import make_problems, model_path
-from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs
+from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs, lora_config_kwargs
 
 BACKENDS = ("trl", "minimal")
 MetricsCallback = Callable[..., None]  # (step, metrics, total) -> None, e.g. plots.LiveHealth
@@ -121,7 +122,7 @@ class KLPenaltyTrainer(GRPOTrainer):
         self._kl_penalty = losses.kl_in_reward(torch.zeros(len(lengths), device=logp.device), k1.sum(-1),
                                                self.beta).tolist()
         mean_kl = self.accelerator.gather(k1.sum().reshape(1)).sum() / self.accelerator.gather(mask.sum().reshape(1)).sum()
-        self._metrics["train"]["kl"].append(float(mean_kl))
+        self._metrics["train" if self.model.training else "eval"]["kl"].append(float(mean_kl))
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
     def _compute_loss(self, model, inputs):  # the KL is in the reward, not in the loss
@@ -152,8 +153,11 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
     model = AutoModelForCausalLM.from_pretrained(model_path_, dtype=getattr(torch, profile.model.dtype),
                                                  attn_implementation=profile.model.attn_implementation)
     dataset = Dataset.from_list([{k: v for k, v in r.items() if k != "solution"} for r in rows])
-    trainer = (KLPenaltyTrainer if beta_reward else GRPOTrainer)(model=model, reward_funcs=funcs, args=config, train_dataset=dataset,
-                                                    processing_class=AutoTokenizer.from_pretrained(model_path_))
+    lora = lora_config_kwargs(profile)
+    peft = {"peft_config": LoraConfig(**lora)} if lora else {}  # LoRA: peft is a dependency of the kit
+    trainer = (KLPenaltyTrainer if beta_reward else GRPOTrainer)(model=model, reward_funcs=funcs, args=config,
+                                                                train_dataset=dataset, **peft,
+                                                                processing_class=AutoTokenizer.from_pretrained(model_path_))
     holder["trainer"] = trainer
     return trainer
 
@@ -319,9 +323,15 @@ def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | Non
             shutil.rmtree(old, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
-    if not card or card.get("status") != "complete":
+    if not card:
         return None
-    if card.get("config") != json.loads(json.dumps(profile.to_dict())):
+    same_config = card.get("config") == json.loads(json.dumps(profile.to_dict()))
+    if card.get("status") != "complete":
+        if not same_config:  # resuming its checkpoint would silently continue another experiment
+            raise UserError(f"{out} holds an unfinished run with another config: pass --no-resume to start over, "
+                            "or choose another --out")
+        return None
+    if not same_config:
         raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
     if card.get("code_version") != code_version():
         print(f"{out}: finished with other code ({card.get('code_version')}); training again")
@@ -331,4 +341,5 @@ def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | Non
     return card
 
 
-__all__ = ["train", "train_many", "quiet", "resolve", "training_rows", "make_trainer", "attach_callbacks", "KLPenaltyTrainer", "BACKENDS"]
+__all__ = ["train", "train_many", "quiet", "resolve", "training_rows", "make_trainer", "attach_callbacks",
+           "KLPenaltyTrainer", "BACKENDS"]

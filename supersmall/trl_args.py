@@ -132,6 +132,15 @@ def accelerate_config(num_processes: int, zero_stage: int = 2, mixed_precision: 
     return cfg
 
 
+def lora_config_kwargs(profile: Profile) -> dict[str, Any] | None:
+    """``peft.LoraConfig`` arguments for ``train.lora_rank`` > 0 (every linear layer of a Qwen2 model), else None."""
+    r = profile.train.lora_rank
+    if not r:
+        return None
+    return {"r": r, "lora_alpha": 2 * r, "lora_dropout": 0.05, "task_type": "CAUSAL_LM",
+            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+
+
 def trl_vllm_range() -> str | None:
     """The vLLM version range the installed TRL declares for its ``vllm`` extra, e.g. '<=0.31.0,>=0.22.0'."""
     try:

@@ -161,14 +161,16 @@ def test_estimate_and_lora():
     assert (p.launch.num_gpus, p.launch.gpu_memory_gb, p.launch.deepspeed_stage, p.launch.vllm_mode) == \
         (1, 24, 0, "colocate")
     assert p.train.gradient_checkpointing and p.train.learning_rate == 1e-5
-    # one process: 8 prompts x G=8 = 64 completions = 8 per micro-step x 8 accumulation steps
-    assert trl_args.training_processes(p) == 1 and trl_args.per_device_batch(p) == 8
+    # one process: 8 prompts x G=8 = 64 completions = 4 per micro-step x 16 accumulation steps
+    assert trl_args.training_processes(p) == 1 and trl_args.per_device_batch(p) == 4 and p.train.lora_rank == 16
     t = p.train
     assert t.prompts_per_step * t.num_generations == trl_args.per_device_batch(p) * t.gradient_accumulation_steps
     lp = launch.make_plan(p, "no-kl", "level1-3", 0)
-    assert lp.num_processes == 1 and not [m for m in launch.validate(lp, check_hardware=False) if "split" in m]
+    assert lp.num_processes == 1 and launch.validate(lp, check_hardware=False) == []  # it fits the memory model
+    full = launch.make_plan(p.replace(**{"train.lora_rank": 0}), "no-kl", "level1-3", 0)
+    assert [m for m in launch.validate(full, check_hardware=False) if "GB per GPU" in m]  # full fine-tuning does not
     cfg = _grpo_config(lp.grpo_args)
-    assert cfg.per_device_train_batch_size == 8 and cfg.gradient_accumulation_steps == 8
+    assert cfg.per_device_train_batch_size == 4 and cfg.gradient_accumulation_steps == 16
     assert lp.accelerate_config["distributed_type"] == "NO" and "deepspeed_config" not in lp.accelerate_config
     # the adapters go on every linear layer of a Qwen2 block (the R1-Distill architecture), and only they train
     assert (lora["r"], lora["lora_alpha"], lora["task_type"]) == (16, 32, "CAUSAL_LM")
