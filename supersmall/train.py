@@ -229,7 +229,7 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
     if lock:
         lock.__enter__()
     try:
-        done = _finished(out, profile, resume) if main else None
+        done = _finished(out, profile, resume, progress) if main else None
         if done is not None:
             return done
         start_model = model_path(model or profile.model.name_or_path)
@@ -311,7 +311,7 @@ def train_many(runs: list[dict[str, Any]], workers: int = 2, desc: str = "experi
     return [c for c in cards if c is not None]
 
 
-def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
+def _finished(out: Path, profile: Profile, resume: bool, verbose: bool = True) -> dict[str, Any] | None:
     """The card of a finished run of the same config and code version (not redone), else None; a finished
     run of another config is an error, and one of older code is redone (never reused silently)."""
     try:
@@ -334,10 +334,12 @@ def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | Non
     if not same_config:
         raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
     if card.get("code_version") != code_version():
-        print(f"{out}: finished with other code ({card.get('code_version')}); training again")
+        if verbose:
+            print(f"{out}: finished with other code ({card.get('code_version')}); training again")
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
-    print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
+    if verbose:
+        print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
     return card
 
 
