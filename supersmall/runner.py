@@ -116,6 +116,20 @@ def write_summary(out: Path, results: list[NotebookResult], profile: str) -> Non
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+def _execute(path: Path, target: Path, params: dict[str, Any], kernel_name: str, timeout: int) -> NotebookResult:
+    """One notebook through papermill: ok, or failed with the cell and the exception named."""
+    import papermill as pm  # papermill (and its kernel machinery) only when notebooks run
+
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(path), str(target), parameters=params, kernel_name=kernel_name,
+                            execution_timeout=timeout, progress_bar=False, cwd=str(path.parent), report_mode=False,
+                            log_output=False)
+        return NotebookResult(path.name, "ok", time.time() - t0, str(target))
+    except Exception as exc:  # papermill raises PapermillExecutionError for cell errors
+        return NotebookResult(path.name, "failed", time.time() - t0, str(target), _describe_failure(path, exc))
+
+
 def run_notebooks(
     profile: str = "tiny",
     only: list[str] | None = None,
@@ -133,7 +147,6 @@ def run_notebooks(
     error). A failing notebook is recorded and the series goes on (unless ``fail_fast``); at the end
     a :class:`NotebookError` naming each failed notebook, cell and exception is raised.
     """
-    import papermill as pm
     from tqdm.auto import tqdm
 
     from supersmall.config import load_profile
@@ -156,21 +169,11 @@ def run_notebooks(
     bar = tqdm(paths, desc=f"notebooks ({prof.name})", unit="nb", disable=not progress, file=sys.stderr)
     for i, path in enumerate(bar):
         bar.set_postfix_str(path.stem)
-        target = out_dir / path.name
         params = {"profile": profile if not isinstance(profile, Path) else str(profile),
                   "out_dir": str(out_dir / path.stem), "runs_dir": str(out_dir), **(parameters or {})}
-        t0 = time.time()
-        try:
-            pm.execute_notebook(
-                str(path), str(target), parameters=params, kernel_name=kernel_name,
-                execution_timeout=timeout, progress_bar=False, cwd=str(path.parent),
-                report_mode=False, log_output=False,
-            )
-            results.append(NotebookResult(path.name, "ok", time.time() - t0, str(target)))
-        except Exception as exc:  # papermill raises PapermillExecutionError for cell errors
-            msg = _describe_failure(path, exc)
-            results.append(NotebookResult(path.name, "failed", time.time() - t0, str(target), msg))
-            print(f"\n{msg}", file=sys.stderr)
+        results.append(_execute(path, out_dir / path.name, params, kernel_name, timeout))
+        if results[-1].status == "failed":
+            print(f"\n{results[-1].error}", file=sys.stderr)
             if fail_fast:
                 results += [NotebookResult(p.name, "not run", 0.0) for p in paths[i + 1:]]
                 break
