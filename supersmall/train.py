@@ -229,7 +229,7 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
     if lock:
         lock.__enter__()
     try:
-        done = _finished(out, profile, resume, progress) if main else None
+        done = _finished(out, profile, resume) if main else None
         if done is not None:
             return done
         start_model = model_path(model or profile.model.name_or_path)
@@ -331,13 +331,13 @@ def _finished(out: Path, profile: Profile, resume: bool, verbose: bool = True) -
             raise UserError(f"{out} holds an unfinished run with another config: pass --no-resume to start over, "
                             "or choose another --out")
         return None
-    if not same_config:
-        raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
-    if card.get("code_version") != code_version():
+    if card.get("code_version") != code_version():  # other code (its profiles may have other keys): redo
         if verbose:
             print(f"{out}: finished with other code ({card.get('code_version')}); training again")
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
+    if not same_config:
+        raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
     if verbose:
         print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
     return card
