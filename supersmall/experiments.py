@@ -131,7 +131,7 @@ def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str
              ("no-kl beats kl-penalty", "kl-penalty", "zerogrpo", "table6.kl-penalty", "table6.no-kl")]
     for claim, a, b, pa, pb in specs:
         if all((run_dir(runs_dir, c, s) / "eval" / "final").is_dir() for c in {a, b} - {"base"} for s in seeds):
-            rows.append(compare(p, a, b, runs_dir, claim, +1, seeds, paper_text=f"{_pct(pa)} -> {_pct(pb)} "
+            rows.append(compare(p, a, b, runs_dir, claim, +1, seeds, paper_text=f"{report.paper_pct(pa)} -> {report.paper_pct(pb)} "
                                 f"({paper.fact(pb).source})"))
     stage_claims = [("a level-4 stage raises accuracy", "level1-3", "level4", +1, None, "curriculum.level4"),
                     ("level-5 training lowers levels 1-2 (forgetting)", "level4", "level5", -1,
@@ -144,7 +144,3 @@ def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str
             if row is not None:
                 rows.append(row)
     return rows
-
-
-def _pct(key: str) -> str:
-    return f"{paper.value(key):.1%}"

@@ -110,7 +110,8 @@ def load_evals(runs_dir: str | Path, series: str | None = None) -> Evals:
     return Evals(runs, series, skipped)
 
 
-def _pct(key: str) -> str:
+def paper_pct(key: str) -> str:
+    """A paper fact that is a fraction, as a percentage (``table6.no-kl`` -> ``35.0%``)."""
     return f"{paper.value(key):.1%}"
 
 
@@ -128,13 +129,13 @@ def _claim_specs() -> list[_Claim]:
     t6 = "(paper, Table 6)"
     return [
         _Claim("ZeroGRPO improves the base model", None, ("no-kl", FIRST_STAGE), +1,
-               f"{_pct('table6.base')} -> {_pct('table6.no-kl')} on MATH-500 {t6}"),
+               f"{paper_pct('table6.base')} -> {paper_pct('table6.no-kl')} on MATH-500 {t6}"),
         _Claim("no-kl beats kl-nopenalty", ("kl-nopenalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
-               f"{_pct('table6.no-kl')} vs {_pct('table6.kl-nopenalty')} {t6}"),
+               f"{paper_pct('table6.no-kl')} vs {paper_pct('table6.kl-nopenalty')} {t6}"),
         _Claim("no-kl beats kl-penalty", ("kl-penalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
-               f"{_pct('table6.no-kl')} vs {_pct('table6.kl-penalty')} {t6}"),
+               f"{paper_pct('table6.no-kl')} vs {paper_pct('table6.kl-penalty')} {t6}"),
         _Claim("a level-4 stage raises accuracy", ("no-kl", FIRST_STAGE), ("no-kl", "level4"), +1,
-               f"{_pct('curriculum.level1-3')} -> {_pct('curriculum.level4')} "
+               f"{paper_pct('curriculum.level1-3')} -> {paper_pct('curriculum.level4')} "
                f"(paper, {paper.fact('curriculum.level4').source})"),
         _Claim("level-5 training lowers levels 1-2 (forgetting)", ("no-kl", "level4"), ("no-kl", "level5"), -1,
                f"{paper.value('curriculum.forgetting')} (paper, {paper.fact('curriculum.forgetting').source})",
@@ -269,11 +270,11 @@ def paper_errata() -> list[dict[str, str]]:
 
     return [
         row("gain over the base", f"up to {v('claims.ratio_over_base_project_page')}x "
-            f"({src('claims.ratio_over_base_project_page')})", f"{_pct('table6.no-kl')} / {_pct('table6.base')} = "
+            f"({src('claims.ratio_over_base_project_page')})", f"{paper_pct('table6.no-kl')} / {paper_pct('table6.base')} = "
             f"{v('derived.ratio_over_base'):.2f}x ({src('derived.ratio_over_base')})",
             paper.fact("derived.ratio_over_base").note),
         row("gain over standard GRPO", f"more than {v('claims.better_than_grpo_text')}x "
-            f"({src('claims.better_than_grpo_text')})", f"{_pct('table6.no-kl')} / {_pct('table6.kl-nopenalty')} = "
+            f"({src('claims.better_than_grpo_text')})", f"{paper_pct('table6.no-kl')} / {paper_pct('table6.kl-nopenalty')} = "
             f"{v('derived.better_than_grpo'):.2f}x against the better KL arm, "
             f"{v('derived.better_than_grpo_other_arm'):.2f}x against the other ({src('derived.better_than_grpo')})"),
         row("MATH-500 problems per level", f"{v('claims.problems_per_level_text')} per level "
@@ -282,7 +283,7 @@ def paper_errata() -> list[dict[str, str]]:
         row("format term in the reward", f"{v('claims.format_term')} ({src('claims.format_term')})",
             f"eq. 6 ({v('eq6.correct')} correct, {v('eq6.wrong')} wrong) + eq. 7 ({v('eq7.penalty')} when "
             f"len > {v('eq7.threshold')} L_max): no format term", paper.fact("claims.format_term").note),
-        row("base accuracy", f"{_pct('table6.base')} ({src('table6.base')})",
+        row("base accuracy", f"{paper_pct('table6.base')} ({src('table6.base')})",
             f"{v('deepseek.math500_reported'):.0%}+ reported for the same model ({src('deepseek.math500_reported')})",
             paper.fact("table6.base").note),
     ]
