@@ -130,6 +130,17 @@ def _execute(path: Path, target: Path, params: dict[str, Any], kernel_name: str,
         return NotebookResult(path.name, "failed", time.time() - t0, str(target), _describe_failure(path, exc))
 
 
+def _with_parameters(paths: list[Path]) -> list[Path]:
+    """``paths`` when every notebook has a ``parameters`` cell; an error naming the others otherwise."""
+    missing = [p.name for p in paths if not has_parameters_cell(p)]
+    if missing:
+        raise NotebookError(
+            "no cell tagged 'parameters' in " + ", ".join(missing)
+            + " (tag the first code cell 'parameters' so papermill can inject profile, out_dir, runs_dir)"
+        )
+    return paths
+
+
 def run_notebooks(
     profile: str = "tiny",
     only: list[str] | None = None,
@@ -154,13 +165,7 @@ def run_notebooks(
 
     prof = load_profile(profile)  # validates the name before anything runs
     timeout = cell_timeout or prof.notebooks.cell_timeout
-    paths = discover(notebooks_dir, only)
-    missing = [p.name for p in paths if not has_parameters_cell(p)]
-    if missing:
-        raise NotebookError(
-            "no cell tagged 'parameters' in " + ", ".join(missing)
-            + " (tag the first code cell 'parameters' so papermill can inject profile, out_dir, runs_dir)"
-        )
+    paths = _with_parameters(discover(notebooks_dir, only))
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")

@@ -15,6 +15,7 @@ checkpoint, and a complete run of the same config and code version is not redone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import shutil
@@ -225,10 +226,7 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
     each curriculum stage) with :func:`supersmall.evaluate.run_eval` into ``out_dir/eval``."""
     profile = resolve(profile, arm, steps, seed, backend, curriculum, stages, overrides)
     t, out, main = profile.train, Path(out_dir), is_main_process()
-    lock = RunLock(out) if main else None
-    if lock:
-        lock.__enter__()
-    try:
+    with RunLock(out) if main else contextlib.nullcontext():
         done = _finished(out, profile, resume) if main else None
         if done is not None:
             return done
@@ -254,9 +252,7 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
 
         def on_step(step: int, mdl, tok) -> None:  # accuracy after each curriculum stage
             if evaluate_model and main and step in stage_ends:
-                evals[stage_ends[step]] = run_eval(mdl, profile, out / "eval" / stage_ends[step], tokenizer=tok,
-                                                   meta={"role": "trained", "arm": t.arm, "stage": stage_ends[step],
-                                                         "seed": t.seed}, progress=False)["accuracy"]
+                evals[stage_ends[step]] = _evaluate(mdl, tok, profile, out, stage_ends[step])
 
         t0 = time.time()
         fit = _train_trl if t.backend == "trl" else _train_minimal
@@ -264,30 +260,42 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
         seconds = time.time() - t0
         if not main:
             return {}
-        for ckpt in out.glob("checkpoint-*"):  # the final model is saved; checkpoints were only for resuming
-            shutil.rmtree(ckpt, ignore_errors=True)
-        metrics: dict[str, Any] = {"train_seconds": round(seconds, 2), "steps": t.steps, "resumed_from_step": start,
-                                   "seconds_per_step": round(seconds / max(1, t.steps - start), 4)}
         if evaluate_model and not boundaries:
-            evals["final"] = run_eval(mdl, profile, out / "eval" / "final", tokenizer=tok, progress=False,
-                                      meta={"role": "trained", "arm": t.arm, "stage": "final", "seed": t.seed})["accuracy"]
-        metrics.update({f"accuracy_{k}": v for k, v in evals.items()})
-        return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
-                              timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads()},
-                              extra={**extra, "model_dir": str(out / "model")})
-    finally:
-        if lock:
-            lock.__exit__(None, None, None)
+            evals["final"] = _evaluate(mdl, tok, profile, out, "final")
+        return _complete(out, profile, seconds, start, evals, extra)
+
+
+def _evaluate(model, tokenizer, profile: Profile, out: Path, stage: str) -> float:
+    """Held-out accuracy of the model in hand (a curriculum stage's or the final one) into ``out/eval/stage``."""
+    t = profile.train
+    return run_eval(model, profile, out / "eval" / stage, tokenizer=tokenizer, progress=False,
+                    meta={"role": "trained", "arm": t.arm, "stage": stage, "seed": t.seed})["accuracy"]
+
+
+def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: dict[str, float],
+              extra: dict[str, Any]) -> dict[str, Any]:
+    """Drop the resume checkpoints (the final model is saved) and write the completed run card."""
+    t = profile.train
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    metrics: dict[str, Any] = {"train_seconds": round(seconds, 2), "steps": t.steps, "resumed_from_step": start,
+                               "seconds_per_step": round(seconds / max(1, t.steps - start), 4),
+                               **{f"accuracy_{k}": v for k, v in evals.items()}}
+    return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
+                          timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads()},
+                          extra={**extra, "model_dir": str(out / "model")})
 
 
 # --- many runs: an experiment -----------------------------------------------------------------------
 def quiet() -> None:
-    """No library noise between results: transformers' and datasets' progress bars and warnings off
-    (the kit's own bars stay)."""
+    """No library noise between results: transformers' and datasets' progress bars and info messages
+    off, and the one deprecation notice that comes from inside TRL (the kit's own bars stay)."""
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation notices of transformers / TRL
+    # The one deprecation notice left is raised inside TRL (trl/models/utils.py reads the model's
+    # `is_gradient_checkpointing`, which transformers 5 renamed); the kit's own calls use the new names.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
