@@ -40,8 +40,9 @@ def matmul_gflops(size: int = 1024, seconds: float = 0.5) -> float:
 
 def flop_model_line(profile, measured_s: float) -> str:
     """``supersmall.estimate``'s FLOP model for one tiny step (generation + training passes at this machine's
-    matmul rate) beside the measured seconds: on a ~1M-parameter model, per-token Python and kernel-launch
-    overhead dominates, so the measured time is expected to be far above the FLOP prediction."""
+    large-matmul rate) beside the measured seconds. On a ~1M-parameter model two errors pull against each
+    other: per-token Python and kernel-launch overhead (slower than the model) and small matmuls that do not
+    reach the large-matmul rate either way, so the ratio says how far the FLOP model is from this machine."""
     from supersmall import estimate
 
     c = estimate.calibrate_tiny(profile, matmul_gflops())
@@ -60,21 +61,16 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from supersmall import rewards, tiny
+    from supersmall import grpo, rewards, tiny
     from supersmall.config import load_profile
-    from supersmall.train import (
-        _device_kwargs,
-        attach_callbacks,
-        grpo_config_kwargs,
-        make_trainer,
-        minimal_step,
-        training_rows,
-    )
+    from supersmall.train import attach_callbacks, make_trainer, training_rows
+    from supersmall.trl_args import grpo_config_kwargs
 
-    profile = load_profile("tiny", **{"train.steps": args.steps, "train.save_steps": 0})
-    rows, _ = training_rows(profile, args.steps * profile.train.prompts_per_step, seed=0)
-    path = str(tiny.ensure_base_model())
+    profile = load_profile("tiny", **{"train.steps": args.steps})
+    path = tiny.model_path("tiny")  # builds the tiny model once if it is not cached
+    rows, _, _ = training_rows(profile, AutoTokenizer.from_pretrained(path))
     out = Path(tempfile.mkdtemp())
+    no_saving = {"save_strategy": "no"}  # both sides: checkpoints are not what is timed
     print(f"tiny profile, {args.steps} steps x {profile.train.prompts_per_step} prompts x G={profile.train.num_generations}, "
           f"{torch.get_num_threads()} torch threads")
 
@@ -83,7 +79,7 @@ def main() -> None:
 
     def raw_trainer(i: int):
         """GRPOTrainer built by hand with the same config and the paper's reward, nothing of the kit's around it."""
-        kwargs = grpo_config_kwargs(profile, str(out / f"raw{i}"), **_device_kwargs())
+        kwargs = grpo_config_kwargs(profile, str(out / f"raw{i}"), arm="no-kl", **no_saving)
         t = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(path), reward_funcs=reward,
                         args=GRPOConfig(**kwargs), processing_class=AutoTokenizer.from_pretrained(path),
                         train_dataset=Dataset.from_list([{k: v for k, v in r.items() if k != "solution"} for r in rows]))
@@ -92,14 +88,14 @@ def main() -> None:
 
     def kit_trainer(i: int):
         """The kit's trainer: reasoning-rate metric, metrics.jsonl logging, progress bar (as train() builds it)."""
-        t = make_trainer(profile, "no-kl", out / f"kit{i}", rows)
+        t = make_trainer(profile, "no-kl", out / f"kit{i}", rows, path, **no_saving)
         log_path = out / f"metrics{i}.jsonl"
 
         def log(step, metrics):
             with log_path.open("a") as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
 
-        attach_callbacks(t, "no-kl", log, progress=False)
+        attach_callbacks(t, log, None, "kit", progress=False)
         return t
 
     reward = rewards.build_reward(profile.reward, profile.train.max_completion_length)
@@ -115,10 +111,10 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
     opt = torch.optim.AdamW(model.parameters(), lr=profile.train.learning_rate)
-    times = []
+    times, k = [], profile.train.prompts_per_step
     for step in range(args.steps):
         t0 = time.perf_counter()
-        minimal_step(model, None, tok, opt, rows[step * 16:(step + 1) * 16], profile, "no-kl", reward)
+        grpo.minimal_step(model, None, tok, opt, rows[step * k:(step + 1) * k], profile, 0.0, 0.0, reward)
         times.append(time.perf_counter() - t0)
     t_min = sum(times[3:]) / len(times[3:])
     print(f"raw GRPOTrainer: {t_raw:.3f} s/step (runs: {', '.join(f'{x:.3f}' for x in raw_times)})")

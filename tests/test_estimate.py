@@ -236,3 +236,16 @@ def test_gpu_smoke_runs_on_cpu(tmp_path):
         assert a["predicted"]["train_peak_above_base_gb"] > 0
     assert "ref_s" in r["arms"]["kl-nopenalty"]["steps"][-1] and "ref_s" not in r["arms"]["no-kl"]["steps"][-1]
     assert "predicted" in proc.stdout and "measured" in proc.stdout
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_runs():
+    """benchmarks/train_step.py keeps working against the library's API (it once imported names that moved)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--steps", "4"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = {line.split(":")[0]: line for line in proc.stdout.splitlines() if ":" in line}
+    for name in ("raw GRPOTrainer", "kit TRL backend", "minimal loop", "FLOP model"):
+        seconds = float(lines[name].split(":", 1)[1].split()[0])
+        assert seconds > 0, lines[name]
+    assert "overhead kit / raw" in lines["kit TRL backend"]
