@@ -5,6 +5,7 @@ notebooks read the runs earlier ones left). Solutions must pass every check; exe
 the end with their checks reporting "not implemented yet" instead of crashing.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,20 @@ def series_dir(tmp_path_factory):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_series_runs_on_tiny(path, series_dir):
     run_notebooks(profile="tiny", only=[path.stem], out=series_dir, progress=False)
+    noise = library_noise(series_dir / path.name)
+    assert not noise, f"{path.name}: library noise between the results (fix it at its source): {noise[:3]}"
+
+
+NOISE = re.compile(r"\w+Warning: .*|Loading weights.*|Writing model shards.*|Generating \w+ split.*")
+
+
+def library_noise(executed: Path) -> list[str]:
+    """Lines of an executed notebook's outputs that come from libraries, not from the lesson:
+    warnings, and transformers' / datasets' per-load progress bars."""
+    nb = nbformat.read(str(executed), as_version=4)
+    texts = [o.get("text", "") or "".join(o.get("data", {}).get("text/plain", "")) for c in nb.cells
+             for o in c.get("outputs", [])]
+    return [m.group(0)[:120] for t in texts for m in NOISE.finditer(t)]
 
 
 def _execute(path: Path, tmp_path: Path) -> str:
