@@ -224,8 +224,8 @@ def warm_start(model, tokenizer, progress: bool = True, **overrides: Any) -> dic
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses["sft_loss" if not skipping else "skip_loss"] = float(loss)
-        bar.set_postfix(loss=f"{float(loss):.3f}", stage=2 if skipping else 1)
+        losses["sft_loss" if not skipping else "skip_loss"] = value = loss.detach().item()
+        bar.set_postfix(loss=f"{value:.3f}", stage=2 if skipping else 1)
     model.eval()
     return losses
 

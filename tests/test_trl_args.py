@@ -1,6 +1,8 @@
 """supersmall.trl_args: every TRL default that changes the algorithm is pinned from the profile, in the
 ``GRPOConfig`` the run gets (so a key dropped from the translation fails here, not silently at full scale)."""
 
+import warnings
+
 import pytest
 from trl import GRPOConfig
 
@@ -34,7 +36,9 @@ def build(kwargs: dict) -> GRPOConfig:
 
 @pytest.fixture(scope="module")
 def trl_defaults(tmp_path_factory):
-    return GRPOConfig(output_dir=str(tmp_path_factory.mktemp("defaults")), use_cpu=True)
+    with warnings.catch_warnings():  # TRL's own default still sets the deprecated `gradient_checkpointing`
+        warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+        return GRPOConfig(output_dir=str(tmp_path_factory.mktemp("defaults")), use_cpu=True)
 
 
 @pytest.mark.parametrize("arm", paper.ARMS)
