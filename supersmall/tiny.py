@@ -311,7 +311,7 @@ def ensure_r1_model(progress: bool = True) -> Path:
         tmp = target.with_name(target.name + ".tmp")
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "build.json").write_text(json.dumps({"from": str(base), "adapt": R1_ADAPT, "loss": float(loss),
+        (tmp / "build.json").write_text(json.dumps({"from": str(base), "adapt": R1_ADAPT, "loss": loss.detach().item(),
                                                     "build_seconds": round(time.time() - t0, 1)}, indent=2))
         tmp.replace(target)
     return target
