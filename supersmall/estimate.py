@@ -136,6 +136,13 @@ def _micro_batch(p: Profile, procs: int) -> int:
     return max(1, math.ceil(t.prompts_per_step * t.num_generations / (procs * t.gradient_accumulation_steps)))
 
 
+def lora_params(dims: ModelDims, rank: int) -> int:
+    """Trainable LoRA parameters on every linear layer of a Qwen2 block: rank x (in + out) per matrix,
+    q and o (h -> h), k and v (h -> kv_dim), gate and up (h -> intermediate), down (intermediate -> h)."""
+    per_layer = 2 * (2 * dims.hidden) + 2 * (dims.hidden + dims.kv_dim) + 3 * (dims.hidden + dims.intermediate)
+    return rank * dims.layers * per_layer
+
+
 def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = None, model: Any = None,
               lm_head: str = "fused") -> dict[str, Any]:
     """Peak memory per training GPU, term by term (see the module docstring), for the longest sequences
@@ -151,7 +158,7 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
     optimizer = ((4 * P if wb == 2 else 0) + 8 * P) / sharded if stage >= 1 else 2 * wb * P
     gradients = 4 * P / (procs if stage >= 2 else 1) if stage >= 1 else wb * P
     if t.lora_rank:  # LoRA: only the adapters (every linear layer) train, in fp32 with AdamW
-        adapters = t.lora_rank * dims.layers * (7 * h + 2 * dims.kv_dim + 3 * dims.intermediate)
+        adapters = lora_params(dims, t.lora_rank)
         optimizer, gradients = 12 * adapters, 4 * adapters
     layer = (20 * h + 6 * dims.kv_dim + 8 * dims.intermediate + 4 * dims.heads) * wb / 2 * GPU_SAVED_FACTOR
     tokens, n = micro * seq, micro * comp

@@ -319,7 +319,7 @@ def train_many(runs: list[dict[str, Any]], workers: int = 2, desc: str = "experi
     return [c for c in cards if c is not None]
 
 
-def _finished(out: Path, profile: Profile, resume: bool, verbose: bool = True) -> dict[str, Any] | None:
+def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
     """The card of a finished run of the same config and code version (not redone), else None; a finished
     run of another config is an error, and one of older code is redone (never reused silently)."""
     try:
@@ -340,14 +340,12 @@ def _finished(out: Path, profile: Profile, resume: bool, verbose: bool = True) -
                             "or choose another --out")
         return None
     if card.get("code_version") != code_version():  # other code (its profiles may have other keys): redo
-        if verbose:
-            print(f"{out}: finished with other code ({card.get('code_version')}); training again")
+        print(f"{out}: finished with other code ({card.get('code_version')}); training again")
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
     if not same_config:
         raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
-    if verbose:
-        print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
+    print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
     return card
 
 

@@ -186,6 +186,10 @@ def test_estimate_and_lora():
     trainable = [n for n, w in peft_model.named_parameters() if w.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert len(trainable) == 2 * len(lora["target_modules"]) * len(model.model.layers)
+    from supersmall import estimate
+
+    counted = sum(w.numel() for w in peft_model.parameters() if w.requires_grad)
+    assert estimate.lora_params(estimate.model_dims(model.config), lora["r"]) == counted  # the memory model's count
 
 
 def test_replicate_dry_run_in_process(tmp_path, capsys):
