@@ -59,6 +59,11 @@ class EvalRun:
             return dict(self.per_problem)
         return {i: s for i, s in self.per_problem.items() if self.level_of.get(i) in levels}
 
+    def accuracy(self, levels: list[int] | None = None) -> float:
+        """Mean score (pass@1) over the problems, only of ``levels`` when given; NaN when there are none."""
+        scores = self.scores(levels)
+        return sum(scores.values()) / len(scores) if scores else math.nan
+
 
 class Evals(list):
     """The :class:`EvalRun` s of one ``series``; ``skipped`` says which cards were left out and why."""
@@ -155,6 +160,16 @@ def _kl_note(runs: list[EvalRun]) -> str:
 
 def _fmt(x: float) -> str:
     return f"{x:+.1%}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
+
+
+def interval_points(interval: list[float]) -> str:
+    """A paired interval of fractions in percentage points: ``[0.314, 0.433]`` -> ``[+31.4, +43.3]``."""
+    return f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+
+
+def points(row: dict[str, Any]) -> str:
+    """A :func:`paired` row's mean difference and interval in points: ``+37.3 points [+31.4, +43.3]``."""
+    return f"{100 * row['mean_difference']:+.1f} points {interval_points(row['interval'])}"
 
 
 def load_eval(path: str | Path) -> EvalRun:

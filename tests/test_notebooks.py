@@ -110,8 +110,6 @@ def test_exercises_run_to_the_end(path, tmp_path):
 
 def _readme_claims() -> list[tuple[str, str, float, float]]:
     """``<!-- claim KEY PATH LOW HIGH -->`` markers in the README: a figure and the interval it states."""
-    import re
-
     text = (REPO_ROOT / "README.md").read_text()
     return [(k, p, float(lo), float(hi)) for k, p, lo, hi in
             re.findall(r"<!-- claim (\S+) (\S+) (\S+) (\S+) -->", text)]

@@ -167,3 +167,14 @@ def test_write_report_writes_verdicts_markdown_and_html(runs, tmp_path):
     md, html = paths["md"].read_text(), paths["html"].read_text()
     assert "inconclusive" in md and "not reproduced" in md and "4.73x" in md and "base-old" in md
     assert "<html" in html.lower() and "Replication report" in html
+
+
+def test_points_and_accuracy_formatters():
+    row = {"mean_difference": 0.37333, "interval": [0.31406, 0.43261]}
+    assert report.interval_points(row["interval"]) == "[+31.4, +43.3]"
+    assert report.points(row) == "+37.3 points [+31.4, +43.3]"
+    assert report.points({"mean_difference": -0.099, "interval": [-0.464, 0.265]}) == "-9.9 points [-46.4, +26.5]"
+    ev = report.EvalRun(name="e", path=None, role="trained", arm=None, stage=None, seed=0, series=None,
+                        per_problem={0: 1.0, 1: 0.0, 2: 1.0, 3: 0.5}, level_of={0: 1, 1: 1, 2: 2, 3: 3})
+    assert ev.accuracy() == pytest.approx(0.625) and ev.accuracy([1]) == 0.5 and ev.accuracy([2, 3]) == 0.75
+    assert math.isnan(ev.accuracy([5]))
