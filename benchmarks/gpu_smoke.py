@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from supersmall import estimate as E  # noqa: E402
+from supersmall.model_shape import model_dims  # noqa: E402
 
 GIB = 2**30
 # deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B config.json (the shape; weights are random)
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     name = torch.cuda.get_device_name() if cuda else "cpu"
     capacity = torch.cuda.get_device_properties(0).total_memory / GIB if cuda else 0.0
     cfg = TINY_DIMS if tiny else R1_CONFIG
-    dims = E.model_dims(cfg)
+    dims = model_dims(cfg)
     gpu, tflops, gbps = E.gpu_spec(name if cuda else None)
     mfu, bw = E.SCENARIOS["mid"]["mfu"], E.SCENARIOS["mid"]["bw"]
 

@@ -1,7 +1,7 @@
 """One-GPU check of the kit's REAL training path: ``supersmall.train.train`` -> TRL 1.16's ``GRPOTrainer``.
 
 Builds a RANDOMLY INITIALISED Qwen2ForCausalLM (no download) on the tiny-r1 tokenizer (R1-style chat template,
-``supersmall.tiny.ensure_r1_model``), then trains the ``rehearsal`` profile, overridden for one GPU (no vLLM,
+``supersmall.tiny.r1_model_dir``), then trains the ``rehearsal`` profile, overridden for one GPU (no vLLM,
 bf16, gradient checkpointing, 256-token completions), for ``--steps`` steps in each arm (no-kl, kl-nopenalty,
 kl-penalty: the kit's ``KLPenaltyTrainer``), and checks resumption: a no-kl run of 4 steps (a checkpoint every
 step) is interrupted at step 3 (a metrics callback raises after checkpoint-2 is written), and the same call
@@ -48,9 +48,9 @@ def build_model(folder: Path, dims: dict, dtype: torch.dtype) -> dict:
     """A random-init Qwen2 with the tiny-r1 tokenizer and chat template, saved to ``folder``."""
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from supersmall.tiny import ensure_r1_model
+    from supersmall.tiny import r1_model_dir
 
-    src = ensure_r1_model(progress=False)
+    src = r1_model_dir()
     tok = AutoTokenizer.from_pretrained(src)
     cfg = Qwen2Config(vocab_size=len(tok), max_position_embeddings=4096, tie_word_embeddings=False,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,

@@ -59,7 +59,7 @@ def main() -> None:
     print(f"pairs: {len(pairs)}")
     print(f"raw math-verify (single thread, in-process): {len(pairs) / t_raw:,.0f} pairs/s ({t_raw:.2f} s)")
     print(f"supersmall rewards.correctness (timeouts on): {len(pairs) / t_kit:,.0f} pairs/s ({t_kit:.2f} s)")
-    print(f"speed ratio kit / raw: {t_raw / t_kit:.2f}x; verdicts agree on {agree:.1%}; grader: {grading.stats()}")
+    print(f"speed ratio kit / raw: {t_raw / t_kit:.2f}x; verdicts agree on {agree:.1%}; grader: {grading.grader_stats()}")
 
 
 if __name__ == "__main__":

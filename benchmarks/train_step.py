@@ -67,7 +67,7 @@ def main() -> None:
     from supersmall.trl_args import grpo_config_kwargs
 
     profile = load_profile("tiny", **{"train.steps": args.steps})
-    path = tiny.model_path("tiny")  # builds the tiny model once if it is not cached
+    path = tiny.model_path("tiny")  # the shipped tiny model
     rows, _, _ = training_rows(profile, AutoTokenizer.from_pretrained(path))
     out = Path(tempfile.mkdtemp())
     no_saving = {"save_strategy": "no"}  # both sides: checkpoints are not what is timed

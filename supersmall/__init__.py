@@ -3,7 +3,7 @@
 Submodules are imported lazily so ``import supersmall`` stays fast and GPU-only packages stay optional::
 
     from supersmall import grading, rewards, advantages, losses, curriculum
-    supersmall.doctor()        # the doctor module is callable
+    supersmall.doctor.run()    # every check, one line each
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _SUBMODULES = {
     # data
     "config", "paper", "data", "tiny", "runcard",
     # run
-    "grpo", "train", "trl_args", "evaluate", "estimate", "launch", "runner", "report", "experiments",
+    "grpo", "train", "trl_args", "evaluate", "estimate", "cost", "gpus", "launch", "canary", "runner", "report", "experiments",
     # face
     "cli", "plots", "widgets", "checks", "doctor", "exercises", "book",
 }

@@ -6,11 +6,13 @@ Completions come in contiguous groups of ``G`` (the ``G`` samples of one prompt)
 
 and each one's advantage is its reward measured against its own group (paper, eq. 2 / eq. 5)::
 
-    A_i = (r_i - mean(r_group)) / (std(r_group) + eps)     scale="std"   (GRPO, TRL "group")
-    A_i =  r_i - mean(r_group)                              scale="none"  (Dr. GRPO, TRL "none")
-    A_i = (r_i - mean(r_group)) / (std(r_batch) + eps)      scale="batch" (TRL "batch")
+    A_i = (r_i - mean(r_group)) / (std(r_group) + eps)     scale="group" (GRPO)
+    A_i =  r_i - mean(r_group)                              scale="none"  (Dr. GRPO)
+    A_i = (r_i - mean(r_group)) / (std(r_batch) + eps)      scale="batch"
 
-``std`` is the unbiased (n-1) standard deviation, as TRL uses. A group whose rewards are all equal
+The names are TRL's ``GRPOConfig.scale_rewards`` values, and a profile's ``train.scale_rewards`` takes the
+same three (one word per idea: "group" everywhere); ``"std"`` is kept as another name for ``"group"``
+because the public API listed it first. ``std`` is the unbiased (n-1) standard deviation, as TRL uses. A group whose rewards are all equal
 carries no signal: its advantages are exactly 0 (never NaN), whatever ``eps``.
 """
 
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-SCALES = ("std", "group", "none", "batch")
+SCALES = ("group", "none", "batch", "std")  # "std": the same as "group"
 
 
 def _as_tensor(rewards: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -33,12 +35,12 @@ def _as_tensor(rewards: Sequence[float] | torch.Tensor) -> torch.Tensor:
 def group_advantages(
     rewards: Sequence[float] | torch.Tensor,
     group_size: int,
-    scale: str = "std",
+    scale: str = "group",
     eps: float = 1e-6,
 ) -> torch.Tensor:
     """Advantages for contiguous groups of ``group_size`` completions (see the module docstring).
 
-    ``scale``: ``"std"`` (alias ``"group"``), ``"none"`` or ``"batch"``. Raises ``ValueError`` when the
+    ``scale``: ``"group"`` (also accepted as ``"std"``), ``"none"`` or ``"batch"``. Raises ``ValueError`` when the
     number of rewards is not a multiple of ``group_size``.
     """
     r = _as_tensor(rewards)

@@ -3,21 +3,23 @@
     def register(subparsers) -> None   # adds its parser and sets ``handler=run``
     def run(args) -> int               # imports heavy modules lazily; returns the exit status
 
-so ``supersmall --help`` stays fast. Errors a user can fix (:class:`UserError`, ``ProfileError``)
-are printed as one line without a traceback, with exit status 2.
+so ``supersmall --help`` stays fast, and is listed once in :data:`COMMANDS` (in ``--help`` order).
+Errors a user can fix (:class:`UserError`, ``ProfileError``) are printed as one line without a
+traceback, with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
 from supersmall import __version__
 from supersmall.errors import UserError
 
-__all__ = ["UserError", "build_parser", "main"]
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
+
+COMMANDS = ("train", "eval", "replicate", "canary", "estimate", "notebooks", "exercises", "tiny", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"supersmall {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import supersmall.commands as commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"supersmall.commands.{info.name}")
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"supersmall.commands.{name}").register(sub)
     return parser
 
 

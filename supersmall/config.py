@@ -3,7 +3,8 @@
 A profile is a YAML file with sections (``model``, ``train``, ``reward``, ``curriculum``, ``eval``,
 ``data``, ``launch``, ``notebooks``). Every key is declared below with its type and default, so a
 typo is an error, not a silently ignored setting, and every value is checked against its range in
-one table (:data:`RULES`), so ``train.steps: -5`` is one sentence, not a traceback::
+one table (:data:`RULES`, in :mod:`supersmall.profile_rules`), so ``train.steps: -5`` is one
+sentence, not a traceback::
 
     >>> from supersmall.config import load_profile
     >>> p = load_profile("tiny")
@@ -24,9 +25,7 @@ from typing import Any
 import yaml
 
 from supersmall import paper
-from supersmall.curriculum import SCHEDULES, SCHEMES, parse_levels, parse_stages
-from supersmall.losses import AGGREGATIONS
-from supersmall.rewards import REWARDS
+from supersmall.profile_rules import RULES
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
@@ -55,12 +54,13 @@ class TrainConfig:
     top_p: float = 1.0
     max_prompt_length: int = 64  # prompts longer than this (template tokens) are filtered out and counted
     max_completion_length: int = 64
-    loss_type: str = "grpo"  # grpo | dapo | dr_grpo | group_token_mean | sequence (see supersmall.losses)
+    loss_type: str = "grpo"  # TRL's name for the aggregation: losses.aggregate(aggregation=loss_type); grpo | dapo | dr_grpo | group_token_mean | sequence
     scale_rewards: str = "group"  # group (mean and std) | none (mean only) | batch
     clip_eps: float = 0.2
     clip_eps_high: float | None = None
     beta_kl_loss: float = 0.04  # kl-nopenalty arm: KL as a loss term (k3, as TRL beta > 0)
     beta_kl_reward: float = 0.001  # kl-penalty arm: KL in the reward (k1, as verl use_kl_in_reward)
+    kl_penalty_loss: bool = False  # kl-penalty arm: keep the KL loss (beta_kl_loss) too (Table 3's paper reading)
     num_iterations: int = 1  # updates per generated batch (1 => ratio == 1, clip inactive)
     optimizer: str = "adamw_torch"
     lr_scheduler_type: str = "constant"
@@ -85,13 +85,25 @@ class TrainConfig:
 
 @dataclass
 class RewardConfig:
-    name: str = "supersmall"  # supersmall (eq. 6 + 7) | bipolar (eq. 4) | open_rs | structured
+    # supersmall (eq. 6 + 7) | correctness (eq. 6) | bipolar (eq. 4) | open_rs (Open-RS exp. 2: format +
+    # accuracy) | open_rs_cosine (exp. 3: format + cosine) | structured (Small-Math-R1): rewards.REWARDS
+    name: str = "supersmall"
     answer_column: str = "answer"
     length_threshold: float = 0.95  # eq. 7: penalise when len(y) > threshold * L_max
     length_penalty: float = -0.1
     length_unit: str = "tokens"  # tokens | chars
     strict: bool = True  # ">" (True) or ">=" (False) in eq. 7
     grading_timeout: float = 1.0
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """TRL's ``reward_weights`` of this reward's functions, by function name (``rewards.reward_weights``
+        puts them in order): Open-RS's from ``paper.yaml`` (App. E); ``{}`` (all 1.0) for the others."""
+        key = _REWARD_WEIGHTS.get(self.name)
+        return paper.value(key) if key else {}
+
+
+_REWARD_WEIGHTS = {"open_rs": "openrs.exp2.reward_weights", "open_rs_cosine": "openrs.exp3.reward_weights"}
 
 
 @dataclass
@@ -128,6 +140,8 @@ class LaunchConfig:
     num_gpus: int = 0  # 0 = CPU
     num_processes: int = 1  # training processes on CPU (gloo); on GPUs it follows num_gpus and vllm_mode
     gpu_memory_gb: float = 0.0
+    gpu_usable_gb: float = 0.0  # what a process can allocate (GiB); 0 = gpu_memory_gb
+    nccl_p2p: str = "auto"  # auto (off when no NVLink is found) | on | off (NCCL_P2P_DISABLE=1)
     vllm_mode: str = "none"  # none | server | colocate
     vllm_gpu_memory_utilization: float = 0.35  # colocate: the share of each GPU vLLM may take
     deepspeed_stage: int = 0  # 0 = plain DDP
@@ -137,7 +151,10 @@ class LaunchConfig:
 @dataclass
 class NotebooksConfig:
     cell_timeout: int = 1800  # seconds per cell under papermill
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds of every multi-seed experiment
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds of the course's exploratory experiments
+    # seeds of the runs behind the paper's claims (ZeroGRPO vs base, the KL arms, the staged curriculum): a
+    # verdict on a paper claim needs 5 seeds that agree (supersmall.stats.MIN_SEEDS)
+    claim_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     steps: int = 20  # training steps of each run in the notebooks' multi-seed experiments
 
 
@@ -168,64 +185,10 @@ class Profile:
                     raise ProfileError(f"unknown profile section {key!r} in override {dotted!r}")
                 node = node[key]
             node[leaf] = value
-        return validate(_build(Profile, data, where="profile"))
+        return check_profile(_build(Profile, data, where="profile"))
 
 
-def _parses(fn) -> Any:
-    def ok(v: Any) -> bool:
-        try:
-            fn(v)
-            return True
-        except ValueError:
-            return False
-    return ok
-
-
-def _one_of(*values: Any) -> tuple[Any, str]:
-    return (lambda v: v in values), "one of " + ", ".join(map(str, values))
-
-
-_POSITIVE = (lambda v: v > 0), "a number > 0"
-_NON_NEGATIVE = (lambda v: v >= 0), "a number >= 0"
-_FRACTION = (lambda v: 0 < v <= 1), "a number in (0, 1]"
-# Every value's range, checked in one place (types are checked by the dataclasses' annotations).
-RULES: dict[str, tuple[Any, str]] = {
-    "model.dtype": _one_of("float32", "bfloat16", "float16"),
-    "train.backend": _one_of("trl", "minimal"),
-    "train.arm": _one_of(*paper.ARMS),
-    "train.steps": _POSITIVE, "train.learning_rate": _POSITIVE, "train.prompts_per_step": _POSITIVE,
-    "train.num_generations": ((lambda v: v >= 2), "an integer >= 2 (GRPO compares completions within a group)"),
-    "train.temperature": _POSITIVE, "train.top_p": _FRACTION,
-    "train.max_prompt_length": _POSITIVE, "train.max_completion_length": _POSITIVE,
-    "train.loss_type": _one_of(*AGGREGATIONS), "train.scale_rewards": _one_of("group", "std", "none", "batch"),
-    "train.clip_eps": _NON_NEGATIVE, "train.beta_kl_loss": _NON_NEGATIVE, "train.beta_kl_reward": _NON_NEGATIVE,
-    "train.num_iterations": _POSITIVE, "train.warmup_ratio": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
-    "train.weight_decay": _NON_NEGATIVE, "train.max_grad_norm": _POSITIVE,
-    "train.gradient_accumulation_steps": _POSITIVE, "train.logging_steps": _POSITIVE,
-    "train.save_steps": _NON_NEGATIVE, "train.save_total_limit": _POSITIVE,
-    "train.vllm_importance_sampling": _one_of("off", "token_truncate", "token_mask", "sequence_truncate",
-                                              "sequence_mask"),
-    "train.vllm_importance_sampling_cap": _POSITIVE, "train.lora_rank": _NON_NEGATIVE,
-    "reward.name": _one_of(*REWARDS), "reward.length_threshold": _FRACTION,
-    "reward.length_unit": _one_of("tokens", "chars"), "reward.grading_timeout": _POSITIVE,
-    "curriculum.scheme": _one_of(*SCHEMES), "curriculum.schedule": _one_of(*SCHEDULES),
-    "curriculum.stages": (_parses(parse_stages), "stages like '1-3:100,4:100,5:100' (levels:steps)"),
-    "eval.max_new_tokens": _POSITIVE, "eval.temperature": _NON_NEGATIVE, "eval.top_p": _FRACTION,
-    "eval.n_samples": _POSITIVE, "eval.batch_size": _POSITIVE, "eval.backend": _one_of("hf", "vllm"),
-    "eval.prompt_template": _one_of("raw", "chat"),
-    "eval.problems_per_level": _NON_NEGATIVE,
-    "eval.budgets": ((lambda v: all(b > 0 for b in v)), "a list of token budgets > 0"),
-    "data.train": _one_of("tiny", "deepmath", "open_rs"),
-    "data.levels": (_parses(parse_levels), "levels like '1-3', '4' or '5+6'"),
-    "launch.num_gpus": _NON_NEGATIVE, "launch.num_processes": _POSITIVE, "launch.gpu_memory_gb": _NON_NEGATIVE,
-    "launch.vllm_mode": _one_of("none", "server", "colocate"), "launch.vllm_gpu_memory_utilization": _FRACTION,
-    "launch.deepspeed_stage": _one_of(0, 1, 2, 3), "launch.usd_per_gpu_hour": _NON_NEGATIVE,
-    "notebooks.cell_timeout": _POSITIVE, "notebooks.steps": _POSITIVE,
-    "notebooks.seeds": ((lambda v: len(v) >= 1), "a non-empty list of seeds"),
-}
-
-
-def validate(profile: Profile) -> Profile:
+def check_profile(profile: Profile) -> Profile:
     """Check every value against :data:`RULES`; the first bad one is a :class:`ProfileError` sentence."""
     data = profile.to_dict()
     for dotted, (ok, expected) in RULES.items():
@@ -338,11 +301,15 @@ def load_profile(name_or_path: str | Path = "tiny", **overrides: Any) -> Profile
                 "(or a path to a .yaml file)"
             )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ProfileError(f"profile {str(path)!r} is not valid YAML: {e}") from None
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ProfileError(f"profile {str(path)!r} is not valid YAML: {' '.join(str(e).split())}") from None
+    raw = {} if raw is None else raw  # an empty file: every default
+    if not isinstance(raw, dict):
+        raise ProfileError(f"profile {str(path)!r} must be a YAML mapping of sections (model:, train:, ...), "
+                           f"not a {type(raw).__name__}")
     raw.setdefault("name", path.stem)
-    profile = validate(_build(Profile, raw, where="profile"))
+    profile = check_profile(_build(Profile, raw, where="profile"))
     return profile.replace(**overrides) if overrides else profile
 
 
@@ -364,5 +331,5 @@ def profile_table(*names: str) -> list[dict[str, Any]]:
 __all__ = [
     "Profile", "ProfileError", "ModelConfig", "TrainConfig", "RewardConfig", "CurriculumConfig",
     "EvalConfig", "DataConfig", "LaunchConfig", "NotebooksConfig", "load_profile",
-    "available_profiles", "profile_table", "validate", "RULES",
+    "available_profiles", "profile_table", "check_profile", "RULES",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,27 +63,39 @@ class Stage:
     steps: int
 
 
+MAX_LEVEL = 99  # levels are small integers (DeepMath's difficulty runs to about 10)
+_LEVEL_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$", re.ASCII)  # "4" or "1-3" (ASCII digits only)
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a stage name is a folder name (eval/<stage>)
+
+
 def parse_levels(spec: str | int | Iterable[int]) -> tuple[int, ...]:
     """The kit's one level syntax: ``"1-3"``, ``"4"``, ``"5+6"``, ``"level1-3"``, ``4`` or ``[4, 5]``.
 
-    Commas separate *stages* (:func:`parse_stages`), never levels.
+    Commas separate *stages* (:func:`parse_stages`), never levels. Anything else is a ``ValueError``
+    (one sentence): an inverted range (``"3-1"``), a level above :data:`MAX_LEVEL`, a non-integer.
     """
+    hint = "use e.g. '1-3', '4' or '5+6'"
     if isinstance(spec, bool):
-        raise ValueError(f"cannot read levels {spec!r}: use e.g. '1-3', '4' or '5+6'")
+        raise ValueError(f"cannot read levels {spec!r}: {hint}")
     if isinstance(spec, int):
-        return (spec,)
+        spec = [spec]
     if not isinstance(spec, str):
-        return tuple(int(x) for x in spec)
-    text = spec.strip().removeprefix("level")
+        items = list(spec)
+        if not items or not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            raise ValueError(f"cannot read levels {spec!r}: {hint}")
+        if any(not 0 <= x <= MAX_LEVEL for x in items):
+            raise ValueError(f"cannot read levels {spec!r}: levels run 0-{MAX_LEVEL}")
+        return tuple(items)
     levels: list[int] = []
-    for part in text.split("+"):
-        lo, _, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise ValueError(f"cannot read levels {spec!r}: use e.g. '1-3', '4' or '5+6'") from None
-        if first < 0 or last < first:
+    for part in spec.strip().removeprefix("level").split("+"):
+        match = _LEVEL_PART.match(part)
+        if not match:
+            raise ValueError(f"cannot read levels {spec!r}: {hint}")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if last < first:
             raise ValueError(f"cannot read levels {spec!r}: a range runs low-high, e.g. '1-3'")
+        if last > MAX_LEVEL:
+            raise ValueError(f"cannot read levels {spec!r}: levels run 0-{MAX_LEVEL}")
         levels.extend(range(first, last + 1))
     return tuple(levels)
 
@@ -98,20 +111,29 @@ def stage_name(levels: Sequence[int]) -> str:
 def parse_stages(spec: str | Sequence[Stage]) -> list[Stage]:
     """``"1-3:100,4:100,5:100"`` (or ``"level1-3:100,level4:100"``) -> stages; levels as :func:`parse_levels`.
 
-    A stage written ``NAME=LEVELS:STEPS`` keeps its name (``"level5.5=5:100"``).
+    A stage written ``NAME=LEVELS:STEPS`` keeps its name (``"level5.5=5:100"``); two stages may not share
+    a name (each is evaluated into ``eval/<name>``). Blanks between commas are skipped; anything else
+    that does not read is a ``ValueError`` (one sentence).
     """
     if not isinstance(spec, str):
         return list(spec)
-    stages = []
+    stages: list[Stage] = []
     for item in spec.split(","):
         if not item.strip():
             continue
         levels_text, sep, steps_text = item.rpartition(":")
-        if not sep or not steps_text.strip().isdigit() or int(steps_text) < 1:
+        steps_text = steps_text.strip()
+        if not sep or not (steps_text.isascii() and steps_text.isdigit()) or int(steps_text) < 1:
             raise ValueError(f"stage {item.strip()!r} must be LEVELS:STEPS with STEPS >= 1, e.g. '1-3:100'")
         name, eq, levels_text = levels_text.rpartition("=")
         levels = parse_levels(levels_text)
-        stages.append(Stage(name.strip() if eq else stage_name(levels), levels, int(steps_text)))
+        name = name.strip() if eq else stage_name(levels)
+        if not _STAGE_NAME.match(name):
+            raise ValueError(f"stage {item.strip()!r}: a stage name is letters, digits and . _ + - "
+                             "(e.g. 'level5.5=5:100')")
+        if name in (s.name for s in stages):
+            raise ValueError(f"stage {item.strip()!r}: two stages are named {name!r}; name one NAME=LEVELS:STEPS")
+        stages.append(Stage(name, levels, int(steps_text)))
     if not stages:
         raise ValueError("no stages given: use e.g. '1-3:100,4:100,5:100'")
     return stages

@@ -1,32 +1,38 @@
 """``supersmall doctor``: is this machine ready for the kit? One line per check, with a fix.
 
     supersmall doctor            # exit status 1 when a blocker is found
-    >>> import supersmall; supersmall.doctor()
+    >>> from supersmall import doctor; doctor.run()
 
 Checks: Python and package versions, CPU/GPU and memory, TRL <-> vLLM compatibility (read from
 TRL's own requirements, not hard-coded), the Jupyter kernel the notebook runner uses, HF offline
 mode and cache, and that the kit's math grader works off the main thread (math-verify's own timeout
-relies on signals, which only work in the main thread).
+relies on signals, which only work in the main thread), the GPUs' interconnect (NVLink or PCIe, for NCCL's
+P2P) and the disk space a full-scale replication needs.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from supersmall import grading, tiny
+from supersmall import gpus, grading, model_shape, tiny
+from supersmall.config import load_profile
 from supersmall.launch import make_plan, validate
 from supersmall.runcard import hardware
 from supersmall.runcard import package_version as _version
 from supersmall.trl_args import trl_vllm_range
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+# A checkpoint of a full fine-tuning run: bf16 weights + fp32 master weights and Adam's m, v (2 + 12 bytes per
+# parameter, ~25 GB for R1-Distill-1.5B, ~28 GB on disk with DeepSpeed's files); save_total_limit of them + the
+# one being written live at once per run, and every run keeps its final bf16 model.
+CHECKPOINT_BYTES_PER_PARAM = 16
 _SYMBOL = {OK: "✓", WARN: "!", FAIL: "✗", INFO: "·"}
 
 
@@ -166,10 +172,11 @@ def _grader_threads() -> Check:
 
 
 def _tiny_cache() -> Check:
-    path = tiny.cached_model_dir()
-    if path is not None and os.path.isdir(path):
-        return Check("tiny model", OK, f"cached at {path}")
-    return Check("tiny model", INFO, "not built yet: the first notebook or `supersmall train` builds it (1-2 min)")
+    try:
+        path = tiny.base_model_dir()
+    except RuntimeError as e:
+        return Check("tiny model", FAIL, str(e), "pip install -e . (the kit ships the tiny models)")
+    return Check("tiny model", OK, f"shipped at {path} (checksum verified)")
 
 
 def _full_scale_plan() -> Check:
@@ -183,21 +190,40 @@ def _full_scale_plan() -> Check:
     return Check("a6000x4 plan", OK, "batch, num_generations and processes divide; think-prefill set for R1-Distill")
 
 
-def doctor(print_report: bool = True) -> DoctorReport:
-    """Run every check, print one line each (unless ``print_report=False``) and return the report."""
-    checks: list[Check] = [_python(), *_packages(), _trl_vllm(), *_hardware(), _hf(), _kernel(),
-                           _grader_threads(), _tiny_cache(), _full_scale_plan()]
+def disk_needed_gb(profile: str = "a6000x4", runs: int = 15) -> float:
+    """GB a replication needs on disk: the live checkpoints of one run (save_total_limit + 1) and every run's
+    final bf16 model (``runs``: 3 seeds x 5 runs by default)."""
+    p = load_profile(profile)
+    params = model_shape.model_dims(p.model.name_or_path).params
+    return ((p.train.save_total_limit + 1) * CHECKPOINT_BYTES_PER_PARAM + runs * 2) * params / 1e9
+
+
+def _disk(path: str = ".", profile: str = "a6000x4", free_bytes: int | None = None, gpu: bool = True) -> Check:
+    free = (shutil.disk_usage(path).free if free_bytes is None else free_bytes) / 1e9
+    need = disk_needed_gb(profile)
+    if free >= need:
+        return Check("disk", OK, f"{free:.0f} GB free at {os.path.abspath(path)} ({profile} needs ~{need:.0f} GB)")
+    return Check("disk", WARN if gpu else INFO, f"{free:.0f} GB free at {os.path.abspath(path)}, but a {profile} replication needs "
+                               f"~{need:.0f} GB (live checkpoints and every run's final model)",
+                 "free space, or point supersmall doctor --out and replicate --out at a larger disk")
+
+
+def _interconnect(topology=None) -> Check:
+    link = gpus.nvlink_present(topology) if topology else gpus.nvlink_present()
+    if link is None:
+        return Check("nvlink", INFO, "no nvidia-smi: the interconnect is checked on the GPU host")
+    if link:
+        return Check("nvlink", OK, "GPUs linked by NVLink: NCCL's P2P stays on")
+    return Check("nvlink", INFO, "no NVLink (PCIe): launch.nccl_p2p auto sets NCCL_P2P_DISABLE=1 in the plans")
+
+
+def run(print_report: bool = True, path: str = ".") -> DoctorReport:
+    """Run every check, print one line each (unless ``print_report=False``) and return the report;
+    ``path``: where the runs will be written (its disk is checked)."""
+    checks: list[Check] = [_python(), *_packages(), _trl_vllm(), *_hardware(), _interconnect(),
+                           _disk(path, gpu=bool(hardware()["gpus"])), _hf(),
+                           _kernel(), _grader_threads(), _tiny_cache(), _full_scale_plan()]
     report = DoctorReport(checks)
     if print_report:
         print(report)
     return report
-
-
-class _CallableModule(types.ModuleType):
-    """``supersmall.doctor()`` calls :func:`doctor` even once this module has been imported."""
-
-    def __call__(self, print_report: bool = True) -> DoctorReport:
-        return doctor(print_report)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -3,7 +3,8 @@
     from supersmall import estimate
     estimate.check_memory("a6000x4")      # None when it fits, else one sentence with the numbers and the fix
     estimate.estimate("a6000x4", "no-kl")  # minutes (low/mid/high), GPU-hours, cost, beside Table 5
-    estimate.table5_rows("a6000x4")        # every Table 5 row beside its estimate and the ratio
+    (the whole replication's hours and Table 5 row by row: supersmall.cost; the model's shape and
+    parameter count: supersmall.model_shape)
 
 "GB" are GiB (2**30 bytes), as torch counts (an RTX A6000's 48 GB are 47.99 GiB). Per training GPU:
   weights      bf16 policy, 2 bytes/param (4 in fp32).
@@ -16,9 +17,13 @@
                for the completion hidden states and the head, one 4096 x 32768 tile. "full" (older TRL):
                micro-batch x completion x vocab logits + the log_softmax output autograd keeps.
   reference    KL arms: a bf16 copy; its no-grad forward runs before the micro-steps, so only weights stack.
-  vllm         colocate: vllm_gpu_memory_utilization x the GPU's memory, held during training (no sleep mode).
+  vllm         colocate: vllm_gpu_memory_utilization x the GPU's memory, held during training (no sleep mode);
+               its need (weights + KV cache of the sequences one GPU generates per step + runtime) is checked.
   overhead     CUDA context, NCCL, DeepSpeed's reduce/all-gather buckets, allocator fragmentation.
   overlap      subtracted: the head's backward frees its buffers before the first layer is recomputed.
+The total is compared with ``launch.gpu_usable_gb`` (what a process can allocate), not the card's nominal size.
+Time per step uses a per-stage length model (``paper.yaml`` ``estimate.lengths.*``, choices): a step decodes
+until its longest rollout ends, so the chance that one of the step's 128 rollouts reaches the cap sets its time.
 Checked with benchmarks/gpu_smoke.py on one H200 (random-init 1.5B, bf16, SDPA, 256 + 4096 tokens): the training
 peak above weights + gradients was 8.00 / 15.99 / 31.99 GiB at 8 / 16 / 32 completions (predicted 7.99 / 15.98 /
 31.95), 21.97 with full logits at 8 (predicted 21.9), 29.5 without checkpointing at 2 (predicted 30.0); fwd+bwd
@@ -27,14 +32,14 @@ with checkpointing ran at 33% of peak FLOPS (the mid scenario assumes 30%), the 
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supersmall import paper, tiny
+from supersmall import paper
 from supersmall.config import Profile, load_profile
+from supersmall.model_shape import MODELS, ModelDims, lora_params, model_dims
+from supersmall.trl_args import per_device_batch, training_processes
 
 GIB = 2**30
 TERMS = ("weights", "optimizer", "gradients", "activations", "logits", "reference", "vllm", "overhead")
@@ -51,8 +56,12 @@ DEFAULT_GPU = "rtx a6000"  # the paper's card; used when the profile names no (o
 # have no all-to-all NVLink), optimizer step, logging. All three are choices, not measurements.
 SCENARIOS = {"low": dict(mfu=0.45, bw=0.85, overhead_s=2.0), "mid": dict(mfu=0.30, bw=0.70, overhead_s=5.0),
              "high": dict(mfu=0.20, bw=0.55, overhead_s=10.0)}
+VLLM_RUNTIME_GB = 1.0  # choice: vLLM's activations, sampler and CUDA graphs beside weights and KV cache
+VLLM_DEFAULT_SEQS = 256  # vLLM's default max_num_seqs (evaluation: LLM(...) with its defaults, 0.9 of the GPU)
+RUN_STARTUP_S = 300.0  # choice: per training run, model load + DeepSpeed init + vLLM start and CUDA graphs
+EVAL_STARTUP_S = 120.0  # choice: per evaluation, model load + vLLM start
 DECODE_STEP_S = 0.002  # vLLM scheduler + sampling per decode step with CUDA graphs (choice, ~1-3 ms)
-MEAN_COMPLETION_FRACTION = 0.6  # choice: R1-Distill-1.5B often reaches a 4096-token cap on DeepMath
+MEAN_COMPLETION_FRACTION = paper.value("estimate.lengths.level1-3")["mean"]  # choice (paper.yaml)
 PROMPT_TOKENS = 256  # choice: longest prompt of a batch after the chat template (DeepMath questions are short)
 # Saved tensors per token per layer (bf16, SDPA): 20*h + 6*kv_dim + 8*intermediate + 4*heads bytes, counted with
 # torch.autograd.graph.saved_tensors_hooks on a Qwen2 layer on CPU (fp32 RMSNorm inputs, q/k/v before and after
@@ -68,81 +77,6 @@ ZERO_BUCKET_ELEMENTS = 5e8  # DeepSpeed's default reduce_bucket_size and allgath
 FUSED_TILE = (4096, 32768)  # trl/kernels/chunked_logprob.py TOKEN_CHUNK_SIZE, trl _CHUNKED_LOGPROB_CHUNK_SIZE
 
 
-@dataclass(frozen=True)
-class ModelDims:
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
-    vocab: int
-    params: float
-    tied: bool = False
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * (self.hidden // self.heads)
-
-
-# DeepSeek-R1-Distill-Qwen-1.5B's config.json (Qwen2, ~1.78e9 parameters incl. both embeddings).
-MODELS = {"deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": dict(
-    hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
-    intermediate_size=8960, vocab_size=151936, tie_word_embeddings=False)}
-
-
-def _count_params(h: int, layers: int, heads: int, kv: int, inter: int, vocab: int, tied: bool) -> int:
-    """Qwen2: q/k/v with bias, o without, SwiGLU MLP, two RMSNorms per layer, final norm, embeddings."""
-    kvd = kv * (h // heads)
-    per_layer = (h * h + h) + 2 * (h * kvd + kvd) + h * h + 3 * h * inter + 2 * h
-    return layers * per_layer + vocab * h * (1 if tied else 2) + h
-
-
-def model_dims(name_or_config: Any) -> ModelDims:
-    """Dimensions of a known model id ("tiny", DeepSeek-R1-Distill-Qwen-1.5B), a local folder with config.json,
-    or a transformers config (dict or ``PretrainedConfig``; vocab_size defaults to Qwen2's 151936). Unknown ids
-    raise ValueError: a wrong guess would make every number wrong."""
-    cfg = name_or_config
-    if hasattr(cfg, "to_dict"):
-        cfg = cfg.to_dict()
-    if isinstance(cfg, str):
-        key = next((k for k in MODELS if k == cfg or k.split("/")[-1] == Path(cfg).name), None)
-        if key:
-            cfg = MODELS[key]
-        elif cfg in ("tiny", "tiny-r1"):  # the kit's own models (tiny-r1 adds the R1 template's 3 tokens)
-            extra = len(tiny.R1_SPECIAL) if cfg == "tiny-r1" else 0
-            cfg = {**tiny.MODEL_CONFIG, "vocab_size": len(tiny.SPECIAL + tiny.MULTI + tiny.CHARS) + extra}
-        elif (Path(cfg) / "config.json").is_file():
-            cfg = json.loads((Path(cfg) / "config.json").read_text())
-        else:
-            raise ValueError(f"no dimensions known for model {name_or_config!r}: known are {', '.join(MODELS)}, "
-                             "tiny, or a folder with config.json; pass a transformers config dict instead")
-    if not isinstance(cfg, dict) or "hidden_size" not in cfg:
-        raise ValueError(f"not a transformers config: {name_or_config!r}")
-    heads = cfg["num_attention_heads"]
-    d = dict(hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"], heads=heads,
-             kv_heads=cfg.get("num_key_value_heads") or heads, intermediate=cfg["intermediate_size"],
-             vocab=cfg.get("vocab_size", 151936), tied=bool(cfg.get("tie_word_embeddings", False)))
-    return ModelDims(params=float(_count_params(d["hidden"], d["layers"], heads, d["kv_heads"], d["intermediate"],
-                                                d["vocab"], d["tied"])), **d)
-
-
-def training_processes(p: Profile) -> int:
-    n = max(1, p.launch.num_gpus or getattr(p.launch, "num_processes", 1) or 1)
-    return max(1, n - 1) if p.launch.vllm_mode == "server" else n
-
-
-def _micro_batch(p: Profile, procs: int) -> int:
-    t = p.train
-    return max(1, math.ceil(t.prompts_per_step * t.num_generations / (procs * t.gradient_accumulation_steps)))
-
-
-def lora_params(dims: ModelDims, rank: int) -> int:
-    """Trainable LoRA parameters on every linear layer of a Qwen2 block: rank x (in + out) per matrix,
-    q and o (h -> h), k and v (h -> kv_dim), gate and up (h -> intermediate), down (intermediate -> h)."""
-    per_layer = 2 * (2 * dims.hidden) + 2 * (dims.hidden + dims.kv_dim) + 3 * (dims.hidden + dims.intermediate)
-    return rank * dims.layers * per_layer
-
-
 def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = None, model: Any = None,
               lm_head: str = "fused") -> dict[str, Any]:
     """Peak memory per training GPU, term by term (see the module docstring), for the longest sequences
@@ -151,7 +85,7 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
     t, launch = p.train, p.launch
     dims = model_dims(model if model is not None else p.model.name_or_path)
     procs = procs or training_processes(p)
-    micro, seq, comp = _micro_batch(p, procs), t.max_prompt_length + t.max_completion_length, t.max_completion_length
+    micro, seq, comp = per_device_batch(p, procs), t.max_prompt_length + t.max_completion_length, t.max_completion_length
     wb = 2 if (t.bf16 or p.model.dtype in ("bfloat16", "float16")) else 4
     P, h, stage = dims.params, dims.hidden, launch.deepspeed_stage
     sharded = procs if stage >= 1 else 1
@@ -174,8 +108,8 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
     overlap = min(work, logits)  # the head's backward frees its buffers before the first layer is recomputed
     reference = wb * P if arm in KL_ARMS and not t.lora_rank else 0.0  # LoRA: the base is the reference
     cap = float(launch.gpu_memory_gb or 0.0)
-    util = getattr(launch, "vllm_gpu_memory_utilization", 0.35)
-    vllm = util * cap * GIB if launch.vllm_mode == "colocate" else 0.0
+    usable = min(launch.gpu_usable_gb or cap, cap)
+    vllm = launch.vllm_gpu_memory_utilization * cap * GIB if launch.vllm_mode == "colocate" else 0.0
     overhead = (CUDA_CONTEXT_GB + (NCCL_GB if procs > 1 else 0.0)) * GIB + FRAGMENTATION * (acts + logits - overlap)
     if stage >= 1 and procs > 1:
         overhead += 2 * ZERO_BUCKET_ELEMENTS * 2
@@ -184,7 +118,7 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
         reference=reference, vllm=vllm, overhead=overhead).items()}
     out["overlap"] = overlap / GIB
     out["total"] = sum(out[k] for k in TERMS) - out["overlap"]
-    out.update(capacity=cap or None, fits=not cap or out["total"] <= cap, micro_batch=micro,
+    out.update(capacity=cap or None, usable=usable or None, fits=not cap or out["total"] <= usable, micro_batch=micro,
                tokens_per_sequence=seq, procs=procs, lm_head=lm_head)
     return out
 
@@ -199,7 +133,7 @@ def _fix(p: Profile, arm: str, **kw: Any) -> str:
         if completions % (procs * ga) == 0:
             q = p.replace(**{"train.gradient_accumulation_steps": ga})
             if memory_gb(q, arm, procs, **kw)["fits"]:
-                return (f"raise train.gradient_accumulation_steps to {ga} ({_micro_batch(q, procs)} completions "
+                return (f"raise train.gradient_accumulation_steps to {ga} ({per_device_batch(q, procs)} completions "
                         "per GPU)")
     return ("lower launch.vllm_gpu_memory_utilization or train.max_completion_length, or use the LoRA plan "
             "(launch.lora_plan)")
@@ -212,9 +146,42 @@ def check_memory(profile: Profile | str, arm: str = "no-kl", **kw: Any) -> str |
     if m["fits"]:
         return None
     parts = ", ".join(f"{k} {m[k]:.1f}" for k in TERMS if m[k]) + f", less {m['overlap']:.1f} not live at once"
-    return (f"about {m['total']:.0f} GB per GPU is needed but the GPUs have {m['capacity']:.0f} GB ({parts}) with "
+    return (f"about {m['total']:.0f} GB per GPU is needed but the GPUs have {m['capacity']:.0f} GB "
+            f"({m['usable']:.1f} usable; {parts}) with "
             f"{m['micro_batch']} completions of up to {m['tokens_per_sequence']} tokens per GPU per micro-step: "
             f"{_fix(p, arm, **kw)}.")
+
+
+def vllm_memory(profile: Profile | str) -> dict[str, Any]:
+    """vLLM's share beside its need (GiB): bf16 weights + runtime + the KV cache of every sequence one vLLM
+    generates per step (TRL sets max_num_seqs to that count) at prompt + completion tokens. ``concurrent``: how many
+    sequences its KV cache holds at once (fewer than the step's sequences = several waves, slower)."""
+    p = load_profile(profile)
+    t, launch, dims = p.train, p.launch, model_dims(p.model.name_or_path)
+    seqs = t.prompts_per_step * t.num_generations // (training_processes(p) if launch.vllm_mode == "colocate" else 1)
+    kv_token = 2 * dims.layers * dims.kv_dim * 2 / GIB  # K and V, bf16
+    fixed = 2 * dims.params / GIB + VLLM_RUNTIME_GB
+    context = t.max_prompt_length + t.max_completion_length
+    share = launch.vllm_gpu_memory_utilization * launch.gpu_memory_gb if launch.vllm_mode == "colocate" else 0.0
+    need = fixed + seqs * context * kv_token
+    concurrent = int(max(0.0, share - fixed) / (context * kv_token)) if share else seqs
+    return {"share": share, "need": need, "fixed": fixed, "kv_per_sequence": context * kv_token, "sequences": seqs,
+            "concurrent": min(seqs, concurrent), "utilization_needed": need / launch.gpu_memory_gb
+            if launch.gpu_memory_gb else None}
+
+
+def check_vllm(profile: Profile | str) -> str | None:
+    """None when vLLM's colocated share holds at least one full sequence beside its weights, else ONE sentence."""
+    p = load_profile(profile)
+    if p.launch.vllm_mode != "colocate" or not p.launch.gpu_memory_gb:
+        return None
+    v = vllm_memory(p)
+    if v["concurrent"] >= 1:
+        return None
+    return (f"vLLM's share ({p.launch.vllm_gpu_memory_utilization} x {p.launch.gpu_memory_gb:.0f} = {v['share']:.1f} GB) "
+            f"does not hold its weights and runtime ({v['fixed']:.1f} GB) plus one sequence's KV cache "
+            f"({v['kv_per_sequence']:.2f} GB): raise launch.vllm_gpu_memory_utilization to "
+            f"{math.ceil((v['fixed'] + v['kv_per_sequence']) / p.launch.gpu_memory_gb * 20) / 20:.2f}.")
 
 
 def gpu_spec(name: str | None) -> tuple[str, float, float]:
@@ -248,7 +215,7 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
     p = load_profile(profile)
     t, launch, s = p.train, p.launch, SCENARIOS[scenario]
     dims = model_dims(p.model.name_or_path)
-    key, tflops, gbps = gpu_spec(gpu or getattr(launch, "gpu_type", None))
+    key, tflops, gbps = gpu_spec(gpu)
     peak, bw = tflops * 1e12, gbps * 1e9 * s["bw"]
     procs = training_processes(p)
     completions = t.prompts_per_step * t.num_generations
@@ -262,7 +229,8 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
     kv_bytes = 2 * dims.layers * dims.kv_dim * wb  # K and V per token
     kv_s = seqs * mean * (prompt_tokens + mean / 2) * kv_bytes / bw
     prefill_s = forward_flops(dims, seqs, prompt_tokens, 0) / (peak * s["mfu"])
-    gen_s = longest * per_decode + kv_s + prefill_s
+    waves = math.ceil(seqs / max(1, vllm_memory(p)["concurrent"])) if launch.vllm_mode != "none" else 1
+    gen_s = waves * longest * per_decode + kv_s + prefill_s
     per_gpu = completions / procs
     fwd = forward_flops(dims, per_gpu, prompt_tokens + longest, longest)
     old = t.num_iterations > 1 or (launch.vllm_mode != "none"
@@ -272,7 +240,7 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
     return {"generation_s": gen_s, "training_s": train_s, "overhead_s": s["overhead_s"],
             "total_s": gen_s + train_s + s["overhead_s"], "forward_passes": passes, "old_logp_forward": old,
             "training_flops": passes * fwd, "decode_steps": longest, "sequences_per_gpu": seqs, "gpu": key,
-            "generated_tokens_per_step": completions * mean, "mean_completion_tokens": mean}
+            "generated_tokens_per_step": completions * mean, "mean_completion_tokens": mean, "waves": waves}
 
 
 def _paper_minutes(arm: str, stage: str) -> float | None:
@@ -284,11 +252,29 @@ def _paper_model(p: Profile) -> bool:
     return Path(p.model.name_or_path).name == Path(next(iter(MODELS))).name
 
 
+def stage_lengths(profile: Profile | str, stage: str) -> dict[str, float]:
+    """The stage's length model (``paper.yaml`` ``estimate.lengths.<stage>``, choices): the mean completion as a
+    fraction of max_completion_length, the chance one rollout reaches the cap, the chance that at least one of
+    the step's rollouts does (1 - (1 - p)^n, n = 128 on a6000x4), and the longest rollout's expected fraction."""
+    p = load_profile(profile)
+    model = paper.value(f"estimate.lengths.{STAGES.get(stage, stage)}")
+    n = p.train.prompts_per_step * p.train.num_generations
+    per_step = 1 - (1 - model["cap_hit"]) ** n
+    uncapped = min(1.0, 2 * model["mean"])  # the longest of many samples is about twice the mean
+    return {"mean_fraction": model["mean"], "cap_hit_per_rollout": model["cap_hit"], "rollouts_per_step": n,
+            "cap_hit_per_step": round(per_step, 4), "longest_fraction": per_step + (1 - per_step) * uncapped}
+
+
 def estimate(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3",
-             mean_completion_fraction: float = MEAN_COMPLETION_FRACTION, **kw: Any) -> dict[str, Any]:
-    """Minutes (low < mid < high), GPU-hours, cost, peak memory and fit, beside the paper's Table 5 row."""
+             mean_completion_fraction: float | None = None, **kw: Any) -> dict[str, Any]:
+    """Minutes (low < mid < high), GPU-hours, cost, peak memory and fit, beside the paper's Table 5 row. Without
+    ``mean_completion_fraction`` the stage's length model (:func:`stage_lengths`) sets the lengths."""
     p = load_profile(profile)
     stage = STAGES.get(stage, stage)
+    if mean_completion_fraction is None:
+        lengths = stage_lengths(p, stage)
+        mean_completion_fraction = lengths["mean_fraction"]
+        kw.setdefault("longest_fraction", lengths["longest_fraction"])
     steps = {k: step_seconds(p, arm, mean_completion_fraction, scenario=k, **kw) for k in SCENARIOS}
     minutes = {k: v["total_s"] * p.train.steps / 60 for k, v in steps.items()}
     mid, mem, paper_min = steps["mid"], memory_gb(p, arm), _paper_minutes(arm, stage)
@@ -303,52 +289,25 @@ def estimate(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3"
         "cost_usd": round(gpu_hours * p.launch.usd_per_gpu_hour, 2), "peak_memory_gb": round(mem["total"], 1),
         "fits": mem["fits"], "memory": mem, "paper_minutes": paper_min,
         "ratio": round(minutes["mid"] / paper_min, 2) if paper_min and _paper_model(p) else None,
-        "assumptions": assumptions(p, mean_completion_fraction, mid),
+        "assumptions": assumptions(p, mean_completion_fraction, mid), "vllm": vllm_memory(p),
     }
 
 
 def assumptions(p: Profile, f: float, s: dict[str, Any]) -> str:
     scen = ", ".join(f"{v['mfu']:.0%} MFU / {v['bw']:.0%} bandwidth / {v['overhead_s']:.0f} s overhead"
                      for v in SCENARIOS.values())
+    t5 = paper.table5_minutes()
     return (f"Mean completion {f:.0%} of max_completion_length ({s['mean_completion_tokens']:.0f} tokens), the "
             f"longest rollout {s['decode_steps']:.0f} tokens, prompts {PROMPT_TOKENS} tokens; vLLM decodes "
             f"{s['sequences_per_gpu']:.0f} sequences per GPU until the longest ends; training counts "
             f"{s['forward_passes']} forward-pass equivalents on micro-batches padded to the longest completion "
             f"(old log-probs forward: {'yes' if s['old_logp_forward'] else 'no'}); {s['gpu']} (pass gpu= for "
             f"another card) at {scen} "
-            "(low/mid/high). Table 5's KL arms (58 min) are faster than no-kl (90.5 min) although they do strictly "
+            f"(low/mid/high). Table 5's KL arms ({t5['kl-nopenalty']:g}-{t5['kl-penalty']:g} min) are faster than no-kl "
+            f"({t5['no-kl']:g} min) although they do strictly "
             "more work (a reference forward): compute alone cannot explain that; most likely their completions "
             "were shorter (see the implied mean completion fraction) or the paper's runs differed in settings it "
             "does not give (framework, G, padding removal).")
-
-
-def implied_fraction(p: Profile, arm: str, minutes: float) -> float | None:
-    """The mean completion fraction at which the mid estimate equals ``minutes`` (None when out of [0.01, 1])."""
-    def est(f: float) -> float:
-        return step_seconds(p, arm, f)["total_s"] * p.train.steps / 60
-
-    lo, hi = 0.01, 1.0
-    if not est(lo) <= minutes <= est(hi):
-        return None
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if est(mid) < minutes else (lo, mid)
-    return round((lo + hi) / 2, 3)
-
-
-def table5_rows(profile: Profile | str = "a6000x4", mean_completion_fraction: float = MEAN_COMPLETION_FRACTION
-                ) -> list[dict[str, Any]]:
-    """Every Table 5 row beside its estimate (each stage's paper steps), the ratio and the implied fraction."""
-
-    base, stages, rows = load_profile(profile), paper.stages(), []
-    for key, paper_min in paper.table5_minutes().items():
-        stage, arm = (key.split("-", 1) if key.startswith("level") else ("level1-3", key))
-        p = base.replace(**{"train.steps": stages[stage]["steps"]})
-        e = estimate(p, arm, stage, mean_completion_fraction)
-        rows.append({"row": key, "arm": arm, "stage": stage, "paper_minutes": paper_min, "minutes": e["minutes"],
-                     "ratio": e["ratio"], "peak_memory_gb": e["peak_memory_gb"], "fits": e["fits"],
-                     "implied_mean_completion_fraction": implied_fraction(p, arm, paper_min) if e["ratio"] else None})
-    return rows
 
 
 def calibrate_tiny(profile: Profile | str = "tiny", matmul_gflops: float = 10.0) -> dict[str, Any]:
@@ -362,3 +321,4 @@ def calibrate_tiny(profile: Profile | str = "tiny", matmul_gflops: float = 10.0)
     train = passes * forward_flops(dims, seqs, t.max_prompt_length + comp, comp)
     return {"params": dims.params, "generation_flops": gen, "training_flops": train, "matmul_gflops": matmul_gflops,
             "predicted_s_per_step": (gen + train) / (matmul_gflops * 1e9)}
+

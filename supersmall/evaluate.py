@@ -1,11 +1,12 @@
-"""Evaluation done right: explicit generation settings, pass@1 with Wilson intervals, per level and subject,
-and a budget curve re-scored from one long generation pass.
+"""Evaluation done right: explicit generation settings, every completion graded, the records written with
+their summary and run card, and a budget curve re-scored from one long generation pass.
 
     summary = run_eval("runs/t/model", "tiny", "runs/t/eval/final")   # the one entry point: training,
     summary["accuracy"], summary["ci_low"], summary["per_level"]["3"]  # `supersmall eval` and notebooks
+    ev = evaluate(model, rows, tokenizer, max_new_tokens=48, temperature=0.0)   # the engine underneath
 
-    result = evaluate(model, rows, tokenizer, max_new_tokens=48, temperature=0.0)   # the engine underneath
-
+Both give an :class:`~supersmall.evaluation.Evaluation` (``Evaluation.load(out_dir)`` for a folder): the
+one evaluation type, with its per-problem scores, intervals for any subset and ``compare``.
 ``dataset`` rows need a prompt (``prompt`` or ``problem``) and the gold answer (``answer``);
 ``level`` and ``subject`` are kept when present. Every completion is graded by
 :mod:`supersmall.grading` (last ``\\boxed{}``, math-verify under a hard timeout).
@@ -16,9 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,66 +28,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from supersmall import grading
 from supersmall.config import EvalConfig, Profile, load_profile
 from supersmall.data import format_prompt, load_math500, prompt_text
+from supersmall.evaluation import RECORDS, SUMMARY_KEYS, Evaluation, rate
 from supersmall.runcard import code_version, is_complete, read_run_card, write_run_card
-from supersmall.stats import paired_difference, wilson_interval
+from supersmall.stats import wilson_interval
 from supersmall.tiny import model_path, test_problems
-
-
-def _rate(values: Sequence[float]) -> dict[str, float]:
-    """Mean of per-problem pass@1 values with a Wilson interval on the rounded success count."""
-    n = len(values)
-    acc = sum(values) / n if n else 0.0
-    lo, hi = wilson_interval(round(acc * n), n)
-    return {"accuracy": acc, "ci_low": lo, "ci_high": hi, "n": n}
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """pass@1 (mean over samples, then problems), Wilson 95% intervals overall, per level, per subject."""
-    by_problem: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        by_problem[r["index"]].append(r)
-    per_problem = []
-    for rows in by_problem.values():
-        per_problem.append((rows[0], sum(r["correct"] for r in rows) / len(rows)))
-    summary: dict[str, Any] = _rate([p for _, p in per_problem])
-    for key in ("level", "subject"):
-        groups: dict[str, list[float]] = defaultdict(list)
-        for row, p in per_problem:
-            if row.get(key) is not None:
-                groups[str(row[key])].append(p)
-        summary[f"per_{key}"] = {k: _rate(v) for k, v in sorted(groups.items())}
-    n = max(1, len(records))
-    summary["truncation_rate"] = sum(r["truncated"] for r in records) / n
-    summary["mean_length"] = sum(r["length"] for r in records) / n
-    summary["reasoning_rate"] = sum(r["reasoned"] for r in records) / n
-    summary["boxed_rate"] = sum(r["extracted"] is not None for r in records) / n
-    summary["samples"] = len(records)
-    return summary
-
-
-@dataclass
-class EvalResult:
-    records: list[dict[str, Any]]
-    summary: dict[str, Any]
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_jsonl(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as f:
-            for r in self.records:
-                f.write(json.dumps(r) + "\n")
-        return path
-
-    @classmethod
-    def from_jsonl(cls, path: str | Path, settings: dict[str, Any] | None = None) -> EvalResult:
-        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        return cls(records, summarize(records), settings or {})
-
-    def __repr__(self) -> str:
-        s = self.summary
-        return (f"EvalResult(accuracy={s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}], "
-                f"n={s['n']}, truncation_rate={s['truncation_rate']:.2f})")
 
 
 def _prompt(row: dict[str, Any], template: str) -> Any:
@@ -149,9 +92,17 @@ def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     return out
 
 
+def prompt_token_ids(prompts: list[str], tokenizer: Any) -> list[list[int]]:
+    """Token ids of chat-templated prompt texts, without the tokenizer's own special tokens: R1-Distill's template
+    already writes BOS, and vLLM given a string adds another (``add_bos_token: true``), so evaluation prompts
+    began with two BOS where training (TRL) has one."""
+    return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+
+
 def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
                    seed: int, n_samples: int = 1) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
-    """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns)."""
+    """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns); the prompts go in
+    as token ids (:func:`prompt_token_ids`: one BOS)."""
     try:
         from vllm import LLM, SamplingParams  # optional: the [gpu] extra
     except ImportError:
@@ -160,12 +111,13 @@ def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, tem
     llm = LLM(model=model_name, seed=seed)  # the engine seed makes runs repeatable
     # n samples per request: a per-request seed on repeated prompts would give n identical samples
     params = SamplingParams(n=n_samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    outs = llm.generate(prompts, params)
+    ids = prompt_token_ids(prompts, llm.get_tokenizer())
+    outs = llm.generate([{"prompt_token_ids": i} for i in ids], params)
     return [(c.text, len(c.token_ids), c.finish_reason == "length") for o in outs for c in o.outputs]
 
 
 def evaluate(model: Any, dataset: Any, tokenizer: Any = None, settings: EvalConfig | None = None, seed: int = 0,
-             answer_column: str = "answer", progress: bool = True, **overrides: Any) -> EvalResult:
+             answer_column: str = "answer", progress: bool = True, **overrides: Any) -> Evaluation:
     """Generate, grade and summarise ``dataset`` (rows with ``prompt`` or ``problem``, and ``answer``).
 
     ``settings`` is a profile's :class:`~supersmall.config.EvalConfig` (defaults: its field defaults);
@@ -200,28 +152,62 @@ def evaluate(model: Any, dataset: Any, tokenizer: Any = None, settings: EvalConf
         records.append({"index": j // n, "sample": j % n, "prompt": prompts[j // n], "completion": text,
                         "extracted": ext, "answer": golds[j], "correct": bool(ok), "level": row.get("level"),
                         "subject": row.get("subject"), "length": length, "truncated": bool(truncated),
-                        "reasoned": grading.reasoned(text)})
+                        "reasoned": grading.reasoned(text), "cuts": budget_cuts(text, tokenizer, cfg.budgets)})
     settings_used = {**dataclasses.asdict(cfg), "seed": seed, "problems": len(rows),
                      "seconds": round(time.time() - t0, 2)}
-    return EvalResult(records, summarize(records), settings_used)
+    return Evaluation(records, settings_used)
+
+
+def budget_cuts(text: str, tokenizer: Any, budgets: Sequence[int]) -> dict[str, int]:
+    """Where the first b tokens of a completion end in its text, for each budget b shorter than it (character
+    offsets, from re-tokenising the text: the generated tokens when decoding round-trips). Stored in each record
+    so :func:`rescore` can grade a budget's prefix without keeping every token id."""
+    short = [b for b in budgets if b > 0]
+    if not short or tokenizer is None:
+        return {}
+    try:
+        spans = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        ends = [end for _, end in spans]
+    except (NotImplementedError, KeyError, TypeError):  # a slow tokenizer: decode the prefixes instead
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ends = [len(tokenizer.decode(ids[:b], skip_special_tokens=True)) if b <= len(ids) else len(text)
+                for b in range(1, max(short) + 1)]
+    return {str(b): ends[b - 1] for b in short if b < len(ends)}
 
 
 def rescore(records: Sequence[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     """The records as a run with ``max_new_tokens=budget`` would have scored them: a completion longer than
-    the budget is cut off before its answer (wrong, truncated). Exact for greedy decoding, where the short
-    run's output is a prefix of the long one."""
-    return [{**r, "correct": bool(r["correct"]) and r["length"] <= budget,
-             "truncated": bool(r["truncated"]) or r["length"] > budget} for r in records]
+    the budget is truncated and graded on the last ``\\boxed{}`` of its first ``budget`` tokens (R1 often boxes
+    inside ``<think>``). The prefix ends at the record's ``cuts[budget]`` (:func:`budget_cuts`), or, for records
+    without it, at the same fraction of its characters (approximate). Exact for greedy decoding, where the
+    short run's output is a prefix of the long one."""
+    out, regrade = [], []
+    for r in records:
+        if r["length"] <= budget:
+            out.append(dict(r))
+            continue
+        cut = (r.get("cuts") or {}).get(str(budget))
+        cut = len(r["completion"]) * budget // max(1, r["length"]) if cut is None else cut
+        extracted = grading.extract_answer(r["completion"][:cut])
+        same = extracted is not None and extracted == r.get("extracted")  # the final answer, already graded
+        out.append({**r, "extracted": extracted, "truncated": True, "correct": bool(r["correct"]) and same})
+        if extracted is not None and not same:
+            regrade.append(len(out) - 1)
+    if regrade:
+        verdicts = grading.grade_batch([out[i]["extracted"] for i in regrade], [str(out[i]["answer"]) for i in regrade])
+        for i, ok in zip(regrade, verdicts):
+            out[i]["correct"] = bool(ok)
+    return out
 
 
 def budget_curve(records: Sequence[dict[str, Any]], budgets: Sequence[int]) -> dict[str, dict[str, float]]:
     """Accuracy (95% interval), truncated fraction, and accuracy on the completed answers, per token budget."""
     out = {}
     for b in budgets:
-        s = summarize(rescore(records, b))
+        s = Evaluation(rescore(records, b)).summary
         done = [r for r in records if r["length"] <= b and not r["truncated"]]
         out[str(b)] = {"accuracy": s["accuracy"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                       "truncated_fraction": s["truncation_rate"],
+                       "truncated_fraction": s["truncated_fraction"],
                        "completed_accuracy": sum(r["correct"] for r in done) / len(done) if done else None}
     return out
 
@@ -240,6 +226,7 @@ def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer:
              progress: bool = True, **overrides: Any) -> dict[str, Any]:
     """The one evaluation entry point: the profile's settings on its dataset, written to ``out_dir``
     (``records.jsonl``, ``summary.json``, ``run_card.json``) with the budget curve of ``eval.budgets``.
+    Returns the summary (``summary.json``); ``Evaluation.load(out_dir)`` reads the whole evaluation back.
 
     ``meta`` goes into the run card (``role``: base | trained, ``arm``, ``stage``, ``seed``, ``series``), which
     :mod:`supersmall.report` reads. A complete evaluation of the same model, settings and code version in
@@ -255,9 +242,8 @@ def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer:
         return json.loads((out / "summary.json").read_text())
     rows = eval_rows(profile, dataset)[:limit] if limit else eval_rows(profile, dataset)
     result = evaluate(model, rows, tokenizer, settings=cfg, progress=progress)
-    result.to_jsonl(out / "records.jsonl")
-    summary = {k: result.summary[k] for k in ("accuracy", "ci_low", "ci_high", "n", "per_level", "per_subject",
-                                              "truncation_rate", "mean_length", "reasoning_rate", "boxed_rate")}
+    result.to_jsonl(out / RECORDS)
+    summary = {k: result.summary[k] for k in SUMMARY_KEYS}
     if cfg.budgets:
         summary["budgets"] = budget_curve(result.records, cfg.budgets)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -266,23 +252,6 @@ def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer:
                    timings={"eval_seconds": result.settings["seconds"]},
                    extra={"model": str(name), "settings": result.settings, "eval_key": key, **meta})
     return summary
-
-
-def compare(a: EvalResult, b: EvalResult, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Paired difference b - a on the same problems: exact McNemar p-value and a paired bootstrap 95% interval
-    (:func:`supersmall.stats.paired_difference`)."""
-    pa, pb = _per_problem(a), _per_problem(b)
-    common = sorted(set(pa) & set(pb))
-    if not common:
-        raise ValueError("the two runs share no problems (compare needs the same dataset)")
-    return paired_difference([pa[i] for i in common], [pb[i] for i in common], n_boot=n_boot, seed=seed)
-
-
-def _per_problem(result: EvalResult) -> dict[int, float]:
-    rows: dict[int, list[bool]] = defaultdict(list)
-    for r in result.records:
-        rows[r["index"]].append(bool(r["correct"]))
-    return {i: sum(v) / len(v) for i, v in rows.items()}
 
 
 def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str, Sequence[Any]] | None = None,
@@ -304,16 +273,16 @@ def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str,
             res = evaluate(model, dataset, tokenizer, progress=False, **{**settings, key: value})
             s = res.summary
             rows.append({"setting": key, "value": getattr(value, "__name__", value), "accuracy": s["accuracy"],
-                         "ci_low": s["ci_low"], "ci_high": s["ci_high"], "truncation_rate": s["truncation_rate"],
+                         "ci_low": s["ci_low"], "ci_high": s["ci_high"], "truncated_fraction": s["truncated_fraction"],
                          "boxed_rate": s["boxed_rate"], "mean_length": s["mean_length"]})
             if progress:
                 print(f"{key}={rows[-1]['value']}: accuracy {s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}], "
-                      f"truncated {s['truncation_rate']:.0%}")
+                      f"truncated {s['truncated_fraction']:.0%}")
     df = pd.DataFrame(rows)
     if rows:  # keep 48 as 48 beside temperatures (a mixed column would turn every value into a float)
         df["value"] = pd.Series([r["value"] for r in rows], dtype=object)
     return df
 
 
-__all__ = ["evaluate", "run_eval", "eval_rows", "rescore", "budget_curve", "compare", "sensitivity",
-           "summarize", "EvalResult", "wilson_interval"]
+__all__ = ["Evaluation", "evaluate", "run_eval", "eval_rows", "rescore", "budget_curve", "rate", "sensitivity",
+           "wilson_interval", "RECORDS", "SUMMARY_KEYS"]

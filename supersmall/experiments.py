@@ -2,12 +2,13 @@
 on the same problems with paired evidence, and the measured figures written to ``claims.json``.
 
     experiments.run("tiny", ["zerogrpo", "eq6-std"], runs_dir="runs/nb")            # trains what is missing
-    row = experiments.compare("tiny", "eq6-std", "zerogrpo", "runs/nb", claim="eq. 7 changes accuracy")
+    row = experiments.paired("tiny", "eq6-std", "zerogrpo", "runs/nb", claim="eq. 7 changes accuracy")
     experiments.record("runs/nb", "length_penalty.difference", row)                  # -> runs/nb/claims.json
 
 A condition is a set of profile overrides (:data:`CONDITIONS`); its runs live in
 ``<runs_dir>/shared/<condition>/seed<s>`` so every notebook that needs the ZeroGRPO baseline reuses the
-same runs (a complete run of the same config and code is never trained twice).
+same runs (a complete run of the same config and code is never trained twice). Their evaluations are read
+with :func:`evaluation` (the folder layout is written down once, in :func:`eval_dir`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 from supersmall import paper, report
 from supersmall.config import Profile, load_profile
 from supersmall.evaluate import run_eval
+from supersmall.evaluation import RECORDS, Evaluation
+from supersmall.pool import train_many
 from supersmall.runcard import code_version, read_metrics
-from supersmall.train import train_many
 
 # Every condition differs from "zerogrpo" (the paper's ZeroGRPO: eq. 6 + 7 reward, std-scaled group
-# advantages, TRL's default per-sequence aggregation, no KL) in the keys it names.
+# advantages (scale_rewards "group"), the profile's loss_type, no KL) in the keys it names.
 CONDITIONS: dict[str, dict[str, Any]] = {
     "zerogrpo": {},
     "eq6-std": {"reward.name": "correctness"},  # no eq. 7 length penalty
@@ -38,12 +40,34 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "kl-loss-beta1": {"train.arm": "kl-nopenalty", "train.beta_kl_loss": 1.0},
     # Table 3 as written: the KL arms are standard GRPO with the bipolar reward (paper.arm_settings(..., "paper"))
     "kl-nopenalty-paper": {"train.arm": "kl-nopenalty", "reward.name": "bipolar"},
-    "kl-penalty-paper": {"train.arm": "kl-penalty", "reward.name": "bipolar"},
+    # kl-penalty as standard GRPO (eq. 2): its KL loss (beta_kl_loss) stays beside the reward penalty
+    "kl-penalty-paper": {"train.arm": "kl-penalty", "reward.name": "bipolar", "train.kl_penalty_loss": True},
 }
+
+
+# The paper's arms (report.claim_specs) as the series' conditions
+ARM_CONDITIONS = {"no-kl": "zerogrpo", "kl-nopenalty": "kl-nopenalty", "kl-penalty": "kl-penalty"}
 
 
 def run_dir(runs_dir: str | Path, condition: str, seed: int) -> Path:
     return Path(runs_dir) / "shared" / condition / f"seed{seed}"
+
+
+def curriculum_dir(runs_dir: str | Path, schedule: str, seed: int) -> Path:
+    return run_dir(runs_dir, f"curriculum-{schedule}", seed)
+
+
+def eval_dir(runs_dir: str | Path, condition: str, seed: int | None = None, stage: str = "final") -> Path:
+    """Where the series keeps an evaluation: the shared base model's (``condition="base"``), a condition's
+    final model, or a curriculum stage (``condition="curriculum-staged"``, ``stage="level4"``)."""
+    if condition == "base":
+        return Path(runs_dir) / "shared" / "base" / "eval"
+    return run_dir(runs_dir, condition, seed) / "eval" / stage
+
+
+def evaluation(runs_dir: str | Path, condition: str, seed: int | None = None, stage: str = "final") -> Evaluation:
+    """One evaluation of the series (:func:`eval_dir`) as an :class:`~supersmall.evaluate.Evaluation`."""
+    return Evaluation.load(eval_dir(runs_dir, condition, seed, stage))
 
 
 def _profile(profile: Profile | str) -> Profile:
@@ -70,26 +94,23 @@ def run(profile: Profile | str, conditions: list[str], runs_dir: str | Path, see
 def base_eval(profile: Profile | str, runs_dir: str | Path) -> Path:
     """The base model, evaluated once for the whole series (``<runs_dir>/shared/base/eval``)."""
     p = _profile(profile)
-    out = Path(runs_dir) / "shared" / "base" / "eval"
+    out = eval_dir(runs_dir, "base")
     run_eval(p.model.name_or_path, p, out, meta={"role": "base"}, progress=False)
     return out
 
 
-def compare(profile: Profile | str, a: str, b: str, runs_dir: str | Path, claim: str, direction: int = +1,
-            seeds: list[int] | None = None, levels: list[int] | None = None, paper_text: str = "") -> dict[str, Any]:
+def paired(profile: Profile | str, a: str, b: str, runs_dir: str | Path, claim: str, direction: int = +1,
+           seeds: list[int] | None = None, levels: list[int] | None = None, paper_text: str = "",
+           family: str = "exploratory") -> dict[str, Any]:
     """Paired evidence that condition ``b`` beats ``a`` (``direction=-1``: is worse): per seed on the same
-    held-out problems, then across seeds (:func:`supersmall.report.paired`). ``a="base"`` pairs every seed
-    of ``b`` with the one shared base evaluation."""
+    held-out problems, then across seeds: the row of :func:`supersmall.report.paired`, for conditions by
+    name. ``a="base"`` pairs every seed of ``b`` with the one shared base evaluation."""
     p = _profile(profile)
     seeds = list(seeds or p.notebooks.seeds)
-
-    def final(condition: str, seed: int):
-        if condition == "base":
-            return report.load_eval(base_eval(p, runs_dir))
-        return report.load_eval(run_dir(runs_dir, condition, seed) / "eval" / "final")
-
-    pairs = [(s, final(a, s), final(b, s)) for s in seeds]
-    row = report.paired(claim, pairs, direction, paper_text, levels)
+    if "base" in (a, b):
+        base_eval(p, runs_dir)  # evaluated once for the series, on first use
+    pairs = [(s, evaluation(runs_dir, a, s), evaluation(runs_dir, b, s)) for s in seeds]
+    row = report.paired(claim, pairs, direction, paper_text, levels, family=family)
     if row is None:
         raise ValueError(f"{a} and {b} share no evaluated problems under {runs_dir}")
     return row
@@ -104,6 +125,20 @@ def metric(runs: dict[int, Path], key: str, last: int = 5) -> list[float]:
     return out
 
 
+def phase_means(folder: str | Path, keys: list[str], fraction: float = 0.2) -> dict[str, dict[str, float]]:
+    """A run's training metrics averaged over its first and its last ``fraction`` of logged steps
+    (``metrics.jsonl``; the health panel's alarms read the last fifth): ``{"first": {key: mean}, "last": ...}``,
+    NaN for a metric the run never logged."""
+    history = read_metrics(folder)
+    k = max(1, int(len(history) * fraction))
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float:
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    return {part: {key: mean(rows, key) for key in keys} for part, rows in (("first", history[:k]), ("last", history[-k:]))}
+
+
 def record(runs_dir: str | Path, key: str, value: Any) -> Path:
     """Add one measured figure to ``<runs_dir>/claims.json`` (a verdict row, a number or a dict), with the
     code version; the README's figures are checked against this file."""
@@ -115,32 +150,32 @@ def record(runs_dir: str | Path, key: str, value: Any) -> Path:
     return path
 
 
-def curriculum_dir(runs_dir: str | Path, schedule: str, seed: int) -> Path:
-    return Path(runs_dir) / "shared" / f"curriculum-{schedule}" / f"seed{seed}"
+def _claim_dir(runs_dir: str | Path, spec: report.Claim, side: tuple[str, str] | None, seed: int) -> Path:
+    """The series' evaluation of one side of a claim: the base, an arm's condition, or a staged run's stage."""
+    if side is None:
+        return eval_dir(runs_dir, "base")
+    if spec.b[1] != report.FIRST_STAGE:  # a curriculum claim: two stages of one staged run
+        return eval_dir(runs_dir, "curriculum-staged", seed, side[1])
+    return eval_dir(runs_dir, ARM_CONDITIONS[side[0]], seed)
 
 
 def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str, Any]]:
-    """The paper's claims, decided on the notebook series' own runs (notebooks 03-05): every claim whose
-    runs exist, with per-seed paired evidence and the across-seed interval (the rows of
-    :func:`supersmall.report.claims`, built from the shared conditions and the staged curriculum runs)."""
+    """The paper's claims (:func:`supersmall.report.claim_specs`, the same ones the replication report
+    decides), on the notebook series' own runs: an arm is its condition (:data:`ARM_CONDITIONS`), and a
+    curriculum claim pairs two stages of one staged run. A claim is decided on the seeds that have both
+    evaluations (the others are named in the row's ``dropped_seeds``), and the claims are Holm-adjusted as
+    one family (:func:`supersmall.report.paper_family`); nothing is trained or evaluated here. The size of
+    an effect is read against the paper's only when the profile trains the paper's model."""
     p = _profile(profile)
-    seeds = list(p.notebooks.seeds)
+    size_transfers = p.model.name_or_path == paper.value("model.base")
     rows: list[dict[str, Any]] = []
-    specs = [("ZeroGRPO improves the base model", "base", "zerogrpo", "table6.base", "table6.no-kl"),
-             ("no-kl beats kl-nopenalty", "kl-nopenalty", "zerogrpo", "table6.kl-nopenalty", "table6.no-kl"),
-             ("no-kl beats kl-penalty", "kl-penalty", "zerogrpo", "table6.kl-penalty", "table6.no-kl")]
-    for claim, a, b, pa, pb in specs:
-        if all((run_dir(runs_dir, c, s) / "eval" / "final").is_dir() for c in {a, b} - {"base"} for s in seeds):
-            rows.append(compare(p, a, b, runs_dir, claim, +1, seeds, paper_text=f"{report.paper_pct(pa)} -> {report.paper_pct(pb)} "
-                                f"({paper.fact(pb).source})"))
-    stage_claims = [("a level-4 stage raises accuracy", "level1-3", "level4", +1, None, "curriculum.level4"),
-                    ("level-5 training lowers levels 1-2 (forgetting)", "level4", "level5", -1,
-                     paper.value("curriculum.forgetting.levels"), "curriculum.forgetting")]
-    for claim, a, b, direction, levels, key in stage_claims:
-        folders = [(s, curriculum_dir(runs_dir, "staged", s) / "eval") for s in seeds]
-        if all((f / a).is_dir() and (f / b).is_dir() for _, f in folders):
-            pairs = [(s, report.load_eval(f / a), report.load_eval(f / b)) for s, f in folders]
-            row = report.paired(claim, pairs, direction, f"{paper.value(key)} ({paper.fact(key).source})", levels)
+    for spec in report.claim_specs():
+        folders = [(s, _claim_dir(runs_dir, spec, spec.a, s), _claim_dir(runs_dir, spec, spec.b, s))
+                   for s in p.notebooks.claim_seeds]
+        have = [(s, fa, fb) for s, fa, fb in folders if (fa / RECORDS).is_file() and (fb / RECORDS).is_file()]
+        if have:
+            row = report.claim_row(spec, [(s, Evaluation.load(fa), Evaluation.load(fb)) for s, fa, fb in have],
+                                   size_transfers, [s for s, _, _ in folders if s not in {h[0] for h in have}])
             if row is not None:
                 rows.append(row)
-    return rows
+    return report.paper_family(rows)

@@ -43,13 +43,15 @@ def _count(key: str) -> None:
         _counters[key] += 1
 
 
-def stats() -> dict[str, int]:
-    """Counters since start (or :func:`reset_stats`): calls, fast_path, timeouts, too_long, errors."""
+def grader_stats() -> dict[str, int]:
+    """The grader's counters since start (or :func:`reset_grader_stats`): calls, fast_path, timeouts,
+    too_long, errors."""
     with _counter_lock:
         return dict(_counters)
 
 
-def reset_stats() -> None:
+def reset_grader_stats() -> None:
+    """Set the grader's counters (:func:`grader_stats`) back to zero."""
     with _counter_lock:
         for k in _counters:
             _counters[k] = 0

@@ -22,6 +22,7 @@ import torch
 from supersmall import advantages, grading, losses
 from supersmall.config import Profile
 from supersmall.data import prompt_text
+from supersmall.runcard import checkpoint_dir, checkpoint_step, latest_checkpoint
 
 
 # --- helpers out of the reader's way ------------------------------------------------------------------
@@ -119,11 +120,6 @@ def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str,
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
-def latest_checkpoint(out: Path) -> Path | None:
-    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[1])) if found else None
-
-
 def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str, Any]], beta_loss: float,
                beta_reward: float, reward_funcs: list[Callable], weights: list[float] | None,
                on_step: Callable[[int, dict[str, float], Any, Any], None], progress: bool = True):
@@ -134,7 +130,7 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
 
     t = profile.train
     ckpt = latest_checkpoint(out)
-    start = int(ckpt.name.split("-")[1]) if ckpt else 0
+    start = checkpoint_step(ckpt)
     source = str(ckpt) if ckpt else model_path
     model = AutoModelForCausalLM.from_pretrained(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -154,9 +150,58 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
         on_step(step + 1, m, model, tokenizer)
         bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")
         if t.save_steps and (step + 1) % t.save_steps == 0 and step + 1 < t.steps:
-            d = out / f"checkpoint-{step + 1}"
+            d = checkpoint_dir(out, step + 1)
             model.save_pretrained(d)
             tokenizer.save_pretrained(d)
             torch.save(optimizer.state_dict(), d / "optimizer.pt")
             torch.save(torch.get_rng_state(), d / "rng.pt")
     return model, tokenizer, start
+
+
+# --- the same loss as TRL's, checked on one batch -----------------------------------------------------------
+def check_against_trl(trainer, prompts: list[str], profile: Profile, group_size: int = 4,
+                      seed: int = 0) -> dict[str, float]:
+    """This loop's loss and gradient against TRL's on one fixed batch, on the same weights.
+
+    The batch is ``len(prompts) x group_size`` completions of random tokens and lengths with random
+    advantages (and, when the trainer has a KL term, a reference that differs from the policy). TRL scores
+    it with its own loss code, this module with :func:`sequence_logps` + :func:`supersmall.losses.policy_loss`
+    (steps 3 and 5 of the loop). ``trainer`` is a ``GRPOTrainer`` (:func:`supersmall.train.make_trainer`);
+    prompts of equal token length avoid any padding ambiguity. Returns both losses, the largest
+    ``|loss difference|``, the largest ``|gradient difference|`` over every parameter, and the largest
+    ``|gradient|`` for scale. This is the one place that calls TRL's private ``_compute_loss`` (TRL 1.16).
+    """
+    model, tok, t = trainer.model, trainer.processing_class, profile.train
+    enc = tok([p for p in prompts for _ in range(group_size)], return_tensors="pt", add_special_tokens=False)
+    prompt_ids, prompt_mask = enc["input_ids"], enc["attention_mask"]
+    g = torch.Generator().manual_seed(seed)
+    n = prompt_ids.shape[0]
+    lengths = torch.randint(3, 12, (n,), generator=g)
+    mask = (torch.arange(int(lengths.max()))[None] < lengths[:, None]).long()
+    ids = torch.randint(6, len(tok), mask.shape, generator=g).masked_fill(mask == 0, tok.pad_token_id)
+    adv = torch.randn(n, generator=g)
+    beta = float(trainer.beta)
+    inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": ids, "completion_mask": mask,
+              "advantages": adv, "num_items_in_batch": mask.sum()}
+    ref_logp = None
+    if beta:
+        with torch.no_grad():
+            logp0, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
+        ref_logp = inputs["ref_per_token_logps"] = logp0 + 0.3 * torch.randn(logp0.shape, generator=g)
+    trainer.current_gradient_accumulation_steps = 1  # TRL sets it inside its training step
+    model.zero_grad()
+    trl_loss = trainer._compute_loss(model, inputs)
+    trl_loss.backward()
+    trl_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    logp, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
+    ours, _ = losses.policy_loss(logp, logp.detach(), adv, mask, clip_eps=t.clip_eps, aggregation=t.loss_type,
+                                 max_length=t.max_completion_length, group_size=group_size, ref_logp=ref_logp,
+                                 beta=beta)
+    ours.backward()
+    result = {"trl_loss": trl_loss.item(), "minimal_loss": ours.item(),
+              "loss_difference": abs(trl_loss.item() - ours.item()),
+              "max_gradient_difference": max(float((a - p.grad).abs().max()) for a, p in zip(trl_grads, model.parameters())),
+              "max_gradient": max(float(a.abs().max()) for a in trl_grads)}
+    model.zero_grad()
+    return result

@@ -14,6 +14,7 @@ command runs under ``torchrun`` with DDP on gloo. Every plan's ``GRPOConfig`` co
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -30,14 +31,13 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from supersmall import cost, gpus, paper, report
 from supersmall import estimate as est
-from supersmall import paper, report
-from supersmall.config import Profile, load_profile
-from supersmall.curriculum import parse_stages
-from supersmall.data import template_opens_think
+from supersmall.config import Profile, ProfileError, load_profile
+from supersmall.data import template_opens_think, train_rows
 from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
-from supersmall.runcard import is_complete, package_version, series_key
+from supersmall.runcard import code_version, is_complete, package_version, read_run_card, series_key
 from supersmall.trl_args import (
     accelerate_config,
     grpo_config_kwargs,
@@ -70,37 +70,50 @@ class Plan:
         return asdict(self)
 
 
-def _stage_steps(profile: Profile, stage: str) -> int:
-    """A stage's steps: the profile's ``curriculum.stages`` in the paper's stage order."""
-    order = list(paper.stages())
-    spec = parse_stages(profile.curriculum.stages)
-    i = order.index(stage)
-    return spec[i].steps if i < len(spec) else profile.train.steps
+def _yaml(value: Any) -> str:
+    """A value as ``--set`` reads it back (YAML), e.g. 5e-06 -> 5.0e-06, [16, 32] -> [16, 32], None -> null."""
+    if isinstance(value, str) and str(yaml.safe_load(value)) == value:  # "4", "1+2+3": the profile reads them back
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return text.removesuffix("\n...").strip()
+
+
+def _differences(base: Profile, p: Profile) -> dict[str, Any]:
+    """Dotted keys whose value in ``p`` differs from ``base`` (what ``--set`` must pass)."""
+    a, b = base.to_dict(), p.to_dict()
+    return {f"{s}.{k}": v for s, sec in b.items() if isinstance(sec, dict) for k, v in sec.items() if a[s][k] != v}
 
 
 def make_plan(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3", seed: int | None = None,
               out_dir: str = "runs/full", model: str | None = None, reading: str = "isolated",
-              curriculum: str = "staged") -> Plan:
-    """The plan of one run: ``arm`` (Table 3) on ``stage`` (Sec. 4.4), under one ``seed``."""
+              curriculum: str = "staged", topology: Any = None, overrides: dict[str, Any] | None = None) -> Plan:
+    """The plan of one run: ``arm`` (Table 3) on ``stage`` (Sec. 4.4), under one ``seed``. ``topology`` (tests):
+    a function returning ``nvidia-smi topo -m``'s text, for ``launch.nccl_p2p: auto``."""
     stages = paper.stages(curriculum)
     if stage not in stages:
         raise UserError(f"unknown stage {stage!r}; valid stages are: {', '.join(stages)}")
-    base = load_profile(profile)
+    base = load_profile(profile, **(overrides or {}))
     seed = base.train.seed if seed is None else seed
     levels = stages[stage]["levels"]
     sets = {**paper.arm_settings(arm, reading), "train.arm": arm, "train.seed": seed,
-            "train.steps": _stage_steps(base, stage), "data.levels": "+".join(map(str, levels))}
+            "train.steps": cost.stage_steps(base, stage), "data.levels": "+".join(map(str, levels))}
     p = base.replace(**sets)
     run_dir = f"{out_dir}/{arm}/{stage}/seed{seed}"
     start = model or p.model.name_or_path
     procs = training_processes(p)
     profile_arg = str(profile) if Path(str(profile)).suffix in (".yaml", ".yml") else p.name
-    set_args = " ".join(f"--set {k}={shlex.quote(str(v))}" for k, v in sets.items() if k != "train.arm")
+    try:  # every setting that differs from the named profile travels on the command line (--set overrides too)
+        sets = {**sets, **_differences(load_profile(profile_arg), p)}
+    except ProfileError:
+        pass
+    set_args = " ".join(f"--set {k}={shlex.quote(_yaml(v))}" for k, v in sets.items() if k != "train.arm")
     cli = (f"-m supersmall.cli train --profile {shlex.quote(profile_arg)} --arm {arm} {set_args} "
            f"--model {shlex.quote(start)} --no-eval --out {shlex.quote(run_dir)}")
     if p.launch.num_gpus:
-        gpus = ",".join(str(i) for i in range(procs))
-        launcher = f"CUDA_VISIBLE_DEVICES={gpus} accelerate launch --config_file {out_dir}/accelerate_{procs}gpu.yaml"
+        nccl = "".join(f"{k}={v} " for k, v in gpus.nccl_env(p.launch.nccl_p2p, topology).items())
+        visible = ",".join(str(i) for i in range(procs))
+        launcher = (f"{nccl}CUDA_VISIBLE_DEVICES={visible} accelerate launch --config_file "
+                    f"{out_dir}/accelerate_{procs}gpu.yaml")
     elif procs > 1:
         launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {procs}"
     else:
@@ -120,20 +133,22 @@ def make_plan(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3
 
 def plans_for(profile: Profile | str, arms: list[str] | tuple[str, ...] = paper.ARMS,
               stages: list[str] | tuple[str, ...] = ("level1-3", "level4", "level5"), seeds: list[int] | None = None,
-              out_dir: str = "runs/full", reading: str = "isolated", curriculum: str = "staged") -> list[Plan]:
+              out_dir: str = "runs/full", reading: str = "isolated", curriculum: str = "staged",
+              overrides: dict[str, Any] | None = None) -> list[Plan]:
     """Table 3's arms on level 1-3, then the curriculum stages of the no-kl model, each starting from the
     model of the stage it names (``start_from``), for every seed."""
-    seeds = list(seeds) if seeds else load_profile(profile).notebooks.seeds
+    seeds = list(seeds) if seeds else load_profile(profile, **(overrides or {})).notebooks.claim_seeds
+    kw = {"overrides": overrides}
     presets = paper.stages(curriculum)
     plans = []
     for seed in seeds:
-        plans += [make_plan(profile, arm, "level1-3", seed, out_dir, None, reading, curriculum) for arm in arms]
+        plans += [make_plan(profile, arm, "level1-3", seed, out_dir, None, reading, curriculum, **kw) for arm in arms]
         for stage in [s for s in stages if s != "level1-3"]:
             if stage not in presets:
                 raise UserError(f"unknown stage {stage!r}; valid stages are: {', '.join(presets)}")
             start = presets[stage]["start_from"]
             model = None if start == "base" else f"{out_dir}/no-kl/{start}/seed{seed}/model"
-            plans.append(make_plan(profile, "no-kl", stage, seed, out_dir, model, reading, curriculum))
+            plans.append(make_plan(profile, "no-kl", stage, seed, out_dir, model, reading, curriculum, **kw))
     return plans
 
 
@@ -167,6 +182,11 @@ def validate(plan: Plan, check_hardware: bool = True, tokenizer: Any = None,
                           "it on a GPU host (check CUDA_VISIBLE_DEVICES), or use --dry-run here.")
     if p.launch.num_gpus and (memory := est.check_memory(p, plan.arm)):
         errors.append(memory)
+    if p.launch.num_gpus and (share := est.check_vllm(p)):
+        errors.append(share)
+    if t.lora_rank and plan.arm == "kl-penalty":  # PEFT has no separate reference model for KLPenaltyTrainer
+        errors.append("the kl-penalty arm needs a separate reference model, which LoRA does not build (TRL disables "
+                      "the adapters instead): drop kl-penalty from --arms or set train.lora_rank to 0.")
     if plan.vllm_mode != "none":
         spec, have = trl_vllm_range(), package_version("vllm")
         if have is None and check_hardware:
@@ -207,7 +227,9 @@ def _wait_for_port(port: int, timeout: float = 900.0) -> None:
     raise UserError(f"the vLLM server did not open port {port} within {timeout:.0f} s: see its log")
 
 
-def _run_plan(plan: Plan, log_dir: Path) -> None:
+def run_plan(plan: Plan, log_dir: Path, exit_timeout: float = gpus.EXIT_TIMEOUT_S) -> None:
+    """Run a plan's commands; a run that wrote its complete card but hangs at exit is stopped after
+    ``exit_timeout`` seconds (:func:`supersmall.gpus.run_command`)."""
     env = {**os.environ, **plan.env}
     server = None
     try:
@@ -218,7 +240,8 @@ def _run_plan(plan: Plan, log_dir: Path) -> None:
                                           stderr=subprocess.STDOUT, start_new_session=True)
                 _wait_for_port(8000)
                 continue
-            if subprocess.run(cmd, shell=True, env=env).returncode != 0:
+            done = functools.partial(_finished_since, plan.out_dir, time.time())
+            if gpus.run_command(cmd, env, done=done, exit_timeout=exit_timeout) != 0:
                 raise UserError(f"{plan.arm}/{plan.stage}/seed{plan.seed} failed; rerun the same command to resume "
                                 "from its last checkpoint")
     finally:
@@ -227,13 +250,77 @@ def _run_plan(plan: Plan, log_dir: Path) -> None:
             server.wait(timeout=60)
 
 
-def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tuple[str, ...] = paper.ARMS,
+def _finished_since(out_dir: str, t0: float) -> bool:
+    """The run card says complete and was written after ``t0`` (not an earlier run's card)."""
+    card = Path(out_dir) / "run_card.json"
+    return is_complete(out_dir) and card.stat().st_mtime >= t0
+
+
+def reusable(plan: Plan) -> bool:
+    """True for a complete run of the plan's exact config and this code version (skipped); False when it must
+    train (no run, unfinished, or older code: ``train`` redoes it); a complete run of another config is an error."""
+    if not is_complete(plan.out_dir):
+        return False
+    card = read_run_card(plan.out_dir)
+    if card.get("code_version") != code_version():
+        print(f"{plan.out_dir}: finished with other code ({card.get('code_version')}); training again")
+        return False
+    if card.get("config") != json.loads(json.dumps(plan.settings.to_dict())):
+        raise UserError(f"{plan.out_dir} holds a finished run with another config than this plan's: choose another "
+                        "--out, or delete that folder to retrain it")
+    return True
+
+
+def prepare_data(profile: Profile) -> None:
+    """Build the training data's cache once, here, before any rank starts (ranks then read the cache instead of
+    preparing DeepMath four times at once)."""
+    if profile.data.train != "tiny":
+        train_rows(profile)
+
+
+def eval_job(spec_path: str | Path) -> None:
+    """One evaluation from its job file (``model``, ``profile`` YAML path, ``out``, ``meta``): what each GPU's
+    evaluation process runs (:func:`eval_jobs`)."""
+    spec = json.loads(Path(spec_path).read_text())
+    run_eval(spec["model"], load_profile(spec["profile"]), spec["out"], meta=spec["meta"], limit=spec.get("limit"),
+             progress=False)
+
+
+def eval_jobs(jobs: list[tuple[str, str, Profile, dict[str, Any]]], out: Path, limit: int | None = None
+              ) -> dict[str, str]:
+    """One command per evaluation, each in its own process so its vLLM engine is released when it exits."""
+    commands = {}
+    for name, model, settings, meta in jobs:
+        job_dir = out / "eval" / name
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "profile.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
+        (job_dir / "job.json").write_text(json.dumps({"model": model, "profile": str(job_dir / "profile.yaml"),
+                                                      "out": str(job_dir), "meta": meta, "limit": limit}))
+        commands[name] = (f"{shlex.quote(sys.executable)} -c 'import sys; from supersmall.launch import eval_job; "
+                          f"eval_job(sys.argv[1])' {shlex.quote(str(job_dir / 'job.json'))}")
+    return commands
+
+
+def default_arms(profile: Profile) -> list[str]:
+    """Table 3's arms, less kl-penalty under LoRA (see :func:`validate`)."""
+    return [a for a in paper.ARMS if not (profile.train.lora_rank and a == "kl-penalty")]
+
+
+def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tuple[str, ...] | None = None,
               stages: list[str] | tuple[str, ...] = ("level1-3", "level4", "level5"), seeds: list[int] | None = None,
-              reading: str = "isolated", curriculum: str = "staged", dry_run: bool = False) -> dict[str, Any]:
-    """The replication, in order: train every plan (skipping complete runs), evaluate the base model once and
-    every trained model with one protocol, then write the report (``out/report/verdicts.json``)."""
+              reading: str = "isolated", curriculum: str = "staged", dry_run: bool = False,
+              overrides: dict[str, Any] | None = None, query: gpus.Query = gpus.memory_used) -> dict[str, Any]:
+    """The replication, in order: train every plan (reusing complete runs of the same config and code), then
+    evaluate the base model once and every trained model with one protocol (on GPUs: one process per
+    evaluation, one per GPU in parallel, each GPU checked free first), then write the report
+    (``out/report/verdicts.json``). ``overrides``: dotted profile keys, as ``--set``."""
     out = Path(out_dir)
-    plans = plans_for(profile, arms, stages, seeds, str(out), reading, curriculum)
+    p0 = load_profile(profile, **(overrides or {}))
+    if arms is None:
+        arms = default_arms(p0)
+        if len(arms) < len(paper.ARMS):
+            print("# kl-penalty is left out: it needs a reference model, which LoRA does not build")
+    plans = plans_for(profile, arms, stages, seeds, str(out), reading, curriculum, overrides)
     write_plan_files(plans, out)
     problems = {f"{p.arm}/{p.stage}/seed{p.seed}": validate(p, check_hardware=not dry_run) for p in plans}
     for plan in plans:
@@ -245,16 +332,28 @@ def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tup
     blocking = [m for msgs in problems.values() for m in msgs]
     if blocking:
         raise UserError(f"{len(blocking)} problem(s) above; fix them or use --dry-run")
-    p0 = load_profile(profile)
     series = series_key({"profile": p0.to_dict(), "reading": reading, "curriculum": curriculum})
-    run_eval(p0.model.name_or_path, p0, out / "eval" / "base", meta={"role": "base", "series": series})
+    todo = [plan for plan in plans if not reusable(plan)]
+    if todo:
+        prepare_data(p0)
     for plan in plans:
-        if is_complete(plan.out_dir):
-            print(f"skip {plan.arm}/{plan.stage}/seed{plan.seed}: its run card is complete")
-        else:
-            _run_plan(plan, out)
-        run_eval(f"{plan.out_dir}/model", plan.settings, out / "eval" / f"{plan.arm}-{plan.stage}-seed{plan.seed}",
-                 meta={"role": "trained", "arm": plan.arm, "stage": plan.stage, "seed": plan.seed, "series": series,
-                       "reading": reading})
+        if plan not in todo:
+            print(f"skip {plan.arm}/{plan.stage}/seed{plan.seed}: complete, same config and code")
+            continue
+        if p0.launch.num_gpus:
+            gpus.wait_until_free(range(p0.launch.num_gpus), query)
+        run_plan(plan, out)
+    jobs = [("base", p0.model.name_or_path, p0, {"role": "base", "series": series})]
+    jobs += [(f"{p.arm}-{p.stage}-seed{p.seed}", f"{p.out_dir}/model", p.settings,
+              {"role": "trained", "arm": p.arm, "stage": p.stage, "seed": p.seed, "series": series, "reading": reading})
+             for p in plans]
+    if p0.launch.num_gpus:
+        failed = [n for n, rc in gpus.run_parallel(eval_jobs(jobs, out), range(p0.launch.num_gpus), query=query,
+                                                   log_dir=out / "eval" / "logs").items() if rc]
+        if failed:
+            raise UserError(f"evaluation(s) {', '.join(failed)} failed: see {out}/eval/logs; rerun to redo only those")
+    else:  # CPU: one process, the evaluations in turn
+        for name, model, settings, meta in jobs:
+            run_eval(model, settings, out / "eval" / name, meta=meta)
     paths = report.write_report(out, out / "report", series=series)
     return {"plan": str(out / "plan.json"), "report": {k: str(v) for k, v in paths.items()}, "series": series}

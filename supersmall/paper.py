@@ -9,6 +9,11 @@ The values live in ``paper.yaml`` next to this file, the one place the kit keeps
     'choice'
     >>> paper.arm_settings("kl-penalty", reading="paper")["reward.name"]
     'bipolar'
+    >>> paper.fact("table6.no-kl").at              # document 000 (the paper), line 243
+    '000:243'
+
+Every ``paper`` fact has a locator ``at``: ``"000:243"`` is line 243 of document 000 in the papers' plain-text
+copies (``../shared/seeds/``, see its README), or a named outside source (a data set, a repository).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from supersmall import stats
 
 PATH = Path(__file__).with_name("paper.yaml")
 KINDS = ("paper", "choice")
@@ -35,10 +42,12 @@ class Fact:
     source: str
     kind: str
     note: str = ""
+    at: str = ""  # where to find it: "000:156" (document 000, line 156), ranges "000:187-189", or a named source
 
     def __str__(self) -> str:
+        at = f" at {self.at}" if self.at else ""
         note = f"; {self.note}" if self.note else ""
-        return f"{self.key} = {self.value!r} ({self.kind}, {self.source}{note})"
+        return f"{self.key} = {self.value!r} ({self.kind}, {self.source}{at}{note})"
 
 
 class UnknownFact(KeyError, ValueError):
@@ -59,7 +68,8 @@ def _table() -> dict[str, Fact]:
             value = top / bottom
         else:
             value = entry["value"]
-        table[key] = Fact(key, value, str(entry["source"]), entry["kind"], str(entry.get("note", "")))
+        table[key] = Fact(key, value, str(entry["source"]), entry["kind"], str(entry.get("note", "")),
+                          str(entry.get("at", "")))
     return table
 
 
@@ -104,16 +114,18 @@ MATH500_SUBJECT_COUNTS: dict[str, int] = dict(value("math500.subject_counts"))
 def arm_settings(arm: str, reading: str = "isolated") -> dict[str, Any]:
     """Profile overrides (dotted keys) for one of Table 3's arms.
 
-    ``reading="paper"``: Table 3 as written, the KL arms are standard GRPO with the bipolar reward
-    (eq. 4, the kit's reading) and no-kl has eqs. 6-7. ``"isolated"``: every arm gets eqs. 6-7, so
-    only the KL differs. The KL coefficients are the kit's choices (see ``paper.facts("arms.")``).
+    ``reading="paper"``: Table 3 as written, the KL arms are standard GRPO (eq. 2) with the bipolar reward
+    (eq. 4, the kit's reading), kl-penalty keeps a KL loss beside its reward penalty, and no-kl has
+    eqs. 6-7. ``"isolated"``: every arm gets eqs. 6-7 and kl-penalty has the reward penalty only, so only
+    the KL differs. The KL coefficients are the kit's choices (see ``paper.facts("arms.")``).
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}: use one of {', '.join(ARMS)}")
     _check(reading, ARM_READINGS, "arm")
     return {
-        "train.beta_kl_loss": value(f"arms.{arm}.beta_kl_loss"),
+        "train.beta_kl_loss": _pick(f"arms.{arm}.beta_kl_loss", reading),
         "train.beta_kl_reward": value(f"arms.{arm}.beta_kl_reward"),
+        "train.kl_penalty_loss": arm == "kl-penalty" and bool(_pick(f"arms.{arm}.kl_loss", reading)),
         "reward.name": _pick(f"arms.{arm}.reward", reading),
     }
 
@@ -134,3 +146,64 @@ def stages(reading: str = "staged") -> dict[str, dict[str, Any]]:
 def table5_minutes() -> dict[str, float]:
     """Table 5's training time per run (minutes on 4x RTX A6000)."""
     return {f.key.removeprefix("table5."): f.value for f in facts("table5.")}
+
+
+def pct(key: str) -> str:
+    """A paper fact that is a fraction, as a percentage (``table6.no-kl`` -> ``35.0%``)."""
+    return f"{value(key):.1%}"
+
+
+def cite(key: str) -> str:
+    """Where the paper says a fact: its source and locator (``Table 6, 000:243``; see :class:`Fact`)."""
+    f = fact(key)
+    return f"{f.source}, {f.at}" if f.at else f.source
+
+
+def errata() -> list[dict[str, str]]:
+    """What the paper (or its project page) gets wrong, leaves ambiguous or contradicts, each row worked out
+    from the paper's own numbers and citing where it says so (``cite``: document:line in the seeds)."""
+    v, counts = value, MATH500_LEVEL_COUNTS
+
+    def row(topic, kind, says, gives, note=""):
+        return {"topic": topic, "kind": kind, "paper says": says, "its numbers give": gives, "note": note}
+
+    ratio, other, better = v("derived.ratio_over_base"), v("derived.better_than_grpo_other_arm"), v("derived.better_than_grpo")
+    return [
+        row("gain over the base", "error (project page)",
+            f"+{ratio - 1:.1%} ({cite('derived.ratio_over_base')}); the project page: up to "
+            f"{v('claims.ratio_over_base_project_page')}x ({cite('claims.ratio_over_base_project_page')})",
+            f"{pct('table6.no-kl')} / {pct('table6.base')} = {ratio:.2f}x = +{ratio - 1:.1%}: the paper "
+            f"is right; {v('claims.ratio_over_base_project_page')}x reads +{ratio - 1:.1%} as {ratio - 1:.2f}x",
+            fact("derived.ratio_over_base").note),
+        row("gain over standard GRPO", "ambiguity",
+            f"more than {v('claims.better_than_grpo_text')}x ({cite('claims.better_than_grpo_text')})",
+            f"{pct('table6.no-kl')} / {pct('table6.kl-penalty')} = {other:.2f}x against kl-penalty, the "
+            f"arm the text sets against kl-nopenalty (holds); {pct('table6.no-kl')} / "
+            f"{pct('table6.kl-nopenalty')} = {better:.2f}x against kl-nopenalty (does not)",
+            "Table 3 calls both KL arms standard GRPO; on the text's own reading the claim holds"),
+        row("MATH-500 problems per level", "error",
+            f"{v('claims.problems_per_level_text')} per level ({cite('claims.problems_per_level_text')})",
+            " / ".join(str(counts[lv]) for lv in sorted(counts))
+            + f" (levels {min(counts)}-{max(counts)}, {sum(counts.values())} in all; {cite('math500.level_counts')})"),
+        row("forgetting after level 5", "contradiction",
+            f"{v('curriculum.forgetting')} ({cite('curriculum.forgetting.levels')}); and levels "
+            f"{min(v('curriculum.stable_levels_text'))}-{max(v('curriculum.stable_levels_text'))} stayed stable in "
+            "every curriculum "
+            f"setting ({cite('curriculum.stable_levels_text')})",
+            "both cannot hold: levels " + ", ".join(map(str, v("curriculum.forgetting.levels")))
+            + " are inside 1-3; Fig. 10 (no numbers printed) would decide it",
+            "the kit tests the first reading (levels 1-2 fall), as Sec. 4.4.2 (2) names it"),
+        row("format term in the reward", "contradiction",
+            f"{v('claims.format_term')} ({cite('claims.format_term')})",
+            f"eq. 6 ({v('eq6.correct')} correct, {v('eq6.wrong')} wrong) + eq. 7 ({v('eq7.penalty')} when "
+            f"len > {v('eq7.threshold')} L_max; {cite('eq7.penalty')}): no format term",
+            fact("claims.format_term").note),
+        row("base accuracy", "suspect",
+            f"{pct('table6.base')} ({cite('table6.base')})",
+            f"{v('deepseek.math500_reported'):.0%}+ reported for the same model ({cite('deepseek.math500_reported')}: "
+            f"{v('openrs.table1.base')['math500']:.1%})", fact("table6.base").note),
+        row("one run", "stated limitation",
+            f"{v('claims.single_run')} run per arm, no seed variance and no intervals ({cite('claims.single_run')})",
+            "every difference above rests on one seed; the kit's verdicts need "
+            f"{stats.MIN_SEEDS} agreeing seeds"),
+    ]

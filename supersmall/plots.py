@@ -80,12 +80,25 @@ def health(history: Sequence[dict[str, Any]] | str, beta: float = 0.0, max_compl
     return fig
 
 
+def error_bars(values: Sequence[float], lows: Sequence[float], highs: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Matplotlib's ``yerr`` (distances below and above each value) from interval ends, clipped at zero.
+
+    A rounding error can leave an interval end a hair on the wrong side of its estimate (an upper end
+    of 0.9999999999999999 under an accuracy of 1.0); matplotlib refuses a negative error bar, so every
+    distance is clipped at 0, and a missing value (NaN) draws no bar.
+    """
+    def clip(x: float) -> float:
+        return 0.0 if x != x or x < 0 else float(x)
+
+    return ([clip(v - lo) for v, lo in zip(values, lows)], [clip(hi - v) for v, hi in zip(values, highs)])
+
+
 def accuracy_bars(groups: dict[str, dict[str, dict[str, float]]], title: str = "accuracy", ax=None,
                   paper: dict[str, float] | None = None):
     """Grouped bars with 95% intervals: ``groups = {"base": per_level_summary, "trained": ...}``.
 
     Each per-level summary maps a label to ``{"accuracy", "ci_low", "ci_high"}`` (as in
-    ``EvalResult.summary["per_level"]``); ``paper`` adds the paper's numbers as markers.
+    ``Evaluation.summary["per_level"]``); ``paper`` adds the paper's numbers as markers.
     """
     import matplotlib.pyplot as plt
 
@@ -96,8 +109,8 @@ def accuracy_bars(groups: dict[str, dict[str, dict[str, float]]], title: str = "
     for i, (name, g) in enumerate(groups.items()):
         xs = [j + i * width for j in range(len(labels))]
         acc = [g.get(lbl, {}).get("accuracy", float("nan")) for lbl in labels]
-        lo = [a - g.get(lbl, {}).get("ci_low", a) for a, lbl in zip(acc, labels)]
-        hi = [g.get(lbl, {}).get("ci_high", a) - a for a, lbl in zip(acc, labels)]
+        lo, hi = error_bars(acc, [g.get(lbl, {}).get("ci_low", a) for a, lbl in zip(acc, labels)],
+                            [g.get(lbl, {}).get("ci_high", a) for a, lbl in zip(acc, labels)])
         ax.bar(xs, acc, width, yerr=[lo, hi], capsize=3, label=name)
     if paper:
         xs = [j + 0.4 - width / 2 for j in range(len(labels))]
@@ -175,9 +188,9 @@ def sensitivity(df, title: str = "evaluation-settings sensitivity"):
     for ax, key in zip(axes[0], settings):
         g = df[df["setting"] == key]
         xs = list(range(len(g)))
-        ax.errorbar(xs, g["accuracy"], yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]], fmt="o-",
-                    capsize=3, label="accuracy")
-        ax.plot(xs, g["truncation_rate"], "s--", alpha=0.6, label="truncated")
+        ax.errorbar(xs, g["accuracy"], yerr=error_bars(list(g["accuracy"]), list(g["ci_low"]), list(g["ci_high"])),
+                    fmt="o-", capsize=3, label="accuracy")
+        ax.plot(xs, g["truncated_fraction"], "s--", alpha=0.6, label="truncated")
         ax.set_xticks(xs, [str(v) for v in g["value"]])
         ax.set_xlabel(key), ax.set_ylim(0, 1), ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)

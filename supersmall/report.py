@@ -1,8 +1,9 @@
 """The replication report: a verdict per claim of the paper, from paired per-seed evidence.
 
 Each claim compares two models on the *same* problems, one seed at a time (paired difference,
-bootstrap interval, exact McNemar), then across seeds (Student-t interval of the per-seed
-differences); :func:`supersmall.stats.verdict` reads that interval (``stats.VERDICT_RULE``). The
+bootstrap interval, exact McNemar), then across seeds: :func:`supersmall.stats.decide` (the one rule,
+``stats.VERDICT_RULE``: enough seeds agreeing in sign, a Student-t interval with its spread floored at the
+within-seed standard error, Holm across the paper's claims) and its p-value, MDE and size reading. The
 base model is one shared evaluation, paired with each seed's trained model. Only evaluations of
 one ``series`` (config + code version) are used together; the others are listed, never pooled.
 
@@ -16,74 +17,25 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from supersmall import paper, stats
+from supersmall.evaluation import RECORDS, Evaluation
 from supersmall.runcard import find_run_cards, read_run_card
 
-RECORDS = "records.jsonl"
 FIRST_STAGE = "level1-3"  # Table 3's arms are trained on Level 1-3 only
 
 
-@dataclass
-class EvalRun:
-    """One evaluation: which model it scored, and its score on every problem."""
-
-    name: str
-    path: Path
-    role: str  # base | trained
-    arm: str | None
-    stage: str | None
-    seed: int | None
-    series: str | None
-    per_problem: dict[int, float]  # problem index -> mean correct over its samples (pass@1)
-    level_of: dict[int, int] = field(default_factory=dict)  # problem index -> level
-    summary: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
-    reading: str | None = None  # the arm reading (isolated | paper) when the card records it
-
-    @property
-    def per_level(self) -> dict[int, dict[int, float]]:
-        """level -> {problem index: score}."""
-        out: dict[int, dict[int, float]] = defaultdict(dict)
-        for i, score in self.per_problem.items():
-            out[self.level_of.get(i, 0)][i] = score
-        return dict(out)
-
-    def scores(self, levels: list[int] | None = None) -> dict[int, float]:
-        """Per-problem scores, only of ``levels`` when given."""
-        if levels is None:
-            return dict(self.per_problem)
-        return {i: s for i, s in self.per_problem.items() if self.level_of.get(i) in levels}
-
-    def accuracy(self, levels: list[int] | None = None) -> float:
-        """Mean score (pass@1) over the problems, only of ``levels`` when given; NaN when there are none."""
-        scores = self.scores(levels)
-        return sum(scores.values()) / len(scores) if scores else math.nan
-
-
 class Evals(list):
-    """The :class:`EvalRun` s of one ``series``; ``skipped`` says which cards were left out and why."""
+    """The :class:`~supersmall.evaluate.Evaluation` s of one ``series``; ``skipped`` says which cards were
+    left out and why."""
 
     def __init__(self, runs=(), series: str | None = None, skipped: list[str] | None = None):
         super().__init__(runs)
         self.series, self.skipped = series, list(skipped or [])
-
-
-def _records(path: Path) -> tuple[dict[int, float], dict[int, int]]:
-    correct: dict[int, list[float]] = defaultdict(list)
-    level_of: dict[int, int] = {}
-    with path.open() as fh:
-        for line in fh:
-            if line.strip():
-                rec = json.loads(line)
-                correct[int(rec["index"])].append(1.0 if rec.get("correct") else 0.0)
-                if rec.get("level") is not None:
-                    level_of[int(rec["index"])] = int(rec["level"])
-    return {i: sum(v) / len(v) for i, v in correct.items()}, level_of
 
 
 def load_evals(runs_dir: str | Path, series: str | None = None) -> Evals:
@@ -109,46 +61,60 @@ def load_evals(runs_dir: str | Path, series: str | None = None) -> Evals:
         if card.get("series") != series:
             skipped.append(f"{folder}: series {card.get('series')!r}, not {series!r}")
             continue
-        runs.append(load_eval(folder))
+        runs.append(Evaluation.load(folder))
     if skipped:
         warnings.warn(f"{len(skipped)} evaluation card(s) left out: " + "; ".join(skipped), stacklevel=2)
     return Evals(runs, series, skipped)
 
 
-def paper_pct(key: str) -> str:
-    """A paper fact that is a fraction, as a percentage (``table6.no-kl`` -> ``35.0%``)."""
-    return f"{paper.value(key):.1%}"
-
-
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
+    """One claim of the paper: model ``b`` beats model ``a`` (``direction=-1``: is worse). ``a`` and ``b``
+    are (arm, stage); ``a=None`` is the base model. The replication report, the rehearsal and the tiny
+    series (:func:`supersmall.experiments.series_claims`) all decide these same claims."""
+
     claim: str
     a: tuple[str, str] | None  # (arm, stage) of the reference model; None = the base model
     b: tuple[str, str]  # (arm, stage) of the model the paper says is better (or worse, direction -1)
     direction: int
     paper: str
     levels_key: str | None = None  # a paper fact holding the levels the claim is about
+    effect_keys: tuple[str, str] | None = None  # paper facts (a, b): the paper's effect is value(b) - value(a)
+
+    @property
+    def levels(self) -> list[int] | None:
+        return paper.value(self.levels_key) if self.levels_key else None
+
+    @property
+    def paper_effect(self) -> float | None:
+        """The paper's difference b - a (a fraction), where it prints both numbers."""
+        return paper.value(self.effect_keys[1]) - paper.value(self.effect_keys[0]) if self.effect_keys else None
 
 
-def _claim_specs() -> list[_Claim]:
+def claim_specs() -> list[Claim]:
+    """The paper's claims, in report order (the one definition)."""
     t6 = "(paper, Table 6)"
     return [
-        _Claim("ZeroGRPO improves the base model", None, ("no-kl", FIRST_STAGE), +1,
-               f"{paper_pct('table6.base')} -> {paper_pct('table6.no-kl')} on MATH-500 {t6}"),
-        _Claim("no-kl beats kl-nopenalty", ("kl-nopenalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
-               f"{paper_pct('table6.no-kl')} vs {paper_pct('table6.kl-nopenalty')} {t6}"),
-        _Claim("no-kl beats kl-penalty", ("kl-penalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
-               f"{paper_pct('table6.no-kl')} vs {paper_pct('table6.kl-penalty')} {t6}"),
-        _Claim("a level-4 stage raises accuracy", ("no-kl", FIRST_STAGE), ("no-kl", "level4"), +1,
-               f"{paper_pct('curriculum.level1-3')} -> {paper_pct('curriculum.level4')} "
-               f"(paper, {paper.fact('curriculum.level4').source})"),
-        _Claim("level-5 training lowers levels 1-2 (forgetting)", ("no-kl", "level4"), ("no-kl", "level5"), -1,
-               f"{paper.value('curriculum.forgetting')} (paper, {paper.fact('curriculum.forgetting').source})",
-               levels_key="curriculum.forgetting.levels"),
+        Claim("ZeroGRPO improves the base model", None, ("no-kl", FIRST_STAGE), +1,
+              f"{paper.pct('table6.base')} -> {paper.pct('table6.no-kl')} on MATH-500 {t6}",
+              effect_keys=("table6.base", "table6.no-kl")),
+        Claim("no-kl beats kl-nopenalty", ("kl-nopenalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
+              f"{paper.pct('table6.no-kl')} vs {paper.pct('table6.kl-nopenalty')} {t6}",
+              effect_keys=("table6.kl-nopenalty", "table6.no-kl")),
+        Claim("no-kl beats kl-penalty", ("kl-penalty", FIRST_STAGE), ("no-kl", FIRST_STAGE), +1,
+              f"{paper.pct('table6.no-kl')} vs {paper.pct('table6.kl-penalty')} {t6}",
+              effect_keys=("table6.kl-penalty", "table6.no-kl")),
+        Claim("a level-4 stage raises accuracy", ("no-kl", FIRST_STAGE), ("no-kl", "level4"), +1,
+              f"{paper.pct('curriculum.level1-3')} -> {paper.pct('curriculum.level4')} "
+              f"(paper, {paper.fact('curriculum.level4').source})",
+              effect_keys=("curriculum.level1-3", "curriculum.level4")),
+        Claim("level-5 training lowers levels 1-2 (forgetting)", ("no-kl", "level4"), ("no-kl", "level5"), -1,
+              f"{paper.value('curriculum.forgetting')} (paper, {paper.fact('curriculum.forgetting').source})",
+              levels_key="curriculum.forgetting.levels"),
     ]
 
 
-def _kl_note(runs: list[EvalRun]) -> str:
+def _kl_note(runs: Sequence[Evaluation]) -> str:
     readings = {r.reading for r in runs} - {None}
     if readings == {"paper"}:
         return ("Table 3 reading: the KL arms used the bipolar reward (the kit's reading of 'standard GRPO'), "
@@ -158,89 +124,101 @@ def _kl_note(runs: list[EvalRun]) -> str:
             "the KL, so they test a narrower claim.")
 
 
-def _fmt(x: float) -> str:
-    return f"{x:+.1%}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
+def _points(x: float) -> str:
+    """A difference of fractions in percentage points, signed: 0.373 -> ``+37.3``."""
+    return f"{100 * x:+.1f}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
 
 def interval_points(interval: list[float]) -> str:
     """A paired interval of fractions in percentage points: ``[0.314, 0.433]`` -> ``[+31.4, +43.3]``."""
-    return f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+    return f"[{_points(interval[0])}, {_points(interval[1])}]"
 
 
 def points(row: dict[str, Any]) -> str:
     """A :func:`paired` row's mean difference and interval in points: ``+37.3 points [+31.4, +43.3]``."""
-    return f"{100 * row['mean_difference']:+.1f} points {interval_points(row['interval'])}"
+    return f"{_points(row['mean_difference'])} points {interval_points(row['interval'])}"
 
 
-def load_eval(path: str | Path) -> EvalRun:
-    """One evaluation folder (``run_card.json`` + ``records.jsonl``) as an :class:`EvalRun`."""
-    folder = Path(path)
-    card = read_run_card(folder)
-    per_problem, level_of = _records(folder / RECORDS)
-    return EvalRun(name=card.get("name") or folder.name, path=folder, role=card.get("role") or "trained",
-                   arm=card.get("arm"), stage=card.get("stage"), seed=card.get("seed"), series=card.get("series"),
-                   per_problem=per_problem, level_of=level_of, summary=card.get("metrics") or {},
-                   created=card.get("created") or "", reading=card.get("reading"))
-
-
-def paired(claim: str, pairs: list[tuple[Any, EvalRun, EvalRun]], direction: int = +1, paper_text: str = "",
-           levels: list[int] | None = None, note: str = "") -> dict[str, Any] | None:
+def paired(claim: str, pairs: list[tuple[Any, Evaluation, Evaluation]], direction: int = +1, paper_text: str = "",
+           levels: list[int] | None = None, note: str = "", paper_effect: float | None = None,
+           size_transfers: bool = True, family: str = "exploratory",
+           dropped_seeds: Sequence[Any] = ()) -> dict[str, Any] | None:
     """A verdict from paired evidence: for each ``(seed, a, b)`` the paired difference b - a on the problems
-    both scored (of ``levels`` only, when given), then the across-seed interval and the verdict in the
-    claimed ``direction``. None when no pair shares a problem. Used by :func:`claims` and the notebooks::
+    both scored (of ``levels`` only, when given), then :func:`supersmall.stats.decide` across seeds in the
+    claimed ``direction`` (the spread floored at the seeds' paired standard errors). None when no pair shares
+    a problem. The row carries the decision beside the verdict (``p_value``, ``p_adjusted``, ``mde``,
+    ``seeds_same_sign``, ``size``, ``family``, ``reason``) and names the seeds left out (``dropped_seeds``:
+    those given, and pairs that share no problem). Used by :func:`claims` and the notebooks::
 
-        paired("mean-only advantages beat std", [(s, load_eval(a[s]), load_eval(b[s])) for s in seeds])
+        paired("mean-only advantages beat std", [(s, Evaluation.load(a[s]), Evaluation.load(b[s])) for s in seeds])
     """
-    per_seed, used, acc = [], [], []
+    per_seed, used, dropped = [], [], list(dropped_seeds)
     for seed, a, b in pairs:
-        sa, sb = a.scores(levels), b.scores(levels)
-        common = sorted(set(sa) & set(sb))
-        if not common:
+        if not set(a.scores(levels)) & set(b.scores(levels)):
+            dropped.append(seed)
             continue
-        xa, xb = [sa[i] for i in common], [sb[i] for i in common]
-        per_seed.append({"seed": seed, **stats.paired_difference(xa, xb)})
-        acc.append((sum(xa) / len(xa), sum(xb) / len(xb)))
-        used += [str(r.path / "run_card.json") for r in (a, b) if str(r.path / "run_card.json") not in used]
+        per_seed.append({"seed": seed, **a.compare(b, levels)})  # Evaluation.compare: b - a, same problems
+        used += [c for c in (str(r.path / "run_card.json") for r in (a, b) if r.path) if c not in used]
     if not per_seed:
         return None
-    s = stats.across_seeds([p["difference"] for p in per_seed])
+    d = stats.decide([p["difference"] for p in per_seed], [p["se"] for p in per_seed], direction,
+                     paper_effect, size_transfers, family)
     where = f" on levels {', '.join(map(str, levels))}" if levels else ""
-    mean_a, mean_b = (sum(x) / len(acc) for x in zip(*acc))
-    measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_fmt(s['mean'])} over "
-                f"{s['n_seeds']} seed(s) [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]; per seed "
-                + ", ".join(f"{p['seed']}: {_fmt(p['difference'])} (n={p['n']})" for p in per_seed))
-    return {"claim": claim, "paper": paper_text, "measured": measured, "interval": [s["ci_low"], s["ci_high"]],
-            "mean_difference": s["mean"], "verdict": stats.verdict(s["ci_low"], s["ci_high"], direction),
-            "direction": direction, "n_seeds": s["n_seeds"], "rule": stats.VERDICT_RULE, "note": note,
-            "per_seed": per_seed, "run_cards": used}
+    mean_a, mean_b = (sum(p[k] for p in per_seed) / len(per_seed) for k in ("accuracy_a", "accuracy_b"))
+    measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_points(d['mean'])} points over "
+                f"{d['n_seeds']} seed(s) {interval_points(d['interval'])}; per seed "
+                + ", ".join(f"{p['seed']}: {_points(p['difference'])} (n={p['n']})" for p in per_seed)
+                + (f"; dropped: seed(s) {', '.join(map(str, dropped))}" if dropped else ""))
+    decision = {k: d[k] for k in ("verdict", "reason", "interval", "n_seeds", "p_value", "p_adjusted", "mde",
+                                  "seeds_same_sign", "seeds_against", "size", "paper_effect", "family", "direction",
+                                  "rule", "conditional")}
+    return {"claim": claim, "paper": paper_text, "measured": measured, "mean_difference": d["mean"], **decision,
+            "dropped_seeds": dropped, "note": note, "per_seed": per_seed, "run_cards": used}
 
 
-def claims(evals: list[EvalRun]) -> list[dict[str, Any]]:
+def claim_row(spec: Claim, pairs: list[tuple[Any, Evaluation, Evaluation]], size_transfers: bool = True,
+              dropped_seeds: Sequence[Any] = ()) -> dict[str, Any] | None:
+    """:func:`paired` for one of the paper's claims (its text, direction, levels, effect, the KL note), in the
+    family of the paper's claims (Holm-adjusted together by :func:`paper_family`)."""
+    note = _kl_note([a for _, a, _ in pairs]) if spec.a and spec.a[0].startswith("kl-") else ""
+    return paired(spec.claim, pairs, spec.direction, spec.paper, spec.levels, note, spec.paper_effect,
+                  size_transfers, "paper claim", dropped_seeds)
+
+
+def paper_family(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's claims as one family: Holm-adjusted p-values and the verdicts that follow
+    (:func:`supersmall.stats.adjust_family`); exploratory rows pass through unchanged."""
+    return stats.adjust_family(rows)
+
+
+def claims(evals: Sequence[Evaluation], size_transfers: bool = True) -> list[dict[str, Any]]:
     """One row per claim whose runs exist: the paper's number, the measured paired difference
-    (b - a, per seed and across seeds), the across-seed interval and the verdict."""
+    (b - a, per seed and across seeds), the across-seed interval and the verdict, Holm-adjusted across the
+    claims (:func:`paper_family`). A seed with one of the two models but not the other is named in
+    ``dropped_seeds``. ``size_transfers``: read the interval against the paper's effect size (the paper's
+    model and benchmark; False on a stand-in)."""
     base = sorted((r for r in evals if r.role == "base"), key=lambda r: r.created, reverse=True)
-    trained: dict[tuple, EvalRun] = {}
+    trained: dict[tuple, Evaluation] = {}
     for r in sorted(evals, key=lambda r: r.created):  # a later card of the same model replaces an earlier one
         if r.role != "base" and r.seed is not None:
             trained[(r.arm, r.stage or FIRST_STAGE, r.seed)] = r
     rows = []
-    for spec in _claim_specs():
+    for spec in claim_specs():
         pairs = []
         for seed in sorted(s for (arm, stage, s) in trained if (arm, stage) == spec.b):
             a = (next((r for r in base if r.seed == seed), base[0] if base else None) if spec.a is None
                  else trained.get((*spec.a, seed)))
             if a is not None:
                 pairs.append((seed, a, trained[(*spec.b, seed)]))
-        note = _kl_note([r for r in evals if (r.arm, r.stage or FIRST_STAGE) == spec.a]) if spec.a and \
-            spec.a[0].startswith("kl-") else ""
-        row = paired(spec.claim, pairs, spec.direction, spec.paper,
-                     paper.value(spec.levels_key) if spec.levels_key else None, note)
+        seen = {s for (arm, stage, s) in trained if (arm, stage) in (spec.a, spec.b)}
+        dropped = sorted(seen - {seed for seed, _, _ in pairs})
+        row = claim_row(spec, pairs, size_transfers, dropped)
         if row is not None:  # nothing measured to decide it: the claim is left out, not left blank
             rows.append(row)
-    return rows
+    return paper_family(rows)
 
 
-def _paper_ref(run: EvalRun, level: int | None) -> paper.Fact | None:
+def _paper_ref(run: Evaluation, level: int | None) -> paper.Fact | None:
     """The paper's number for this model (and level), where the paper prints one."""
     stage = run.stage or FIRST_STAGE
     if run.role == "base":
@@ -258,50 +236,18 @@ def _paper_ref(run: EvalRun, level: int | None) -> paper.Fact | None:
     return None
 
 
-def absolute_table(evals: list[EvalRun]) -> list[dict[str, Any]]:
-    """Per run (all problems, then each level): accuracy with a Wilson 95% interval beside the paper's
-    number (Table 6, Sec. 4.4, Fig. 7) where it prints one. Plain rows, no verdict."""
+def absolute_table(evals: Sequence[Evaluation]) -> list[dict[str, Any]]:
+    """Per run (all problems, then each level): accuracy with its 95% interval (``Evaluation.interval``)
+    beside the paper's number (Table 6, Sec. 4.4, Fig. 7) where it prints one. Plain rows, no verdict."""
     rows = []
     for run in sorted(evals, key=lambda r: (r.role != "base", r.arm or "", r.stage or "", r.seed or 0)):
-        subsets = [(None, run.per_problem)] + sorted((lv, s) for lv, s in run.per_level.items())
-        for level, scores in subsets:
-            n = len(scores)
-            accuracy = sum(scores.values()) / n if n else math.nan
-            lo, hi = stats.wilson_interval(round(sum(scores.values())), n)
+        for level in [None, *run.levels]:
             ref = _paper_ref(run, level)
             rows.append({"run": run.name, "role": run.role, "arm": run.arm, "stage": run.stage, "seed": run.seed,
-                         "subset": "all" if level is None else f"level {level}", "n": n, "accuracy": accuracy,
-                         "ci_low": lo, "ci_high": hi, "paper": ref.value if ref else None,
-                         "paper_source": ref.source if ref else ""})
+                         "subset": "all" if level is None else f"level {level}",
+                         **run.interval(None if level is None else [level]),
+                         "paper": ref.value if ref else None, "paper_source": ref.source if ref else ""})
     return rows
-
-
-def paper_errata() -> list[dict[str, str]]:
-    """What the paper gets wrong (or leaves suspect), each worked out from its own numbers."""
-    v, src, counts = paper.value, (lambda key: paper.fact(key).source), paper.MATH500_LEVEL_COUNTS
-
-    def row(topic, says, gives, note=""):
-        return {"topic": topic, "paper says": says, "its numbers give": gives, "note": note}
-
-    return [
-        row("gain over the base", f"up to {v('claims.ratio_over_base_project_page')}x "
-            f"({src('claims.ratio_over_base_project_page')})", f"{paper_pct('table6.no-kl')} / {paper_pct('table6.base')} = "
-            f"{v('derived.ratio_over_base'):.2f}x ({src('derived.ratio_over_base')})",
-            paper.fact("derived.ratio_over_base").note),
-        row("gain over standard GRPO", f"more than {v('claims.better_than_grpo_text')}x "
-            f"({src('claims.better_than_grpo_text')})", f"{paper_pct('table6.no-kl')} / {paper_pct('table6.kl-nopenalty')} = "
-            f"{v('derived.better_than_grpo'):.2f}x against the better KL arm, "
-            f"{v('derived.better_than_grpo_other_arm'):.2f}x against the other ({src('derived.better_than_grpo')})"),
-        row("MATH-500 problems per level", f"{v('claims.problems_per_level_text')} per level "
-            f"({src('claims.problems_per_level_text')})", " / ".join(str(counts[lv]) for lv in sorted(counts))
-            + f" (levels {min(counts)}-{max(counts)}, {sum(counts.values())} in all; {src('math500.level_counts')})"),
-        row("format term in the reward", f"{v('claims.format_term')} ({src('claims.format_term')})",
-            f"eq. 6 ({v('eq6.correct')} correct, {v('eq6.wrong')} wrong) + eq. 7 ({v('eq7.penalty')} when "
-            f"len > {v('eq7.threshold')} L_max): no format term", paper.fact("claims.format_term").note),
-        row("base accuracy", f"{paper_pct('table6.base')} ({src('table6.base')})",
-            f"{v('deepseek.math500_reported'):.0%}+ reported for the same model ({src('deepseek.math500_reported')})",
-            paper.fact("table6.base").note),
-    ]
 
 
 def _finite(obj: Any) -> Any:
@@ -328,28 +274,33 @@ def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None = None,
                  rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
-    """Write ``verdicts.json`` (the rows of :func:`claims`, or ``rows`` when given), ``report.md`` and
-    ``report.html``."""
+    """Write ``verdicts.json`` (the rows of :func:`claims`, or ``rows`` when given; the paper's claims
+    Holm-adjusted as one family), ``report.md`` and ``report.html``."""
     evals = load_evals(runs_dir, series)
-    rows = claims(evals) if rows is None else rows
+    rows = paper_family(claims(evals) if rows is None else rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"verdicts": out / "verdicts.json", "md": out / "report.md", "html": out / "report.html"}
     paths["verdicts"].write_text(json.dumps(_finite(rows), indent=2) + "\n")
-    shown = [{**r, "interval": f"[{_fmt(r['interval'][0])}, {_fmt(r['interval'][1])}]"} for r in rows]
+    shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds agreeing": r["seeds_same_sign"],
+              "p": f"{r['p_value']:.2g}", "p (Holm)": f"{r['p_adjusted']:.2g}" if r["family"] == "paper claim"
+              else "exploratory", "MDE": f"{_points(r['mde'])} points",
+              "dropped": ", ".join(map(str, r["dropped_seeds"]))} for r in rows]
     left_out = "".join(f"\n- {s}" for s in evals.skipped)
     cells = [
         f"# Replication report\n\nSeries `{evals.series}`: {len(evals)} evaluation(s) under `{runs_dir}`."
         + (f"\n\nLeft out:{left_out}" if left_out else ""),
-        "## Verdicts\n\n" + stats.VERDICT_RULE + "\n\n"
-        + (_md_table(shown, ["claim", "paper", "measured", "interval", "n_seeds", "verdict"]) if rows
+        "## Verdicts\n\n" + stats.VERDICT_RULE + " " + stats.CONDITIONAL + " MDE: the smallest true difference "
+        "the seeds and spread used find 80% of the time (two-sided 0.05).\n\n"
+        + (_md_table(shown, ["claim", "paper", "measured", "interval", "seeds agreeing", "p", "p (Holm)", "MDE",
+                             "size", "dropped", "verdict", "reason"]) if rows
            else "No claim has the runs it needs yet.")
         + "".join(f"\n\n*{r['claim']}*: {r['note']}" for r in rows if r["note"]),
         "## Accuracy beside the paper (no verdict)\n\n"
         + _md_table(absolute_table(evals), ["run", "seed", "subset", "n", "accuracy", "ci_low", "ci_high",
                                             "paper", "paper_source"]),
         "## What the paper gets wrong\n\n"
-        + _md_table(paper_errata(), ["topic", "paper says", "its numbers give", "note"]),
+        + _md_table(paper.errata(), ["topic", "kind", "paper says", "its numbers give", "note"]),
     ]
     # nbformat/nbconvert are heavy: imported only when a report is exported
     import nbformat

@@ -236,10 +236,16 @@ def build_reward(reward_cfg: Any, max_completion_length: int, think_prefilled: b
 
 
 REWARDS = ("supersmall", "correctness", "bipolar", "open_rs", "open_rs_cosine", "structured")
-# Open-RS (paper, App. E): format 1.0 + accuracy 2.0 (experiment 2), format 1.0 + cosine 2.0 (experiment 3)
-OPEN_RS_WEIGHTS = [1.0, 2.0]
 
 
 def reward_weights(reward_cfg: Any) -> list[float] | None:
-    """TRL ``reward_weights`` matching :func:`build_reward` (None = all 1.0)."""
-    return OPEN_RS_WEIGHTS if reward_cfg.name in ("open_rs", "open_rs_cosine") else None
+    """TRL ``reward_weights`` in the order of :func:`build_reward`'s functions (None = all 1.0).
+
+    The weights come with the config, by function name (``reward_cfg.weights``: Open-RS's format 1.0 +
+    accuracy or cosine 2.0, which :class:`supersmall.config.RewardConfig` reads from ``paper.yaml``), so
+    this module types no paper number.
+    """
+    by_name = getattr(reward_cfg, "weights", None) or {}
+    if not by_name:
+        return None
+    return [float(by_name.get(f.__name__, 1.0)) for f in build_reward(reward_cfg, max_completion_length=1)]

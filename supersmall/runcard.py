@@ -234,6 +234,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_run_folder(out_dir: str | Path) -> Path:
+    """``out_dir`` as a path, after checking it can be a folder: a :class:`UserError` sentence when it, or a
+    folder above it, is an existing file."""
+    out = Path(out_dir)
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(f"{out} cannot be a run folder: {path} is a file, not a folder; choose another --out")
+            break
+    return out
+
+
 class RunLock:
     """An exclusive lock on a run folder, held while a run writes it (``out/.lock``).
 
@@ -250,6 +262,7 @@ class RunLock:
         self.owner = self.out / ".lock.owner"
 
     def __enter__(self) -> RunLock:
+        check_run_folder(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         try:
             self.lock.acquire(timeout=0)
@@ -286,3 +299,36 @@ def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
     """The per-step metrics of a run (``metrics.jsonl``), one dict per logged step."""
     path = Path(out_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+# --- checkpoints: the one place that knows their folder name -------------------------------------------
+CHECKPOINT_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR; the readable loop uses the same name
+
+
+def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
+    """The folder of the checkpoint taken after ``step`` optimizer steps: ``out_dir/checkpoint-<step>``."""
+    return Path(out_dir) / f"{CHECKPOINT_PREFIX}{step}"
+
+
+def checkpoint_step(path: str | Path | None) -> int:
+    """The step a checkpoint folder was taken at (``checkpoint-40`` -> 40); 0 for None (no checkpoint)."""
+    if path is None:
+        return 0
+    name = Path(path).name
+    digits = name.removeprefix(CHECKPOINT_PREFIX)
+    if not name.startswith(CHECKPOINT_PREFIX) or not digits.isdigit():
+        raise ValueError(f"{name!r} is not a checkpoint folder name ({CHECKPOINT_PREFIX}<step>)")
+    return int(digits)
+
+
+def checkpoints(out_dir: str | Path) -> list[Path]:
+    """The checkpoint folders in ``out_dir``, oldest (lowest step) first."""
+    found = [p for p in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*")
+             if p.is_dir() and p.name.removeprefix(CHECKPOINT_PREFIX).isdigit()]
+    return sorted(found, key=checkpoint_step)
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """The checkpoint a resumed run starts from (the highest step), or None when there is none."""
+    found = checkpoints(out_dir)
+    return found[-1] if found else None

@@ -13,9 +13,9 @@ usually does not: it was built with a latent skill for GRPO to find. (This is no
 under a short budget, which cuts its reasoning off; the tiny model tests the direction of the paper's
 claims, not its mechanisms one for one.)
 
-The model is built once and cached under ``$SUPERSMALL_CACHE_DIR`` (default
-``~/.cache/supersmall``), keyed by a hash of everything that defines it; the folder loads with
-``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` like a hub model.
+The kit ships the model built (``supersmall/models/tiny``, with a checksum), so every machine starts from
+the same weights; :func:`supersmall.tiny_build.build_base_model` (``supersmall tiny build``) is how it was made. The folder
+loads with ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` like a hub model.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,16 +155,47 @@ def cache_root() -> Path:
     return Path(base) / "supersmall"
 
 
-def model_dir() -> Path:
-    """Where the tiny base model for this version of the kit lives (whether built or not)."""
-    key = hashlib.sha256(json.dumps(_spec(), sort_keys=True).encode()).hexdigest()[:12]
-    return cache_root() / f"tiny-base-{key}"
+# --- the shipped models ------------------------------------------------------------------------------
+# The kit ships both tiny models built (``supersmall/models/tiny`` and ``tiny-r1``, ~4 MB each), so that
+# every machine starts from the same weights: a build is chaotic (380 optimiser steps), and a different
+# CPU (another vector unit, so another summation order) builds a different model: five builds here scored
+# 12-23% greedy (models/builds.json). Evaluating the *shipped* weights gives the same completions on every
+# CPU we tried (AVX-512 and AVX2 kernels, 1 and 2 threads). supersmall.tiny_build is how they were made.
+SHIPPED = Path(__file__).parent / "models"
+_VERIFIED: set[Path] = set()
 
 
-def cached_model_dir() -> Path | None:
-    """The built model's folder, or None when it has not been built yet."""
-    d = model_dir()
-    return d if (d / "build.json").is_file() else None
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def shipped_dir(name: str = "tiny") -> Path:
+    """The folder of a shipped model (``tiny`` or ``tiny-r1``), its weights checked against the checksum
+    in its ``build.json`` (once per process); loads with ``AutoModelForCausalLM.from_pretrained``."""
+    if name not in ("tiny", "tiny-r1"):
+        raise ValueError(f"the kit ships 'tiny' and 'tiny-r1', not {name!r}")
+    path = SHIPPED / name
+    if path not in _VERIFIED:
+        info_file = path / "build.json"
+        if not info_file.is_file():
+            raise RuntimeError(f"the shipped model {path} is missing: reinstall the kit, or build it with "
+                               f"`supersmall tiny build --ship`")
+        info = json.loads(info_file.read_text())
+        if _sha256(path / "model.safetensors") != info.get("sha256"):
+            raise RuntimeError(f"{path}/model.safetensors does not match the checksum in its build.json: "
+                               "reinstall the kit, or rebuild it with `supersmall tiny build --ship`")
+        _VERIFIED.add(path)
+    return path
+
+
+def base_model_dir() -> Path:
+    """The shipped tiny base model (no work: it is part of the package)."""
+    return shipped_dir("tiny")
+
+
+def r1_model_dir() -> Path:
+    """The shipped tiny base with R1's chat template (the rehearsal profile's model)."""
+    return shipped_dir("tiny-r1")
 
 
 def new_model(vocab_size: int, seed: int = 0):
@@ -180,149 +210,18 @@ def new_model(vocab_size: int, seed: int = 0):
     return Qwen2ForCausalLM(config)
 
 
-def encode_pairs(tokenizer, prompts: list[str], completions: list[str]):
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and padding)."""
-    import torch
-
-    ids, labels = [], []
-    for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        ids.append(p_ids + c_ids)
-        labels.append([-100] * len(p_ids) + c_ids)
-    width = max(len(x) for x in ids)
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
-    attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
-    lab = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
-    return input_ids, attention, lab
-
-
-def warm_start(model, tokenizer, progress: bool = True, **overrides: Any) -> dict[str, float]:
-    """Stage 1: supervised steps on worked solutions; stage 2: most targets skip the reasoning."""
-    import torch
-    from tqdm.auto import tqdm
-
-    cfg = {**WARM_START, **overrides}
-    rng = random.Random(cfg["seed"])
-    pool = make_problems(4000, split="train", seed=cfg["seed"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
-    total = cfg["sft_steps"] + cfg["skip_steps"]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.1, 1 - s / total))
-    model.train()
-    losses: dict[str, float] = {}
-    bar = tqdm(range(total), desc="building the tiny base model", disable=not progress, leave=False)
-    for step in bar:
-        batch = rng.sample(pool, cfg["batch_size"])
-        skipping = step >= cfg["sft_steps"]
-        targets = [skip_reasoning(p["solution"]) if skipping and rng.random() < cfg["skip_fraction"]
-                   else p["solution"] for p in batch]
-        input_ids, attention, labels = encode_pairs(tokenizer, [p["prompt"] for p in batch], targets)
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses["sft_loss" if not skipping else "skip_loss"] = value = loss.detach().item()
-        bar.set_postfix(loss=f"{value:.3f}", stage=2 if skipping else 1)
-    model.eval()
-    return losses
-
-
-def ensure_base_model(force: bool = False, progress: bool = True) -> Path:
-    """Build the tiny base model once (1-2 min on 2 cores) and return its cached folder."""
-    import torch
-    from filelock import FileLock
-
-    target = model_dir()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if cached_model_dir() is not None and not force:
-            return target
-        t0 = time.time()
-        tokenizer = build_tokenizer()
-        threads = torch.get_num_threads()
-        model = new_model(len(tokenizer), seed=WARM_START["seed"])
-        losses = warm_start(model, tokenizer, progress=progress)
-        tmp = target.with_name(target.name + ".tmp")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        info = {"spec": _spec(), "build_seconds": round(time.time() - t0, 1), "torch_threads": threads, **losses,
-                "parameters": sum(p.numel() for p in model.parameters())}
-        (tmp / "build.json").write_text(json.dumps(info, indent=2))
-        if target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        tmp.replace(target)
-    return target
-
-
 # --- the R1-style variant (the rehearsal profile) ------------------------------------------------------
 R1_SPECIAL = ["<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"]
 # DeepSeek-R1-Distill's template, reduced to what the tiny vocabulary can spell: it opens <think>.
 R1_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"
                "{% elif m['role'] == 'assistant' %}<｜Assistant｜>{{ m['content'] }}{{ eos_token }}{% endif %}"
                "{% endfor %}{% if add_generation_prompt %}<｜Assistant｜><think>{% endif %}")
-R1_ADAPT = dict(steps=60, batch_size=64, lr=1e-3, seed=0)
-
-
-def r1_model_dir() -> Path:
-    return model_dir().with_name(model_dir().name.replace("tiny-base", "tiny-r1") + f"-{BUILD_VERSION}")
-
-
-def ensure_r1_model(progress: bool = True) -> Path:
-    """The tiny base with R1's special tokens and a chat template that opens ``<think>``, briefly adapted to
-    the template (60 supervised steps on templated prompts) so that it answers through it. Cached."""
-    import torch
-    from filelock import FileLock
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    base, target = ensure_base_model(progress=progress), r1_model_dir()
-    with FileLock(str(target) + ".lock"):
-        if (target / "build.json").is_file():
-            return target
-        t0 = time.time()
-        tok = AutoTokenizer.from_pretrained(base)
-        tok.add_special_tokens({"bos_token": R1_SPECIAL[0], "additional_special_tokens": R1_SPECIAL[1:]})
-        tok.chat_template = R1_TEMPLATE
-        model = AutoModelForCausalLM.from_pretrained(base)
-        model.resize_token_embeddings(len(tok))
-        torch.manual_seed(R1_ADAPT["seed"])
-        rng = random.Random(R1_ADAPT["seed"])
-        pool = make_problems(2000, split="train", seed=R1_ADAPT["seed"])
-        opt = torch.optim.AdamW(model.parameters(), lr=R1_ADAPT["lr"])
-        model.train()
-        for _ in range(R1_ADAPT["steps"]):
-            batch = rng.sample(pool, R1_ADAPT["batch_size"])
-            prompts = [tok.apply_chat_template([{"role": "user", "content": p["prompt"]}], tokenize=False,
-                                               add_generation_prompt=True) for p in batch]
-            # the template already wrote <think>; the target continues inside it (mostly without reasoning,
-            # like the base)
-            targets = [(skip_reasoning(p["solution"]) if rng.random() < WARM_START["skip_fraction"]
-                        else p["solution"])[len(THINK_OPEN):] for p in batch]
-            input_ids, attention, labels = encode_pairs(tok, prompts, targets)
-            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        tmp = target.with_name(target.name + ".tmp")
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "build.json").write_text(json.dumps({"from": str(base), "adapt": R1_ADAPT, "loss": loss.detach().item(),
-                                                    "build_seconds": round(time.time() - t0, 1)}, indent=2))
-        tmp.replace(target)
-    return target
-
 
 def model_path(name: str) -> str:
-    """The folder of the kit's own models (``tiny``, ``tiny-r1``), built on first use; other names as given."""
-    if name == "tiny":
-        return str(ensure_base_model())
-    if name == "tiny-r1":
-        return str(ensure_r1_model())
+    """The folder of the kit's own shipped models (``tiny``, ``tiny-r1``); other names (hub names, folders)
+    as given."""
+    if name in ("tiny", "tiny-r1"):
+        return str(shipped_dir(name))
     return name
 
 
@@ -351,10 +250,10 @@ def math500_rows(per_level: int = 10) -> list[dict[str, Any]]:
 
 
 def load_base(device: str = "cpu"):
-    """``(model, tokenizer)`` of the tiny base model, built first if needed."""
+    """``(model, tokenizer)`` of the shipped tiny base model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = ensure_base_model()
+    path = base_model_dir()
     model = AutoModelForCausalLM.from_pretrained(path).to(device)
     model.eval()
     return model, AutoTokenizer.from_pretrained(path)

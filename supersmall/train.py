@@ -10,19 +10,19 @@ The paper's three arms (Table 3) are one switch: ``no-kl`` (ZeroGRPO, eq. 5, bet
 reward, verl's ``use_kl_in_reward``). A run writes ``metrics.jsonl`` (one line per logged step),
 checkpoints, the final model under ``model/`` and a run card, from rank 0 only when several processes
 train. A run folder is locked while a run writes it; rerunning the same command resumes from the last
-checkpoint, and a complete run of the same config and code version is not redone.
+checkpoint, a complete run of the same config and code version is not redone, and ``resume=False``
+deletes the earlier run's model, checkpoints and metrics first (:func:`prepare_run_folder`). Several runs
+at once: :func:`supersmall.pool.train_many`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import shutil
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +34,30 @@ from peft import LoraConfig
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
-from supersmall import grpo, losses, rewards
+from supersmall import grpo, rewards
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import build_schedule, parse_stages
 from supersmall.data import drop_long_prompts, train_rows
 from supersmall.errors import UserError
-from supersmall.evaluate import run_eval
+from supersmall.evaluate import Evaluation, run_eval
 from supersmall.runcard import (
     RunLock,
     append_metrics,
+    check_run_folder,
+    checkpoint_step,
+    checkpoints,
     code_version,
     is_main_process,
+    latest_checkpoint,
     read_run_card,
     trim_metrics,
     write_run_card,
 )
 from supersmall.tiny import make_problems, model_path
 from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs, lora_config_kwargs
+from supersmall.trl_kl import KLPenaltyTrainer, kl_penalty
 
 BACKENDS = ("trl", "minimal")
 MetricsCallback = Callable[..., None]  # (step, metrics, total) -> None, e.g. plots.LiveHealth
@@ -62,7 +66,8 @@ MetricsCallback = Callable[..., None]  # (step, metrics, total) -> None, e.g. pl
 # --- stage 1: the profile -------------------------------------------------------------------------------
 def resolve(profile: Profile | str, arm: str | None, steps: int | None, seed: int | None, backend: str | None,
             curriculum: str | None, stages: str | None, overrides: dict[str, Any]) -> Profile:
-    """The profile with the run's arm, backend, steps, seed and curriculum written in (validated)."""
+    """The profile with the run's arm, backend, steps, seed and curriculum written in (validated). ``stages``
+    without ``curriculum`` trains that curriculum on the profile's schedule (never ignored)."""
     p = load_profile(profile, **overrides)
     backend = backend or p.train.backend
     if backend not in BACKENDS:
@@ -73,8 +78,9 @@ def resolve(profile: Profile | str, arm: str | None, steps: int | None, seed: in
         sets["train.steps"] = steps
     if seed is not None:
         sets["train.seed"] = seed
-    if curriculum:  # the stages are validated first, then they set the step count
-        p = p.replace(**{"curriculum.schedule": curriculum, "curriculum.stages": stages or p.curriculum.stages})
+    if curriculum or stages:  # stages alone: the profile's schedule; validated first, then they set the steps
+        p = p.replace(**{"curriculum.schedule": curriculum or p.curriculum.schedule,
+                         "curriculum.stages": stages or p.curriculum.stages})
         sets["train.steps"] = sum(s.steps for s in parse_stages(p.curriculum.stages))
     return p.replace(**sets)
 
@@ -87,8 +93,11 @@ def training_rows(profile: Profile, tokenizer: Any, curriculum: bool = False) ->
     counts: dict[str, int] = {}
     if profile.data.train == "tiny":
         pool = make_problems(max(400, t.steps * t.prompts_per_step // 5 + 1), split="train", seed=t.seed)
-    else:
-        pool = train_rows(profile, counts)
+    else:  # rank 0 prepares the datasets cache first, then the other ranks read it (no race on the cache)
+        from accelerate import PartialState
+
+        with PartialState().main_process_first():
+            pool = train_rows(profile, counts)
     pool, counts["prompt_too_long"] = drop_long_prompts(pool, tokenizer, t.max_prompt_length)
     if not curriculum:  # one stage on data.levels
         stage_spec = f"{profile.data.levels.replace(',', '+')}:{t.steps}"
@@ -98,58 +107,26 @@ def training_rows(profile: Profile, tokenizer: Any, curriculum: bool = False) ->
     return plan.rows, [list(b) for b in plan.boundaries], counts
 
 
-# --- stage 3: the TRL backend -------------------------------------------------------------------------
-class KLPenaltyTrainer(GRPOTrainer):
-    """The kl-penalty arm on TRL's own reference path: r_i <- r_i - beta * sum_t k1 (verl's use_kl_in_reward).
-
-    TRL builds, prepares and runs the reference model when ``beta > 0`` (on the training device, at the
-    sampling temperature, chunked); this class takes those reference log-probs, adds the policy's, and
-    moves the KL from the loss into the reward column ``kl_penalty``.
-    """
-
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *a, **kw):
-        out = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, *a, **kw)
-        if model is self.ref_model:
-            self._kl_batch = (input_ids, attention_mask, logits_to_keep, out[0], kw.get("batch_size"))
-        return out
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        ids, att, keep, ref_logp, bs = self._kl_batch
-        with torch.no_grad():
-            logp, _, _ = super()._get_per_token_logps_and_entropies(self.model, ids, att, keep, batch_size=bs)
-        lengths = torch.tensor([len(c) for c in completion_ids_list], device=logp.device)
-        mask = (torch.arange(keep, device=logp.device)[None, :] < lengths[:, None]).float()
-        k1 = losses.kl_estimate(logp, ref_logp, "k1") * mask
-        self._kl_penalty = losses.kl_in_reward(torch.zeros(len(lengths), device=logp.device), k1.sum(-1),
-                                               self.beta).tolist()
-        mean_kl = self.accelerator.gather(k1.sum().reshape(1)).sum() / self.accelerator.gather(mask.sum().reshape(1)).sum()
-        self._metrics["train" if self.model.training else "eval"]["kl"].append(float(mean_kl))
-        return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-
-    def _compute_loss(self, model, inputs):  # the KL is in the reward, not in the loss
-        beta, self.beta = self.beta, 0.0
-        try:
-            return super()._compute_loss(model, inputs)
-        finally:
-            self.beta = beta
-
-
-def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any]], model_path_: str,
-                 **config_overrides: Any):
-    """A ``GRPOTrainer`` for the profile and arm (``kl-penalty``: :class:`KLPenaltyTrainer`)."""
+# --- stage 3: the reward, the same for both backends -------------------------------------------------------
+def reward_functions(profile: Profile) -> tuple[list[Callable], list[float]]:
+    """The reward both backends train on: the profile's functions (:func:`supersmall.rewards.build_reward`,
+    told whether the chat template opens ``<think>``) and their weights (Open-RS's from ``paper.yaml``)."""
     funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length,
                                  think_prefilled=profile.model.think_prefill)
-    weights = list(rewards.reward_weights(profile.reward) or [1.0] * len(funcs))
-    funcs.append(rewards.reasoning_rate)  # logged as a metric only (weight 0)
-    weights.append(0.0)
-    _, beta_reward = arm_betas(profile, arm)
-    holder: dict[str, Any] = {}
-    if beta_reward:
-        def kl_penalty(completions, **kw):  # filled by KLPenaltyTrainer from TRL's reference log-probs
-            return holder["trainer"]._kl_penalty
+    return funcs, rewards.reward_weights(profile.reward) or [1.0] * len(funcs)
 
-        funcs.append(kl_penalty)
-        weights.append(1.0)
+
+# --- stage 3: the TRL backend (the kl-penalty arm: supersmall.trl_kl) ---------------------------------
+def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any]], model_path_: str,
+                 **config_overrides: Any):
+    """A ``GRPOTrainer`` for the profile and arm (``kl-penalty``: :class:`KLPenaltyTrainer`). Beside the
+    reward (:func:`reward_functions`) TRL logs the reasoning rate (weight 0) and, for kl-penalty, gets
+    the :func:`kl_penalty` column (weight 1)."""
+    funcs, weights = reward_functions(profile)
+    funcs, weights = [*funcs, rewards.reasoning_rate], [*weights, 0.0]
+    beta_loss, beta_reward = arm_betas(profile, arm)
+    if beta_reward:
+        funcs, weights = [*funcs, kl_penalty], [*weights, 1.0]
     config = GRPOConfig(**grpo_config_kwargs(profile, str(out), arm=arm, reward_weights=weights, **config_overrides))
     model = AutoModelForCausalLM.from_pretrained(model_path_, dtype=getattr(torch, profile.model.dtype),
                                                  attn_implementation=profile.model.attn_implementation)
@@ -159,7 +136,8 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
     trainer = (KLPenaltyTrainer if beta_reward else GRPOTrainer)(model=model, reward_funcs=funcs, args=config,
                                                                 train_dataset=dataset, **peft,
                                                                 processing_class=AutoTokenizer.from_pretrained(model_path_))
-    holder["trainer"] = trainer
+    if beta_reward:  # the penalty's own coefficient; a KL loss too only with train.kl_penalty_loss (paper reading)
+        trainer.kl_reward_beta, trainer.kl_loss_beta = beta_reward, beta_loss
     return trainer
 
 
@@ -190,13 +168,13 @@ def attach_callbacks(trainer, log: Callable[[int, dict], None], on_step: Callabl
 def _train_trl(profile, arm, out, rows, start_model, log, on_step, progress):
     trainer = make_trainer(profile, arm, out, rows, start_model)
     attach_callbacks(trainer, log, on_step, f"GRPO ({arm}, TRL)", progress)
-    last = get_last_checkpoint(str(out)) if out.exists() else None
+    last = latest_checkpoint(out)
     if last:
-        print(f"resuming from {Path(last).name} of {profile.train.steps} steps")
-    trainer.train(resume_from_checkpoint=last)
+        print(f"resuming from {last.name} of {profile.train.steps} steps")
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     trainer.save_model(str(out / "model"))  # rank 0 writes (TRL / transformers)
     trainer.accelerator.wait_for_everyone()
-    return trainer.model, trainer.processing_class, int(Path(last).name.split("-")[1]) if last else 0
+    return trainer.model, trainer.processing_class, checkpoint_step(last)
 
 
 def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress):
@@ -205,40 +183,76 @@ def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress)
         if on_step is not None:
             on_step(step, model, tokenizer)
 
-    funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length)
-    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, *arm_betas(profile, arm), funcs,
-                                              rewards.reward_weights(profile.reward), after_step, progress)
+    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, *arm_betas(profile, arm),
+                                              *reward_functions(profile), after_step, progress)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return model, tokenizer, start
+
+
+# --- the run folder -----------------------------------------------------------------------------------------
+def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
+    """Make ``out`` ready for this run; return the card of a finished run to reuse instead, else None.
+
+    ``resume=False`` DELETES the earlier run's ``model/``, every checkpoint and ``metrics.jsonl`` (the run
+    starts over). Otherwise: a finished run of the same config and code version is reused (its card is
+    returned); one of older code is trained again (its ``metrics.jsonl`` is DELETED); a run of another
+    config, finished or not, is a :class:`UserError` (never continued or reused silently); an unfinished
+    run of this config is resumed from its last checkpoint.
+    """
+    try:
+        card = read_run_card(out)
+    except FileNotFoundError:
+        card = None
+    if not resume:
+        for old in [out / "model", *checkpoints(out)]:
+            shutil.rmtree(old, ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        return None
+    if not card:
+        return None
+    same_config = card.get("config") == json.loads(json.dumps(profile.to_dict()))
+    if card.get("status") != "complete":
+        if not same_config:  # resuming its checkpoint would silently continue another experiment
+            raise UserError(f"{out} holds an unfinished run with another config: pass --no-resume to start over, "
+                            "or choose another --out")
+        return None
+    if card.get("code_version") != code_version():  # other code (its profiles may have other keys): redo
+        print(f"{out}: finished with other code ({card.get('code_version')}); training again")
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        return None
+    if not same_config:
+        raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
+    print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
+    return card
 
 
 # --- the entry point ---------------------------------------------------------------------------------------
 def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | None = None, seed: int | None = None,
           backend: str | None = None, out_dir: str | Path = "runs/train", curriculum: str | None = None,
           stages: str | None = None, model: str | None = None, resume: bool = True, progress: bool = True,
-          evaluate_model: bool = True, callbacks: list[MetricsCallback] | None = None,
+          evaluate_model: bool = True, evaluate_base: bool = False, callbacks: list[MetricsCallback] | None = None,
           **overrides: Any) -> dict[str, Any]:
     """Train one run and return its run card (see the module docstring). ``overrides`` are dotted profile
     keys (``train(**{"train.beta_kl_loss": 1.0})``); ``model`` starts from another model (a curriculum
     stage from the previous stage's); ``callbacks`` get ``(step, metrics, total)`` after each logged step
     (``plots.LiveHealth`` draws the health panel live); ``evaluate_model`` evaluates the final model (and
-    each curriculum stage) with :func:`supersmall.evaluate.run_eval` into ``out_dir/eval``."""
+    each curriculum stage) with :func:`supersmall.evaluate.run_eval` into ``out_dir/eval``;
+    ``evaluate_base`` also evaluates the start model (``eval/base``) and records the gain (:func:`gain`)."""
     profile = resolve(profile, arm, steps, seed, backend, curriculum, stages, overrides)
-    t, out, main = profile.train, Path(out_dir), is_main_process()
+    t, out, main = profile.train, check_run_folder(out_dir), is_main_process()
     with RunLock(out) if main else contextlib.nullcontext():
-        done = _finished(out, profile, resume) if main else None
+        done = prepare_run_folder(out, profile, resume) if main else None
         if done is not None:
             return done
         start_model = model_path(model or profile.model.name_or_path)
         rows, boundaries, counts = training_rows(profile, AutoTokenizer.from_pretrained(start_model),
-                                                 curriculum=bool(curriculum))
+                                                 curriculum=bool(curriculum or stages))
         extra = {"arm": t.arm, "backend": t.backend, "stages": boundaries, "start_model": start_model,
                  "left_out": counts, "code_version": code_version()}
         if main:
             write_run_card(out, kind="train", config=profile, seed=t.seed, status="running", extra=extra)
-            ckpt = grpo.latest_checkpoint(out)  # resuming: drop the lines the interrupted run logged after it
-            trim_metrics(out, int(ckpt.name.split("-")[1]) if ckpt else 0)
+            trim_metrics(out, checkpoint_step(latest_checkpoint(out)))  # resuming: drop lines logged after it
         listeners = list(callbacks or [])
 
         def log(step: int, m: dict[str, float]) -> None:
@@ -262,6 +276,10 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
             return {}
         if evaluate_model and not boundaries:
             evals["final"] = _evaluate(mdl, tok, profile, out, "final")
+        if evaluate_model and evaluate_base:
+            run_eval(start_model, profile, out / "eval" / "base", progress=False,
+                     meta={"role": "base", "seed": t.seed, "stage": "base"})
+            evals = {**evals, **gain(out, "final" if "final" in evals else boundaries[-1][0])}
         return _complete(out, profile, seconds, start, evals, extra)
 
 
@@ -272,21 +290,29 @@ def _evaluate(model, tokenizer, profile: Profile, out: Path, stage: str) -> floa
                     meta={"role": "trained", "arm": t.arm, "stage": stage, "seed": t.seed})["accuracy"]
 
 
-def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: dict[str, float],
+def gain(out: str | Path, stage: str = "final") -> dict[str, Any]:
+    """``base``, ``final`` (accuracies) and ``gain`` = final - base with its 95% ``gain_interval``: the
+    evaluations ``out/eval/base`` and ``out/eval/<stage>`` paired by problem (a bootstrap over problems,
+    :func:`supersmall.stats.paired_difference`)."""
+    d = Evaluation.load(Path(out) / "eval" / "base").compare(Evaluation.load(Path(out) / "eval" / stage))
+    return {"base": d["accuracy_a"], "final": d["accuracy_b"], "gain": d["difference"],
+            "gain_interval": [d["ci_low"], d["ci_high"]]}
+
+
+def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: dict[str, Any],
               extra: dict[str, Any]) -> dict[str, Any]:
     """Drop the resume checkpoints (the final model is saved) and write the completed run card."""
     t = profile.train
-    for ckpt in out.glob("checkpoint-*"):
+    for ckpt in checkpoints(out):
         shutil.rmtree(ckpt, ignore_errors=True)
     metrics: dict[str, Any] = {"train_seconds": round(seconds, 2), "steps": t.steps, "resumed_from_step": start,
                                "seconds_per_step": round(seconds / max(1, t.steps - start), 4),
-                               **{f"accuracy_{k}": v for k, v in evals.items()}}
+                               **{(k if k.startswith("gain") else f"accuracy_{k}"): v for k, v in evals.items()}}
     return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
                           timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads()},
                           extra={**extra, "model_dir": str(out / "model")})
 
 
-# --- many runs: an experiment -----------------------------------------------------------------------
 def quiet() -> None:
     """No library noise between results: transformers' and datasets' progress bars and info messages
     off, and the one deprecation notice that comes from inside TRL (the kit's own bars stay)."""
@@ -298,56 +324,5 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
-def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
-    torch.set_num_threads(threads)
-    quiet()
-    return train(progress=False, **kwargs)
-
-
-def train_many(runs: list[dict[str, Any]], workers: int = 2, desc: str = "experiment") -> list[dict[str, Any]]:
-    """Train several runs (each a dict of :func:`train` arguments), ``workers`` at a time in separate
-    processes with one torch thread each: both cores of a laptop busy, one progress bar for the lot.
-    Complete runs of the same config and code are reused. Returns the run cards in order."""
-    cards: list[dict[str, Any] | None] = [None] * len(runs)
-    threads = max(1, torch.get_num_threads() // max(1, workers))
-    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(runs), desc=desc, unit="run") as bar:
-        futures = {pool.submit(_one, kw, threads): i for i, kw in enumerate(runs)}
-        for future in as_completed(futures):
-            cards[futures[future]] = future.result()
-            bar.update(1)
-    return [c for c in cards if c is not None]
-
-
-def _finished(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
-    """The card of a finished run of the same config and code version (not redone), else None; a finished
-    run of another config is an error, and one of older code is redone (never reused silently)."""
-    try:
-        card = read_run_card(out)
-    except FileNotFoundError:
-        card = None
-    if not resume:  # start over: no model, metrics or checkpoint of an earlier run is kept (or resumed from)
-        for old in [out / "model", *out.glob("checkpoint-*")]:
-            shutil.rmtree(old, ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        return None
-    if not card:
-        return None
-    same_config = card.get("config") == json.loads(json.dumps(profile.to_dict()))
-    if card.get("status") != "complete":
-        if not same_config:  # resuming its checkpoint would silently continue another experiment
-            raise UserError(f"{out} holds an unfinished run with another config: pass --no-resume to start over, "
-                            "or choose another --out")
-        return None
-    if card.get("code_version") != code_version():  # other code (its profiles may have other keys): redo
-        print(f"{out}: finished with other code ({card.get('code_version')}); training again")
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        return None
-    if not same_config:
-        raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
-    print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
-    return card
-
-
-__all__ = ["train", "train_many", "quiet", "resolve", "training_rows", "make_trainer", "attach_callbacks",
-           "KLPenaltyTrainer", "BACKENDS"]
+__all__ = ["train", "quiet", "resolve", "training_rows", "reward_functions", "make_trainer", "attach_callbacks",
+           "prepare_run_folder", "gain", "KLPenaltyTrainer", "kl_penalty", "BACKENDS"]

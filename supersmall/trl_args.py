@@ -33,11 +33,13 @@ TRL_METRICS = {"loss": "loss", "reward": "reward", "reward_std": "reward_std",
 
 
 def arm_betas(profile: Profile, arm: str) -> tuple[float, float]:
-    """(beta of the KL loss term, beta of the KL-in-reward penalty) of one of Table 3's arms."""
+    """(beta of the KL loss term, beta of the KL-in-reward penalty) of one of Table 3's arms; kl-penalty keeps
+    the KL loss too when ``train.kl_penalty_loss`` (the paper reading: Table 3 calls it standard GRPO, eq. 2)."""
     if arm not in ARMS:
         raise UserError(f"unknown arm {arm!r}; valid arms are: {', '.join(ARMS)}")
     t = profile.train
-    return (t.beta_kl_loss if arm == "kl-nopenalty" else 0.0, t.beta_kl_reward if arm == "kl-penalty" else 0.0)
+    loss = arm == "kl-nopenalty" or (arm == "kl-penalty" and t.kl_penalty_loss)
+    return (t.beta_kl_loss if loss else 0.0, t.beta_kl_reward if arm == "kl-penalty" else 0.0)
 
 
 def training_processes(profile: Profile) -> int:
@@ -49,10 +51,12 @@ def training_processes(profile: Profile) -> int:
     return launch.num_gpus - 1 if launch.vllm_mode == "server" else launch.num_gpus
 
 
-def per_device_batch(profile: Profile) -> int:
-    """Completions per process per micro-step (TRL's ``per_device_train_batch_size``)."""
+def per_device_batch(profile: Profile, procs: int | None = None) -> int:
+    """Completions per process per micro-step (TRL's ``per_device_train_batch_size``), on ``procs`` training
+    processes (default :func:`training_processes`); rounded down, as TRL runs it."""
     t = profile.train
-    return max(1, t.prompts_per_step * t.num_generations // (training_processes(profile) * t.gradient_accumulation_steps))
+    procs = procs or training_processes(profile)
+    return max(1, t.prompts_per_step * t.num_generations // (procs * t.gradient_accumulation_steps))
 
 
 def _vllm_args(profile: Profile) -> dict[str, Any]:
@@ -92,7 +96,7 @@ def grpo_config_kwargs(profile: Profile, output_dir: str, arm: str | None = None
         output_dir=output_dir, learning_rate=t.learning_rate, per_device_train_batch_size=per_device_batch(profile),
         gradient_accumulation_steps=t.gradient_accumulation_steps, num_generations=t.num_generations,
         max_completion_length=t.max_completion_length, temperature=t.temperature, top_p=t.top_p,
-        loss_type=t.loss_type, scale_rewards={"std": "group"}.get(t.scale_rewards, t.scale_rewards),
+        loss_type=t.loss_type, scale_rewards=t.scale_rewards,
         epsilon=t.clip_eps, epsilon_high=t.clip_eps_high if t.clip_eps_high is not None else t.clip_eps,
         # kl-penalty: TRL builds and prepares the reference model when beta > 0; the kit moves the KL from the
         # loss into the reward (supersmall.train.KLPenaltyTrainer)

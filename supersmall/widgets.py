@@ -54,7 +54,7 @@ def render(completion: str, answer: str = "17", length: int | None = None, max_l
     df = score_table(completions, answer, lengths, max_length, threshold, penalty)
     names = ["eq. 4 bipolar", "eq. 6 correct", "SuperSmall (6+7)", "Open-RS cosine", "Small-Math-R1"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-    for ax, scale in zip(axes, ("std", "none")):
+    for ax, scale in zip(axes, ("group", "none")):
         for i, name in enumerate(names):
             adv = group_advantages(df[name].tolist(), len(completions), scale=scale)
             ax.bar([j + i * 0.15 for j in range(len(completions))], adv.tolist(), 0.15, label=name)

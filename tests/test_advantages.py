@@ -7,7 +7,7 @@ from supersmall.advantages import group_advantages, zero_std_fraction
 
 
 def test_equal_rewards_give_exact_zero_never_nan():
-    for scale in ("std", "none", "batch"):
+    for scale in ("group", "none", "batch", "std"):
         a = group_advantages([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], 4, scale=scale)
         assert torch.equal(a, torch.zeros(8)), scale
     assert torch.equal(group_advantages([0.5], 1), torch.zeros(1))
@@ -15,10 +15,10 @@ def test_equal_rewards_give_exact_zero_never_nan():
 
 def test_one_of_four_success_by_hand():
     # mean 0.25, unbiased std sqrt(((0.75)^2 + 3 * 0.25^2) / 3) = 0.5
-    a = group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="std", eps=0.0)
+    a = group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="group", eps=0.0)
     assert a.tolist() == pytest.approx([1.5, -0.5, -0.5, -0.5])
     # a rare failure gets |A| = 1.5 too (the difficulty bias the notebook shows)
-    b = group_advantages([0.0, 1.0, 1.0, 1.0], 4, scale="std", eps=0.0)
+    b = group_advantages([0.0, 1.0, 1.0, 1.0], 4, scale="group", eps=0.0)
     assert b.tolist() == pytest.approx([-1.5, 0.5, 0.5, 0.5])
     c = group_advantages([1.0, 0.0, 0.0, 0.0], 4, scale="none")
     assert c.tolist() == pytest.approx([0.75, -0.25, -0.25, -0.25])
@@ -27,7 +27,7 @@ def test_one_of_four_success_by_hand():
 def test_two_groups_side_by_side_are_independent():
     a = group_advantages([1.0, 0.0, 3.0, 3.0, 2.0, 0.0], 3, scale="none")
     assert a.tolist() == pytest.approx([-1 / 3, -4 / 3, 5 / 3, 4 / 3, 1 / 3, -5 / 3])
-    s = group_advantages([1.0, 0.0, 3.0, 3.0, 2.0, 0.0], 3, scale="std", eps=0.0)
+    s = group_advantages([1.0, 0.0, 3.0, 3.0, 2.0, 0.0], 3, scale="group", eps=0.0)
     std1 = torch.tensor([1.0, 0.0, 3.0]).std().item()
     std2 = torch.tensor([3.0, 2.0, 0.0]).std().item()
     assert s.tolist() == pytest.approx([-1 / 3 / std1, -4 / 3 / std1, 5 / 3 / std1, 4 / 3 / std2, 1 / 3 / std2, -5 / 3 / std2])

@@ -231,21 +231,49 @@ def test_paired_test_check():
 def test_verdict_check():
     assert check_verdict(reference_verdict)
 
-    def normal_interval(diffs, direction):  # z = 1.96 instead of Student-t: overconfident with few seeds
+    def interval_only(diffs, direction, within_se):  # the old rule: the t interval, no seed count, no floor
         n = len(diffs)
         if n < 2:
             return "inconclusive"
         m = sum(diffs) / n
-        h = 1.96 * math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1)) / math.sqrt(n)
+        sd = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
+        h = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
         lo, hi = sorted((direction * (m - h), direction * (m + h)))
         return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
 
-    with pytest.raises(CheckFailed, match="two seeds"):
-        check_verdict(normal_interval)
+    with pytest.raises(CheckFailed, match="three seeds agree"):
+        check_verdict(interval_only)
 
-    def ignores_direction(diffs, direction):
-        return reference_verdict(diffs, +1)
+    def zero_width(diffs, direction, within_se):  # everything but the floor: identical seeds look certain
+        n = len(diffs)
+        if n < stats.MIN_SEEDS or not all(direction * x > 0 for x in diffs) and not all(direction * x < 0 for x in diffs):
+            return "inconclusive"
+        m = sum(diffs) / n
+        h = st.t.ppf(0.975, n - 1) * math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1)) / math.sqrt(n)
+        lo, hi = sorted((direction * (m - h), direction * (m + h)))
+        return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
+
+    with pytest.raises(CheckFailed, match="identical tiny gains"):
+        check_verdict(zero_width)
+
+    def ignores_direction(diffs, direction, within_se):
+        return reference_verdict(diffs, +1, within_se)
 
     with pytest.raises(CheckFailed, match="the paper says it drops"):
         check_verdict(ignores_direction)
 
+
+
+def test_every_check_of_every_topic_is_exported_once():
+    """checks/__init__.py imports each topic's checks by name (no discovery): a new check_ function must be
+    added there, and every exported name exists."""
+    import importlib
+    import pkgutil
+
+    import supersmall.checks as checks
+
+    written = {name for info in pkgutil.iter_modules(checks.__path__)
+               for name in vars(importlib.import_module(f"supersmall.checks.{info.name}")) if name.startswith("check_")}
+    exported = [name for name in checks.__all__ if name.startswith("check_")]
+    assert len(exported) == len(set(exported)) and set(exported) == written
+    assert all(hasattr(checks, name) for name in checks.__all__)

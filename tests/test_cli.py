@@ -1,11 +1,13 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from supersmall.cli import COMMANDS as LISTED
 from supersmall.cli import build_parser, main
 
-COMMANDS = {"doctor", "eval", "estimate", "exercises", "notebooks", "replicate", "train"}
+COMMANDS = {"canary", "doctor", "eval", "estimate", "exercises", "notebooks", "replicate", "train", "tiny"}
 
 
 def _cli(*args):
@@ -19,14 +21,20 @@ def test_help_lists_commands():
         assert command in out.stdout
 
 
+def test_the_commands_are_listed_once_and_every_command_module_is_listed():
+    modules = {p.stem for p in (Path(__file__).resolve().parents[1] / "supersmall" / "commands").glob("*.py")
+               if not p.name.startswith("_")}
+    assert len(LISTED) == len(set(LISTED)) and set(LISTED) == modules == COMMANDS
+
+
 def test_every_command_registers_a_handler():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == COMMANDS
     for name in COMMANDS:
         handler = parser.parse_args([name, *(["run"] if name in ("notebooks",) else []),
-                                     *(["--out", "x"] if name in ("train", "eval", "replicate") else []),
-                                     *(["build"] if name == "exercises" else [])]).handler
+                                     *(["--out", "x"] if name in ("train", "eval", "replicate", "canary") else []),
+                                     *(["build"] if name in ("exercises", "tiny") else [])]).handler
         assert handler.__module__ == f"supersmall.commands.{name}", name
 
 
@@ -56,6 +64,17 @@ BAD = [
     (["train", "--curriculum", "zigzag"], "curriculum.schedule = 'zigzag'"),
     (["train", "--curriculum", "staged", "--stages", "1-3:x"], "curriculum.stages = '1-3:x'"),
     (["train", "--model", "/nonexistent/model"], "'/nonexistent/model' is not a model folder"),
+    (["train", "--out", "{file}"], "is a file, not a folder"),
+    (["train", "--out", "{file}/run"], "is a file, not a folder"),
+    (["train", "--profile", "{list_yaml}"], "must be a YAML mapping of sections"),
+    (["train", "--profile", "{text_yaml}"], "must be a YAML mapping of sections"),
+    (["train", "--profile", "{broken_yaml}"], "is not valid YAML"),
+    (["train", "--stages", "9-3:5"], "curriculum.stages = '9-3:5'"),
+    (["train", "--curriculum", "staged", "--stages", "1-3:5,1-3:5"], "curriculum.stages = '1-3:5,1-3:5'"),
+    (["train", "--set", "data.levels=1-1000"], "data.levels = '1-1000'"),
+    (["eval", "--out", "{file}"], "is a file, not a folder"),
+    (["tiny", "build", "--out", "{file}"], "is a file, not a folder"),
+    (["tiny", "build", "--ship", "--seed", "3"], "whose seed is fixed"),
     (["eval", "--model", "/nonexistent/model"], "'/nonexistent/model' is not a model folder"),
     (["eval", "--model", "{empty}"], "is not a model folder (no config.json"),
     (["eval", "--dataset", "/nonexistent/data.jsonl"], "/nonexistent/data.jsonl' does not exist"),
@@ -71,7 +90,14 @@ BAD = [
 
 @pytest.mark.parametrize("argv, expected", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_a_bad_command_line_is_one_sentence_and_exit_2(argv, expected, tmp_path, capsys):
-    argv = [str(tmp_path) if a == "{empty}" else a for a in argv]
+    (tmp_path / "file.txt").write_text("not a folder")
+    files = {"{empty}": tmp_path, "{file}": tmp_path / "file.txt", "{list_yaml}": tmp_path / "list.yaml",
+             "{text_yaml}": tmp_path / "text.yaml", "{broken_yaml}": tmp_path / "broken.yaml"}
+    files["{list_yaml}"].write_text("- train\n- eval\n")
+    files["{text_yaml}"].write_text("just a sentence\n")
+    files["{broken_yaml}"].write_text("train: {steps: [1,\n  eval: ]\n")
+    argv = [a.replace("{file}", str(files["{file}"])) if a.startswith("{file}") else str(files.get(a, a))
+            for a in argv]
     if argv[0] in ("train", "eval", "replicate", "notebooks") and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     assert main(argv) == 2

@@ -3,18 +3,18 @@ from pathlib import Path
 import pytest
 
 from supersmall.config import (
-    RULES,
     Profile,
     ProfileError,
     available_profiles,
+    check_profile,
     load_profile,
     profile_table,
-    validate,
 )
+from supersmall.profile_rules import RULES
 
 
 def test_shipped_profiles_load_typed():
-    assert set(available_profiles()) == {"tiny", "rehearsal", "a6000x4"}
+    assert set(available_profiles()) == {"tiny", "rehearsal", "single-gpu", "a6000x4"}
     tiny = load_profile("tiny")
     assert isinstance(tiny, Profile) and tiny.name == "tiny"
     assert isinstance(tiny.train.learning_rate, float) and isinstance(tiny.train.num_generations, int)
@@ -60,6 +60,17 @@ def test_unknown_section_and_bad_types(tmp_path: Path):
     f.write_text("train: [1, 2]\n")
     with pytest.raises(ProfileError, match="mapping"):
         load_profile(f)
+    # the whole file must be a mapping of sections; an empty file is every default
+    for text, kind in (("- train\n- eval\n", "list"), ("just words\n", "str"), ("42\n", "int"), ("[]\n", "list")):
+        f.write_text(text)
+        with pytest.raises(ProfileError, match=f"must be a YAML mapping of sections .* not a {kind}$"):
+            load_profile(f)
+    f.write_text("")
+    assert load_profile(f).train == Profile().train
+    f.write_text("train: {steps: [1,\n  eval: ]\n")
+    with pytest.raises(ProfileError, match="is not valid YAML") as e:
+        load_profile(f)
+    assert "\n" not in str(e.value)  # one line
 
 
 def test_yaml_path_and_defaults(tmp_path: Path):
@@ -114,7 +125,7 @@ def test_every_rule_names_a_real_key_and_every_shipped_profile_passes():
         section, key = dotted.split(".")
         assert hasattr(getattr(p, section), key), dotted
     for name in available_profiles():
-        assert validate(load_profile(name)) == load_profile(name)
+        assert check_profile(load_profile(name)) == load_profile(name)
 
 
 @pytest.mark.parametrize("key,value,expected", [
@@ -143,7 +154,7 @@ def test_a_bad_value_is_one_sentence(key, value, expected):
     msg = str(e.value)
     assert expected in msg and key in msg and "\n" not in msg
     with pytest.raises(ProfileError, match="is not valid"):  # also when the profile is built by hand
-        validate(_bad_profile(key, value))
+        check_profile(_bad_profile(key, value))
 
 
 def _bad_profile(key, value):

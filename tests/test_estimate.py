@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from supersmall import cost, paper
 from supersmall import estimate as E
-from supersmall import paper
 from supersmall.cli import main
 from supersmall.config import LaunchConfig, load_profile
+from supersmall.model_shape import model_dims
 
 ROOT = Path(__file__).resolve().parents[1]
 R1 = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
@@ -40,17 +41,17 @@ def test_model_dims_match_real_models():
 
     from supersmall import tiny
 
-    d = E.model_dims(R1)
+    d = model_dims(R1)
     assert (d.hidden, d.layers, d.heads, d.kv_heads, d.intermediate, d.vocab) == (1536, 28, 12, 2, 8960, 151936)
     assert 1.76e9 < d.params < 1.79e9  # ~1.78e9 incl. both embeddings
-    assert E.model_dims("some/local/DeepSeek-R1-Distill-Qwen-1.5B") == d
+    assert model_dims("some/local/DeepSeek-R1-Distill-Qwen-1.5B") == d
     vocab = len(tiny.build_tokenizer())
-    assert E.model_dims("tiny").params == sum(p.numel() for p in tiny.new_model(vocab).parameters())
+    assert model_dims("tiny").params == sum(p.numel() for p in tiny.new_model(vocab).parameters())
     cfg = Qwen2Config(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
                       num_key_value_heads=2, vocab_size=50, tie_word_embeddings=False)
-    assert E.model_dims(cfg).params == sum(p.numel() for p in Qwen2ForCausalLM(cfg).parameters())
+    assert model_dims(cfg).params == sum(p.numel() for p in Qwen2ForCausalLM(cfg).parameters())
     with pytest.raises(ValueError, match="config dict"):
-        E.model_dims("nobody/unknown-model-7B")
+        model_dims("nobody/unknown-model-7B")
 
 
 def test_weights_term_by_hand(tmp_path):
@@ -58,12 +59,12 @@ def test_weights_term_by_hand(tmp_path):
                intermediate_size=16, vocab_size=10, tie_word_embeddings=True)
     # q 8*8+8, k and v 8*4+4 each, o 8*8, MLP 3*8*16, two norms 2*8; tied embedding 10*8; final norm 8
     params = (64 + 8) + 2 * (32 + 4) + 64 + 384 + 16 + 80 + 8
-    assert E.model_dims(toy).params == params == 696
+    assert model_dims(toy).params == params == 696
     m = E.memory_gb(a6000(4), model=toy)
     assert m["weights"] == pytest.approx(2 * 696 / 2**30)
     assert m["optimizer"] == pytest.approx(12 * 696 / 4 / 2**30)  # fp32 master + Adam, over 4 processes
     (tmp_path / "config.json").write_text(json.dumps(toy))
-    assert E.model_dims(str(tmp_path)).params == 696
+    assert model_dims(str(tmp_path)).params == 696
 
 
 # --- memory -------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_checkpointing_and_lm_head():
     assert off["activations"] > 3 * on["activations"]
     assert "turn on train.gradient_checkpointing" in E.check_memory(
         a6000(4, **{"train.gradient_checkpointing": False, "train.gradient_accumulation_steps": 16}))
-    d = E.model_dims(R1)
+    d = model_dims(R1)
     full = E.memory_gb(a6000(4), lm_head="full")
     n = 8 * 4096  # micro-batch x completion tokens
     assert full["logits"] * 2**30 == pytest.approx(2 * n * d.vocab * 2 + d.vocab * d.hidden * 2)
@@ -162,7 +163,7 @@ def test_estimate_beside_table5():
 
 
 def test_table5_rows_all_six_with_ratios():
-    rows = E.table5_rows(a6000(4))
+    rows = cost.table5_rows(a6000(4))
     table = paper.table5_minutes()
     assert [r["row"] for r in rows] == list(table) and len(rows) == 6
     for r in rows:
@@ -179,14 +180,14 @@ def test_table5_rows_all_six_with_ratios():
 # --- CLI ----------------------------------------------------------------------------------------------
 def test_cli_json_and_text(capsys):
     assert main(["estimate", "--profile", "a6000x4", "--set", "train.gradient_accumulation_steps=4", "--json"]) == 0
-    runs = json.loads(capsys.readouterr().out)
+    runs = json.loads(capsys.readouterr().out)["runs"]
     assert [(r["arm"], r["stage"]) for r in runs] == [("no-kl", "level1-3"), ("kl-penalty", "level1-3"),
                                                     ("kl-nopenalty", "level1-3"), ("no-kl", "level4"),
                                                     ("no-kl", "level5")]
     for r in runs:
         assert r["minutes"]["mid"] > 0 and r["peak_memory_gb"] > 0 and r["fits"] is True
     assert main(["estimate", "--set", "train.gradient_accumulation_steps=1", "--json", "--arm", "no-kl"]) == 0
-    (one,) = json.loads(capsys.readouterr().out)
+    (one,) = json.loads(capsys.readouterr().out)["runs"]
     assert one["fits"] is False and "gradient_accumulation_steps" in one["memory_check"]
     assert main(["estimate", "--profile", "a6000x4", "--set", "train.gradient_accumulation_steps=4"]) == 0
     text = capsys.readouterr().out
@@ -249,3 +250,91 @@ def test_train_step_benchmark_runs():
         seconds = float(lines[name].split(":", 1)[1].split()[0])
         assert seconds > 0, lines[name]
     assert "overhead kit / raw" in lines["kit TRL backend"]
+
+
+# --- issue 22: usable memory, vLLM's share, the length model, the whole replication ------------------------
+def test_memory_is_compared_with_the_usable_not_the_nominal_size():
+    p = a6000(4, **{"launch.gpu_usable_gb": 46.0})
+    m = E.memory_gb(p, "kl-penalty")
+    assert m["capacity"] == 48 and m["usable"] == 46.0 and m["fits"]
+    squeezed = E.memory_gb(p.replace(**{"launch.gpu_usable_gb": m["total"] - 0.5}), "kl-penalty")
+    assert squeezed["total"] < 48 and not squeezed["fits"]  # under 48 nominal, over what a process can allocate
+    msg = E.check_memory(p.replace(**{"launch.gpu_usable_gb": m["total"] - 0.5}), "kl-penalty")
+    assert f"({m['total'] - 0.5:.1f} usable;" in msg
+    assert E.memory_gb(a6000(4, **{"launch.gpu_usable_gb": 0.0}))["usable"] == 48  # 0 = the nominal size
+    full = load_profile("a6000x4")
+    assert full.launch.gpu_usable_gb < full.launch.gpu_memory_gb  # the profile names its usable memory
+    for arm in paper.ARMS:
+        assert E.memory_gb(full, arm)["fits"] and E.check_vllm(full) is None
+
+
+def test_vllm_share_is_sized_from_its_kv_need():
+    d = model_dims(R1)
+    v = E.vllm_memory(a6000(4, **{"launch.vllm_gpu_memory_utilization": 0.25}))
+    kv = 32 * 5120 * 2 * d.layers * d.kv_dim * 2 / 2**30  # 32 sequences of 1024 + 4096 tokens, K and V in bf16
+    assert v["sequences"] == 32 and v["need"] == pytest.approx(2 * d.params / 2**30 + E.VLLM_RUNTIME_GB + kv)
+    assert v["share"] == 12.0 and v["need"] < v["share"] and v["concurrent"] == 32  # 0.25 holds every sequence
+    wide = E.memory_gb(a6000(4)), E.memory_gb(a6000(4, **{"launch.vllm_gpu_memory_utilization": 0.25}))
+    assert wide[0]["total"] - wide[1]["total"] == pytest.approx(0.1 * 48)  # 0.35 -> 0.25 frees 4.8 GiB
+    assert load_profile("a6000x4").launch.vllm_gpu_memory_utilization == 0.25
+    small = a6000(4, **{"launch.vllm_gpu_memory_utilization": 0.05})
+    assert E.vllm_memory(small)["concurrent"] == 0 and "raise launch.vllm_gpu_memory_utilization" in E.check_vllm(small)
+    # fewer sequences at once than a step generates: several waves, a slower step
+    tight = a6000(4, **{"launch.vllm_gpu_memory_utilization": 0.15})
+    assert E.vllm_memory(tight)["concurrent"] == int((0.15 * 48 - v["fixed"]) / v["kv_per_sequence"]) == 21
+    assert E.step_seconds(tight)["waves"] == 2
+    assert E.step_seconds(tight)["generation_s"] > E.step_seconds(a6000(4))["generation_s"]
+
+
+def test_stage_length_model_from_paper_yaml():
+    p = a6000(4)
+    for stage in ("level1-3", "level4", "level5"):
+        model = paper.fact(f"estimate.lengths.{stage}")
+        assert model.kind == "choice"
+        s = E.stage_lengths(p, stage)
+        assert s["rollouts_per_step"] == 128 and s["mean_fraction"] == model.value["mean"]
+        assert s["cap_hit_per_step"] == pytest.approx(1 - (1 - model.value["cap_hit"]) ** 128, abs=1e-4)
+    one = load_profile("a6000x4", **{"train.prompts_per_step": 1, "train.num_generations": 2,
+                                     "train.gradient_accumulation_steps": 1, "launch.num_gpus": 2})
+    s = E.stage_lengths(one, "level1-3")  # 2 rollouts: the cap is rarely hit, the longest is ~2x the mean
+    assert s["cap_hit_per_step"] == pytest.approx(1 - 0.95**2) and s["longest_fraction"] == pytest.approx(1.0)
+    # harder stages decode longer: their steps take longer
+    assert E.estimate(p, "no-kl", "level5")["minutes"]["mid"] > E.estimate(p, "no-kl", "level1-3")["minutes"]["mid"]
+
+
+def test_paper_numbers_are_read_from_paper_yaml():
+    source = (ROOT / "supersmall" / "estimate.py").read_text() + (ROOT / "supersmall" / "cost.py").read_text()
+    for minutes in paper.table5_minutes().values():
+        assert f"{minutes:g}" not in source.replace("0.5 GiB", ""), minutes
+    assert "gpu_type" not in source  # no such profile field
+
+
+def test_the_whole_replication_counts_every_run_and_evaluation():
+    p = load_profile("a6000x4")
+    c = cost.replicate_cost(p)
+    seeds = len(p.notebooks.claim_seeds)  # 5: a paper claim's verdict needs 5 agreeing seeds
+    assert c["training_runs"] == 5 * seeds and c["evaluations"] == 5 * seeds + 1
+    minutes = sum(c["minutes_per_run"].values())  # one seed's five runs, each with its start-up
+    assert c["training_hours"] == pytest.approx(seeds * minutes / 60, abs=0.1)
+    rounds = -(-(5 * seeds + 1) // 4)  # evaluations four at a time, one per GPU
+    assert c["evaluation_hours"] == pytest.approx(rounds * cost.eval_minutes(p) / 60, abs=0.1)
+    assert c["total_hours"]["mid"] == pytest.approx(c["training_hours"] + c["evaluation_hours"], abs=0.11)
+    assert c["total_hours"]["low"] < c["total_hours"]["mid"] < c["total_hours"]["high"]
+    assert 24 < c["total_hours"]["mid"] < 24 * 5  # days, not hours: about five times the paper's single run
+    assert set(c["truncation"]) == {"level1-3", "level4", "level5"}
+    one_seed = cost.replicate_cost(p, seeds=[42])
+    assert one_seed["training_runs"] == 5 and one_seed["evaluations"] == 6
+
+
+def test_cli_json_prints_total_hours_and_single_gpu_fits_24_gb(capsys):
+    assert main(["estimate", "--profile", "a6000x4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_hours"]["mid"] > 0 and out["truncation"]["level5"]["cap_hit_per_step"] > 0.99
+    assert main(["estimate", "--profile", "single-gpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["training_runs"] == 4 * 5  # two arms (no kl-penalty under LoRA) + two stages, five seeds
+    for r in out["runs"]:
+        assert r["fits"] and r["peak_memory_gb"] <= r["usable_memory_gb"] <= 24 and r["memory_check"] is None
+        assert r["micro_batch"] == 8 and r["vllm_check"] is None
+    assert main(["estimate", "--profile", "a6000x4"]) == 0
+    assert "the whole replicate (25 training runs, 26 evaluations" in capsys.readouterr().out

@@ -14,15 +14,14 @@ from supersmall import plots, stats, tiny
 from supersmall.config import EvalConfig, load_profile
 from supersmall.data import BOXED_INSTRUCTION, format_prompt, prompt_text
 from supersmall.evaluate import (
-    EvalResult,
+    SUMMARY_KEYS,
+    Evaluation,
     budget_curve,
-    compare,
     eval_rows,
     evaluate,
     rescore,
     run_eval,
     sensitivity,
-    summarize,
     wilson_interval,
 )
 from supersmall.grading import reasoned
@@ -67,10 +66,13 @@ def test_pass_at_1_is_the_mean_over_samples_then_problems():
     # 3 problems x 2 samples: 1/2, 2/2, 0/2 -> pass@1 = (0.5 + 1 + 0) / 3 = 0.5
     recs = [_rec(0, True, 0), _rec(0, False, 1), _rec(1, True, 0), _rec(1, True, 1), _rec(2, False, 0),
             _rec(2, False, 1, truncated=True, extracted=None, length=40)]
-    s = summarize(recs)
+    ev = Evaluation(recs)
+    assert ev.per_problem == {0: 0.5, 1: 1.0, 2: 0.0}
+    s = ev.summary
     assert s["accuracy"] == pytest.approx(0.5) and s["n"] == 3 and s["samples"] == 6
-    assert (s["ci_low"], s["ci_high"]) == pytest.approx(wilson_interval(round(1.5), 3))
-    assert s["truncation_rate"] == pytest.approx(1 / 6)
+    # fractions are not a binomial count: the interval is a bootstrap over the problems, not Wilson
+    assert (s["ci_low"], s["ci_high"]) == stats.mean_interval([0.5, 1.0, 0.0])
+    assert s["truncated_fraction"] == pytest.approx(1 / 6)
     assert s["boxed_rate"] == pytest.approx(5 / 6)
     assert s["mean_length"] == pytest.approx((5 * 10 + 40) / 6)
 
@@ -80,7 +82,9 @@ def test_per_level_and_per_subject_breakdown_on_a_fixture():
     spec = [(1, "Algebra", True), (1, "Algebra", True), (1, "Geometry", True), (1, "Geometry", False),
             (2, "Algebra", True), (2, "Geometry", False)]
     recs = [_rec(i, ok, level=lv, subject=sub) for i, (lv, sub, ok) in enumerate(spec)]
-    s = summarize(recs)
+    ev = Evaluation(recs)
+    s = ev.summary
+    assert set(s) == set(SUMMARY_KEYS)
     assert s["accuracy"] == pytest.approx(4 / 6)
     assert set(s["per_level"]) == {"1", "2"}
     assert s["per_level"]["1"]["accuracy"] == pytest.approx(0.75) and s["per_level"]["1"]["n"] == 4
@@ -89,7 +93,20 @@ def test_per_level_and_per_subject_breakdown_on_a_fixture():
     assert s["per_subject"]["Geometry"]["accuracy"] == pytest.approx(1 / 3)
     lo, hi = wilson_interval(3, 4)
     assert (s["per_level"]["1"]["ci_low"], s["per_level"]["1"]["ci_high"]) == pytest.approx((lo, hi))
+    # any subset: levels, a subject, or both
+    assert ev.levels == [1, 2] and ev.accuracy([2]) == 0.5 and ev.accuracy(subject="Geometry") == pytest.approx(1 / 3)
+    assert ev.accuracy([1], subject="Geometry") == 0.5 and math.isnan(ev.accuracy([5]))
+    assert ev.interval(subject="Algebra") == {"accuracy": 1.0, "ci_low": wilson_interval(3, 3)[0], "ci_high": 1.0, "n": 3}
+    with pytest.raises(ValueError, match="level"):
+        ev.breakdown("seed")
 
+
+def test_a_perfect_or_empty_subset_keeps_its_estimate_inside_its_interval():
+    for recs in ([_rec(i, True) for i in range(100)], [_rec(i, False) for i in range(7)],
+                 [_rec(0, True, 0), _rec(0, True, 1)], [_rec(i, i % 3 == 0, s) for i in range(5) for s in range(3)]):
+        s = Evaluation(recs).summary
+        assert s["ci_low"] <= s["accuracy"] <= s["ci_high"]
+    assert Evaluation([]).interval()["n"] == 0
 
 def test_reasoned_needs_a_non_empty_think_block():
     assert reasoned("<think>2+3=5</think>\\boxed{5}")
@@ -133,7 +150,7 @@ def test_rows_with_a_problem_only_use_the_prompt_template():
     chat = evaluate(model, rows, tok, prompt_template="chat", max_new_tokens=8, progress=False)
     assert raw.records[0]["prompt"] == "2+3=?\n" + BOXED_INSTRUCTION
     assert chat.records[0]["prompt"] == f"<|user|>2+3=?\n{BOXED_INSTRUCTION}<|assistant|>"
-    assert raw.summary["accuracy"] == chat.summary["accuracy"] == 1.0
+    assert raw.summary["accuracy"] == chat.summary["accuracy"] == 1.0 and isinstance(raw, Evaluation)
     with pytest.raises(ValueError, match="'prompt' or 'problem'"):
         evaluate(model, [{"answer": "1"}], tok, max_new_tokens=8, progress=False)
 
@@ -192,7 +209,7 @@ def test_hf_backend_pipeline_with_a_scripted_model():
     assert s["accuracy"] == pytest.approx(12 / 20) and s["n"] == 20
     assert [s["per_level"][str(lv)]["accuracy"] for lv in range(1, 6)] == [1.0, 1.0, 1.0, 0.0, 0.0]
     assert s["per_subject"][tiny.SUBJECTS[1]]["accuracy"] == 1.0
-    assert s["truncation_rate"] == pytest.approx(4 / 20) and s["boxed_rate"] == pytest.approx(16 / 20)
+    assert s["truncated_fraction"] == pytest.approx(4 / 20) and s["boxed_rate"] == pytest.approx(16 / 20)
     assert s["reasoning_rate"] == pytest.approx(12 / 20)
     by_level = {r["level"]: r for r in res.records}
     first = next(r for r in rows if r["level"] == 1)
@@ -246,7 +263,7 @@ def test_vllm_backend_without_vllm_says_how_to_get_it():
         import vllm  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError, match="pip install -e '.\\[gpu\\]'"):
-            evaluate(str(tiny.model_dir()), _problems()[:2], tiny.build_tokenizer(), backend="vllm", max_new_tokens=8)
+            evaluate(str(tiny.base_model_dir()), _problems()[:2], tiny.build_tokenizer(), backend="vllm", max_new_tokens=8)
     else:  # pragma: no cover - GPU hosts
         pytest.skip("vLLM is installed: the GPU path is exercised by the full-scale runs")
 
@@ -267,7 +284,7 @@ def test_random_qwen2_greedy_is_deterministic_and_batch_invariant():
 
 
 def test_tiny_base_model_end_to_end_from_its_path():
-    path = tiny.ensure_base_model(progress=False)
+    path = tiny.base_model_dir()
     rows = tiny.test_problems(4)
     res = evaluate(str(path), rows, max_new_tokens=48, progress=False)
     s = res.summary
@@ -276,7 +293,7 @@ def test_tiny_base_model_end_to_end_from_its_path():
     for r in res.records:
         assert r["correct"] == (r["extracted"] is not None and r["extracted"].strip() == r["answer"])
     short = evaluate(str(path), rows, max_new_tokens=3, progress=False).summary
-    assert short["accuracy"] == 0.0 and short["truncation_rate"] == 1.0  # a short budget collapses the score
+    assert short["accuracy"] == 0.0 and short["truncated_fraction"] == 1.0  # a short budget collapses the score
 
 
 # --- records, compare, sensitivity ------------------------------------------------------------------
@@ -287,17 +304,22 @@ def test_records_round_trip_through_jsonl(tmp_path):
     res = evaluate(model, rows, tok, max_new_tokens=24, progress=False)
     path = res.to_jsonl(tmp_path / "sub" / "records.jsonl")
     assert len(path.read_text().splitlines()) == 20
-    back = EvalResult.from_jsonl(path)
+    back = Evaluation.load(path)
     assert back.records == res.records and back.summary == res.summary
-    assert "accuracy=0.400" in repr(back)
+    assert "accuracy=0.400" in repr(back) and "truncated_fraction=" in repr(back)
+    assert Evaluation.load(path.parent).per_problem == res.per_problem  # the folder, or its records file
+    with pytest.raises(FileNotFoundError, match="records.jsonl"):
+        Evaluation.load(tmp_path / "nowhere")
 
 
 def test_compare_on_a_fixture():
     # 20 problems: both right on 0-5, only b right on 6-13 (8), only a right on 14-15 (2), both wrong on 16-19
-    a = EvalResult([_rec(i, i < 6 or 14 <= i < 16) for i in range(20)], {})
-    b = EvalResult([_rec(i, i < 14) for i in range(20)], {})
-    c = compare(a, b)
-    assert set(c) == {"n", "difference", "ci_low", "ci_high", "a_better", "b_better", "mcnemar_p"}
+    a = Evaluation([_rec(i, i < 6 or 14 <= i < 16) for i in range(20)])
+    b = Evaluation([_rec(i, i < 14) for i in range(20)])
+    c = a.compare(b)
+    assert set(c) >= {"n", "difference", "ci_low", "ci_high", "a_better", "b_better", "mcnemar_p", "accuracy_a",
+                      "accuracy_b"}  # stats.paired_difference's keys and each side's accuracy
+    assert (c["accuracy_a"], c["accuracy_b"]) == (8 / 20, 14 / 20)
     assert c["n"] == 20 and c["b_better"] == 8 and c["a_better"] == 2
     assert c["difference"] == pytest.approx((14 - 8) / 20)
     expected_p = 2 * sum(math.comb(10, i) for i in range(3)) / 2**10  # 2 * 56 / 1024
@@ -308,14 +330,14 @@ def test_compare_on_a_fixture():
     pb = [float(i < 14) for i in range(20)]
     assert (c["ci_low"], c["ci_high"]) == stats.paired_bootstrap(pa, pb, n_boot=2000, seed=0)
     assert c["ci_low"] >= 0.0 and c["mcnemar_p"] > 0.05  # 8 vs 2 of 20: a rise, but McNemar cannot tell
-    strong = compare(a, EvalResult([_rec(i, i < 18) for i in range(20)], {}))  # 12 vs 2
+    strong = a.compare(Evaluation([_rec(i, i < 18) for i in range(20)]))  # 12 vs 2
     assert strong["ci_low"] > 0 and strong["mcnemar_p"] < 0.05
-    shuffled = EvalResult(list(reversed(b.records)), {})  # records in another order pair by index
-    assert compare(a, shuffled) == c
-    assert compare(a, a)["difference"] == 0 and compare(a, a)["mcnemar_p"] == 1.0
-    assert compare(b, a)["difference"] == pytest.approx(-c["difference"])
+    shuffled = Evaluation(list(reversed(b.records)))  # records in another order pair by index
+    assert a.compare(shuffled) == c
+    assert a.compare(a)["difference"] == 0 and a.compare(a)["mcnemar_p"] == 1.0
+    assert b.compare(a)["difference"] == pytest.approx(-c["difference"])
     with pytest.raises(ValueError, match="share no problems"):
-        compare(a, EvalResult([_rec(100, True)], {}))
+        a.compare(Evaluation([_rec(100, True)]))
 
 
 def test_sensitivity_grid_shows_the_budget_collapse_and_plots():
@@ -327,7 +349,7 @@ def test_sensitivity_grid_shows_the_budget_collapse_and_plots():
     model = ScriptedLM(tok, {r["prompt"]: r["solution"] for r in rows})
     df = sensitivity(model, rows, tok, grid={"max_new_tokens": [4, 64]}, progress=False, temperature=0.0)
     assert list(df["value"]) == [4, 64]
-    assert list(df["accuracy"]) == [0.0, 1.0] and list(df["truncation_rate"]) == [1.0, 0.0]
+    assert list(df["accuracy"]) == [0.0, 1.0] and list(df["truncated_fraction"]) == [1.0, 0.0]
     fig = plots.sensitivity(df)
     assert len(fig.axes) == 1
     import matplotlib.pyplot as plt
@@ -339,7 +361,6 @@ def test_sensitivity_grid_shows_the_budget_collapse_and_plots():
 @pytest.mark.slow
 def test_cli_full_math500_pipeline_offline_on_cpu(tmp_path):
     """All 500 vendored MATH-500 problems through the CLI: generate, grade, records, summary, run card."""
-    tiny.ensure_base_model(progress=False)
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "eval", "--profile", "tiny", "--dataset", "math500",
                           "--set", "eval.max_new_tokens=8", "--out", str(tmp_path)], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
@@ -349,12 +370,11 @@ def test_cli_full_math500_pipeline_offline_on_cpu(tmp_path):
     assert summary["n"] == 500 and {k: v["n"] for k, v in summary["per_level"].items()} == \
         {"1": 43, "2": 90, "3": 105, "4": 128, "5": 134}
     assert len(summary["per_subject"]) == 7 and sum(v["n"] for v in summary["per_subject"].values()) == 500
-    for key in ("accuracy", "ci_low", "ci_high", "truncation_rate"):
-        assert key in summary
+    assert set(summary) == {*SUMMARY_KEYS, "budgets"}
     assert 0.0 <= summary["accuracy"] <= 0.05  # a model that cannot read English scores ~0: the point is the pipeline
     records = tmp_path / "records.jsonl"
     assert len(records.read_text().splitlines()) == 500
-    assert EvalResult.from_jsonl(records).summary["accuracy"] == summary["accuracy"]
+    assert Evaluation.load(tmp_path).summary["accuracy"] == summary["accuracy"]
     card = json.loads((tmp_path / "run_card.json").read_text())
     assert card["kind"] == "eval" and card["metrics"]["accuracy"] == summary["accuracy"]
     assert card["settings"]["max_new_tokens"] == 8 and card["settings"]["problems"] == 500
@@ -405,7 +425,7 @@ def test_budget_curve_by_hand():
     # budget 48 (the pass itself): r0 and r1 right; only r3 truncated; 2 of the 3 completed are right
     assert curve["48"]["accuracy"] == pytest.approx(2 / 4) and curve["48"]["truncated_fraction"] == pytest.approx(1 / 4)
     assert curve["48"]["completed_accuracy"] == pytest.approx(2 / 3)
-    assert curve["48"]["accuracy"] == summarize(_budget_records())["accuracy"]
+    assert curve["48"]["accuracy"] == Evaluation(_budget_records()).accuracy()
     # with 2 samples per problem, pass@1 averages the samples first
     two = [_rec(0, True, 0, length=5), _rec(0, True, 1, length=20), _rec(1, False, 0, length=5), _rec(1, True, 1, length=5)]
     assert budget_curve(two, [10])["10"]["accuracy"] == pytest.approx((0.5 + 0.5) / 2)
@@ -452,6 +472,9 @@ def test_run_eval_writes_its_files_and_reuses_a_complete_eval(tmp_path, monkeypa
     assert card["kind"] == "eval" and card["status"] == "complete" and card["role"] == "base" and card["seed"] == 5
     assert card["name"] == "base" and card["eval_key"]["settings"]["max_new_tokens"] == 16
     assert card["metrics"]["accuracy"] == s["accuracy"]
+    back = Evaluation.load(out)  # the folder read back: records, settings and the card's fields
+    assert back.summary == {k: s[k] for k in SUMMARY_KEYS} and back.role == "base" and back.seed == 5
+    assert back.settings["max_new_tokens"] == 16 and back.name == "base" and back.path == out
 
     # the same model, settings and code: reused, never regenerated
     def boom(*a, **kw):
@@ -493,3 +516,55 @@ def test_run_eval_redoes_an_eval_of_other_code(tmp_path, monkeypatch):
     (out / "run_card.json").write_text(json.dumps({**card, "status": "running"}))  # an unfinished eval is redone
     run_eval("tiny", profile, out, progress=False, limit=3)
     assert calls == [1, 1]
+
+
+# --- issue 22: one BOS for vLLM, budgets re-scored from the prefix ---------------------------------------
+def _bos_tokenizer():
+    """A tokenizer that adds BOS itself (``add_bos_token``-like post-processor) and a chat template that also
+    writes it, as DeepSeek-R1-Distill's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<bos>": 0, "<eos>": 1, "<unk>": 2, "<|User|>": 3, "<|Assistant|>": 4, "1": 5, "+": 6, "=": 7, "?": 8,
+             "<think>": 9, "\\boxed{2}": 10, "\\boxed{3}": 11, "so": 12}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 0)])
+    t = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>")
+    t.chat_template = "{{ bos_token }}{% for m in messages %}<|User|> {{ m['content'] }}{% endfor %} <|Assistant|> <think>"
+    return t
+
+
+def test_vllm_prompts_are_token_ids_with_one_bos():
+    tok = _bos_tokenizer()
+    text = prompt_text([{"role": "user", "content": "1 + 1 = ?"}], tok)
+    assert tok(text)["input_ids"][:2] == [0, 0]  # a string through the tokenizer: two BOS (what vLLM did)
+    (ids,) = ev.prompt_token_ids([text], tok)
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+    assert ids == tok.apply_chat_template([{"role": "user", "content": "1 + 1 = ?"}], tokenize=True,
+                                          add_generation_prompt=True, return_dict=True)["input_ids"]
+
+
+def test_budget_cuts_are_the_prefix_ends_of_the_first_b_tokens():
+    tok = _bos_tokenizer()
+    text = "so \\boxed{2} so so \\boxed{3}"
+    assert ev.budget_cuts(text, tok, [1, 2, 4, 5, 9]) == {"1": 2, "2": 12, "4": 18}  # 5 tokens: b >= 5 keeps all
+    assert ev.budget_cuts(text, tok, []) == {} and ev.budget_cuts(text, None, [2]) == {}
+
+
+def test_rescore_grades_the_last_box_of_the_budgets_prefix():
+    """R1 often boxes inside <think> and keeps thinking: a run cut at b tokens is graded on the last box of its
+    first b tokens, not marked wrong because the full pass went on."""
+    text = "so \\boxed{2} so so \\boxed{3}"  # 5 tokens; boxes 2 (token 2), then 3 (token 5)
+    cuts = {"1": 2, "2": 12, "4": 18}
+    recs = [{**_rec(0, False, length=5, extracted="3"), "answer": "2", "completion": text, "cuts": cuts},
+            {**_rec(1, True, length=5, extracted="3"), "answer": "3", "completion": text, "cuts": cuts}]
+    at2, at4, at1 = rescore(recs, 2), rescore(recs, 4), rescore(recs, 1)
+    assert [r["correct"] for r in at2] == [True, False] and [r["extracted"] for r in at2] == ["2", "2"]
+    assert [r["correct"] for r in at4] == [True, False] and all(r["truncated"] for r in at4)
+    assert [r["correct"] for r in at1] == [False, False] and [r["extracted"] for r in at1] == [None, None]
+    assert [r["correct"] for r in rescore(recs, 5)] == [False, True]  # the whole pass: as graded
+    # without stored cuts the prefix is the same fraction of the characters (approximate)
+    old = [{k: v for k, v in r.items() if k != "cuts"} for r in recs]
+    assert [r["extracted"] for r in rescore(old, 3)] == ["2", "2"]  # 28 chars x 3 / 5 tokens: "so \\boxed{2} so "
+    assert budget_curve(recs, [2])["2"]["accuracy"] == pytest.approx(0.5)

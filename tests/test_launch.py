@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from supersmall import launch, paper, trl_args
+from supersmall import gpus, launch, paper, trl_args
 from supersmall.config import load_profile
 
 STAGES = ["level1-3", "level4", "level5", "level5.5", "level6"]
@@ -96,7 +96,7 @@ def test_plans_for_orders_seeds_and_stages(tmp_path):
     assert [(p.arm, p.stage, p.seed) for p in plans] == [("no-kl", "level1-3", 1), ("no-kl", "level5.5", 1),
                                                           ("no-kl", "level1-3", 2), ("no-kl", "level5.5", 2)]
     assert plans[1].model == f"{tmp_path}/no-kl/level5/seed1/model"  # level5.5 continues level 5
-    assert [p.seed for p in launch.plans_for("a6000x4", ["no-kl"], ["level1-3"])] == [42, 43, 44]  # the profile's
+    assert [p.seed for p in launch.plans_for("a6000x4", ["no-kl"], ["level1-3"])] == [42, 43, 44, 45, 46]  # claim_seeds
     cumulative = launch.plans_for("a6000x4", ["no-kl"], ["level1-3", "level4"], [0], str(tmp_path),
                                   curriculum="cumulative")
     assert cumulative[1].levels == [1, 2, 3, 4] and cumulative[1].settings.data.levels == "1+2+3+4"
@@ -132,7 +132,8 @@ def test_validation_catches_each_mistake(tmp_path, monkeypatch):
     monkeypatch.undo()
     small = launch.make_plan(full.replace(**{"launch.gpu_memory_gb": 8}), "no-kl", "level1-3", None, str(tmp_path))
     mem = launch.validate(small, check_hardware=False)
-    assert len(mem) == 1 and "GB per GPU is needed but the GPUs have 8 GB" in mem[0]
+    assert len(mem) == 2 and "GB per GPU is needed but the GPUs have 8 GB (8.0 usable" in mem[0]
+    assert "vLLM's share (0.25 x 8 = 2.0 GB) does not hold" in mem[1]
     tok = type("Tok", (), {"chat_template": "x", "apply_chat_template": lambda self, m, tokenize, add_generation_prompt:
                            "<|Assistant|>"})()
     think = launch.validate(ok, check_hardware=False, tokenizer=tok)
@@ -186,10 +187,10 @@ def test_estimate_and_lora():
     trainable = [n for n, w in peft_model.named_parameters() if w.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert len(trainable) == 2 * len(lora["target_modules"]) * len(model.model.layers)
-    from supersmall import estimate
+    from supersmall import model_shape
 
     counted = sum(w.numel() for w in peft_model.parameters() if w.requires_grad)
-    assert estimate.lora_params(estimate.model_dims(model.config), lora["r"]) == counted  # the memory model's count
+    assert model_shape.lora_params(model_shape.model_dims(model.config), lora["r"]) == counted  # the memory model's count
 
 
 def test_replicate_dry_run_in_process(tmp_path, capsys):
@@ -214,7 +215,7 @@ def test_replicate_dry_run_cli(tmp_path):
     first = [(p["arm"], p["stage"]) for p in plan if p["seed"] == 42]
     assert first == [("no-kl", "level1-3"), ("kl-nopenalty", "level1-3"), ("kl-penalty", "level1-3"),
                      ("no-kl", "level4"), ("no-kl", "level5")]
-    assert [p["seed"] for p in plan] == [42] * 5 + [43] * 5 + [44] * 5  # the profile's seeds
+    assert [p["seed"] for p in plan] == [s for s in load_profile("a6000x4").notebooks.claim_seeds for _ in range(5)]
     assert plan[3]["model"].endswith("no-kl/level1-3/seed42/model")  # stages chain
     assert yaml.safe_load((tmp_path / "accelerate_4gpu.yaml").read_text())["distributed_type"] == "DEEPSPEED"
     real = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--seeds", "42", "--out",
@@ -254,3 +255,158 @@ def test_gpu_extra_resolves_on_linux(tmp_path):
     assert "vllm" in names
     torch_req = [r for r in names["vllm"].get("requires_dist", []) if r.startswith("torch")]
     assert any("2.13" in r for r in torch_req), torch_req
+
+
+# --- issue 22: full-scale readiness ------------------------------------------------------------------------
+PCIE = "        GPU0    GPU1\nGPU0     X      PHB\nGPU1    PHB      X\n"
+NVLINK = "        GPU0    GPU1\nGPU0     X      NV4\nGPU1    NV4      X\n"
+
+
+def test_nccl_p2p_is_disabled_on_pcie_hosts_in_the_command_line(tmp_path):
+    def cmd(topology, **over):
+        return launch.make_plan(load_profile("a6000x4", **over), "no-kl", "level1-3", 42, str(tmp_path),
+                                topology=lambda: topology).commands[0]
+
+    assert cmd(PCIE).startswith("NCCL_P2P_DISABLE=1 CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
+    assert cmd(NVLINK).startswith("CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
+    assert cmd(None).startswith("CUDA_VISIBLE_DEVICES=")  # unknown (a plan made on CPU): nothing guessed
+    assert cmd(NVLINK, **{"launch.nccl_p2p": "off"}).startswith("NCCL_P2P_DISABLE=1 ")
+    assert cmd(PCIE, **{"launch.nccl_p2p": "on"}).startswith("CUDA_VISIBLE_DEVICES=")
+    assert gpus.nvlink_present(lambda: PCIE) is False and gpus.nvlink_present(lambda: NVLINK) is True
+
+
+def test_replicate_and_estimate_take_set_through_the_one_parser(tmp_path, capsys):
+    from supersmall.cli import build_parser
+    from supersmall.commands import estimate as estimate_cmd
+    from supersmall.commands import parse_sets
+    from supersmall.train import resolve
+
+    assert not hasattr(estimate_cmd, "_overrides")  # one --set parser (supersmall.commands.parse_sets)
+    out = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--profile", "a6000x4", "--dry-run",
+                          "--seeds", "42", "--arms", "kl-penalty", "--stages", "level1-3", "--set",
+                          "train.learning_rate=1e-6", "--set", "eval.budgets=[1024, 4096]", "--out", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (plan,) = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["settings"]["train"]["learning_rate"] == 1e-6 and plan["grpo_args"]["learning_rate"] == 1e-6
+    # the command line carries the overrides, so the run trains exactly the plan's config
+    args = build_parser().parse_args(shlex.split(plan["commands"][0].split(" -m supersmall.cli ", 1)[1]))
+    resolved = resolve(args.profile, args.arm, args.steps, args.seed, args.backend, args.curriculum, args.stages,
+                       parse_sets(args.set))
+    assert resolved.train.learning_rate == 1e-6 and resolved.eval.budgets == [1024, 4096]
+    assert resolved.to_dict() == plan["settings"]
+    bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--dry-run", "--set", "train.lr",
+                          "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be KEY=VALUE" in bad.stderr
+
+
+def _card(plan, **over):
+    from supersmall.runcard import code_version, write_run_card
+
+    write_run_card(plan.out_dir, kind="train", config=over.pop("config", plan.settings), seed=plan.seed,
+                   status="complete", extra={"code_version": over.pop("code_version", code_version())})
+
+
+def test_a_finished_run_is_reused_only_with_the_same_config_and_code(tmp_path, capsys):
+    plan = launch.make_plan("rehearsal", "no-kl", "level1-3", 0, str(tmp_path))
+    assert not launch.reusable(plan)  # nothing there
+    _card(plan)
+    assert launch.reusable(plan)
+    _card(plan, code_version="0ld")
+    assert not launch.reusable(plan) and "other code" in capsys.readouterr().out  # train redoes it
+    _card(plan, config=plan.settings.replace(**{"train.learning_rate": 1.0}))
+    with pytest.raises(launch.UserError, match="another config"):
+        launch.reusable(plan)
+
+
+def _fake_replicate(monkeypatch, calls):
+    monkeypatch.setattr(launch, "validate", lambda plan, **kw: [])
+    monkeypatch.setattr(launch, "prepare_data", lambda p: calls.append("prepare"))
+    monkeypatch.setattr(launch, "run_plan", lambda plan, out: calls.append(f"train {plan.arm}/{plan.stage}"))
+    monkeypatch.setattr(launch.gpus, "wait_until_free", lambda ids, query: calls.append(f"free {list(ids)}"))
+    monkeypatch.setattr(launch.report, "write_report", lambda out, dest, series: {})
+
+
+def test_replicate_refuses_a_stale_run_of_another_config(tmp_path, monkeypatch):
+    calls = []
+    _fake_replicate(monkeypatch, calls)
+    plan = launch.make_plan("rehearsal", "no-kl", "level1-3", 0, str(tmp_path))
+    _card(plan)
+    with pytest.raises(launch.UserError, match="another config"):
+        launch.replicate("rehearsal", tmp_path, ["no-kl"], ["level1-3"], [0], overrides={"train.learning_rate": 0.1})
+    assert calls == []  # refused before anything trained
+
+
+def test_replicate_evaluates_each_model_in_its_own_process_one_per_gpu(tmp_path, monkeypatch):
+    calls, parallel = [], {}
+    _fake_replicate(monkeypatch, calls)
+
+    def run_parallel(jobs, gpu_ids, query, log_dir):
+        parallel.update(jobs=jobs, gpus=list(gpu_ids))
+        return dict.fromkeys(jobs, 0)
+
+    monkeypatch.setattr(launch.gpus, "run_parallel", run_parallel)
+    monkeypatch.setattr(launch, "run_eval", lambda *a, **k: pytest.fail("no evaluation inside replicate on GPUs"))
+    launch.replicate("a6000x4", tmp_path, seeds=[42, 43, 44])
+    # the data is prepared once, before any rank starts; each training run waits for free GPUs
+    assert calls[0] == "prepare" and calls.count("prepare") == 1
+    assert calls[1:3] == ["free [0, 1, 2, 3]", "train no-kl/level1-3"] and calls.count("free [0, 1, 2, 3]") == 15
+    assert parallel["gpus"] == [0, 1, 2, 3] and len(parallel["jobs"]) == 16 and "base" in parallel["jobs"]
+    for name, cmd in parallel["jobs"].items():
+        assert "eval_job" in cmd and "CUDA_VISIBLE_DEVICES" not in cmd  # run_parallel adds the GPU
+        job = json.loads((tmp_path / "eval" / name / "job.json").read_text())
+        assert load_profile(job["profile"]).launch.num_gpus == 4
+    job = json.loads((tmp_path / "eval" / "kl-penalty-level1-3-seed43" / "job.json").read_text())
+    assert job["model"] == f"{tmp_path}/kl-penalty/level1-3/seed43/model"
+    assert job["meta"]["arm"] == "kl-penalty" and job["meta"]["seed"] == 43 and job["meta"]["role"] == "trained"
+
+
+def test_run_parallel_gives_each_job_a_free_gpu(tmp_path):
+    seen = []
+
+    def query():  # GPU 1 is busy for the first two polls (an evaluation engine still exiting)
+        seen.append(1)
+        return {0: 0.3, 1: 20.0 if len(seen) <= 2 else 0.4}
+
+    script = "import os, sys, time; time.sleep(0.3); open(sys.argv[1], 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"
+    jobs = {f"j{i}": f"{shlex.quote(sys.executable)} -c {shlex.quote(script)} {tmp_path}/j{i}" for i in range(4)}
+    status = gpus.run_parallel(jobs, [0, 1], query=query, poll=0.05, wait_timeout=5)
+    assert status == dict.fromkeys(jobs, 0)
+    assert sorted((tmp_path / f"j{i}").read_text() for i in range(4)) == ["0", "0", "1", "1"]
+    assert len(seen) >= 3  # the busy GPU was polled until free
+
+
+def test_wait_until_free_names_the_busy_gpu():
+    waits = []
+    with pytest.raises(launch.UserError, match=r"GPU 2 \(30.0 GB\) still in use after 10 s"):
+        gpus.wait_until_free([0, 2], lambda: {0: 0.2, 2: 30.0}, timeout=10, poll=5, sleep=waits.append)
+    assert waits == [5, 5]
+    gpus.wait_until_free([0, 1], lambda: {}, sleep=waits.append)  # no GPU information: nothing to wait for
+
+
+def test_a_finished_run_that_hangs_at_exit_is_stopped(tmp_path):
+    import time
+
+    flag = tmp_path / "run_card.json"
+    script = f"import time; open({str(flag)!r}, 'w').write('x'); time.sleep(120)"
+    t0 = time.time()
+    rc = gpus.run_command(f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}", done=flag.exists,
+                          exit_timeout=1.0, poll=0.1)
+    assert rc == 0 and time.time() - t0 < 30
+    assert gpus.run_command(f"{shlex.quote(sys.executable)} -c 'import sys; sys.exit(3)'", poll=0.05) == 3
+
+
+def test_lora_refuses_the_kl_penalty_arm_and_single_gpu_plans(tmp_path):
+    p = load_profile("single-gpu")
+    msgs = launch.validate(launch.make_plan(p, "kl-penalty", "level1-3", 42, str(tmp_path)), check_hardware=False)
+    assert len(msgs) == 1 and "LoRA" in msgs[0] and "drop kl-penalty" in msgs[0]
+    assert launch.default_arms(p) == ["no-kl", "kl-nopenalty"] and launch.default_arms(load_profile("a6000x4")) == \
+        list(paper.ARMS)
+    result = launch.replicate("single-gpu", tmp_path / "sg", dry_run=True)
+    assert len(result["problems"]) == 4 * len(p.notebooks.claim_seeds) and all(v == [] for v in result["problems"].values())
+    plans = json.loads((tmp_path / "sg" / "plan.json").read_text())
+    assert {pl["arm"] for pl in plans} == {"no-kl", "kl-nopenalty"} and all(pl["num_processes"] == 1 for pl in plans)
+    assert all(pl["settings"]["train"]["lora_rank"] > 0 for pl in plans)
+    assert plans[0]["settings"]["model"]["name_or_path"] == load_profile("a6000x4").model.name_or_path
+    assert plans[0]["settings"]["eval"] == load_profile("a6000x4").to_dict()["eval"]  # the same evaluation
+    assert plans[0]["settings"]["curriculum"] == load_profile("a6000x4").to_dict()["curriculum"]

@@ -1,6 +1,7 @@
 """supersmall.paper: the papers' facts, each with a source and a kind, and the readings of Table 3 / Sec. 4.4."""
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 from supersmall import paper
 
 FIXTURE = Path(paper.__file__).parent / "fixtures" / "math500.jsonl"
+# The papers' plain-text copies, beside the repository (../shared/seeds); users do not have them
+SEEDS = Path(paper.__file__).resolve().parents[2] / "shared" / "seeds"
+LINE = re.compile(r"^(\d{3}):(\d+)(?:-(\d+))?$")  # "000:156" or "000:187-189"
+OUTSIDE = ("data set", "README")  # a paper fact not in the seeds names its outside source
 
 
 def _math500():
@@ -43,14 +48,70 @@ def test_math500_counts_match_the_vendored_file():
     assert paper.value("claims.problems_per_level_text") == 100  # what the paper says instead
 
 
-def test_derived_ratios_are_computed_from_table6_and_marked_as_choices():
-    ratio = paper.fact("derived.ratio_over_base")
+def test_derived_ratios_are_computed_from_table6():
+    ratio = paper.fact("derived.ratio_over_base")  # the paper prints it: +373.0% (Table 6, 000:243)
     assert ratio.value == pytest.approx(35.0 / 7.4) and round(ratio.value, 2) == 4.73
-    assert ratio.kind == "choice" and "Table 6" in ratio.note
+    assert ratio.kind == "paper" and ratio.at.startswith("000:243") and "+373.0%" in ratio.note
+    assert f"+{ratio.value - 1:.1%}" == "+373.0%"
     assert round(paper.value("derived.better_than_grpo"), 2) == 2.43
+    assert round(paper.value("derived.better_than_grpo_other_arm"), 2) == 2.61  # against kl-penalty: > 2.5
+    assert paper.fact("derived.better_than_grpo").kind == "choice"  # computed, not printed
     claimed = paper.fact("claims.ratio_over_base_project_page")
-    assert (claimed.value, claimed.kind, claimed.source) == (3.7, "paper", "project page")
+    assert (claimed.value, claimed.kind, claimed.source, claimed.at) == (3.7, "paper", "project page", "001:62")
     assert paper.value("claims.better_than_grpo_text") == 2.5
+
+
+def _locators(fact):
+    return [part.strip() for part in fact.at.split(",") if part.strip()]
+
+
+def test_every_paper_fact_has_a_locator():
+    for f in paper.facts():
+        if f.kind != "paper":
+            continue
+        parts = _locators(f)
+        assert parts, f"{f.key}: a paper fact needs `at` (document:line in the seeds, or its outside source)"
+        for part in parts:
+            assert LINE.match(part) or any(word in part for word in OUTSIDE), (f.key, part)
+
+
+def test_fixed_facts_point_where_the_papers_say_them():
+    at = {k: paper.fact(k) for k in ("hardware", "eq7.comparison", "claims.format_term", "deepmath.dataset",
+                                     "claims.single_run", "openrs.eval.max_tokens", "stages.level5.5.start_from")}
+    assert at["hardware"].source == "Sec. 4.1.3" and at["hardware"].at == "000:220"
+    assert at["eq7.comparison"].kind == "paper" and at["eq7.comparison"].at == "000:156"
+    assert "000:13" in _locators(at["claims.format_term"])  # the paper's own abstract
+    assert "000:123" in _locators(at["deepmath.dataset"])
+    assert at["claims.single_run"].source == "Sec. 4.5" and at["claims.single_run"].at == "000:343"
+    assert "README" in at["openrs.eval.max_tokens"].source and "004:189" in at["openrs.eval.max_tokens"].note
+    assert at["stages.level5.5.start_from"].kind == "choice"
+    assert "README" in paper.fact("openrs.precision").note  # ZeRO-2 and the 3 + 1 GPU split
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the papers' plain-text copies (../shared/seeds) are not here")
+def test_cited_lines_exist_in_the_papers():
+    docs = {p.name[:3]: p.read_text().splitlines() for p in SEEDS.glob("[0-9][0-9][0-9]_*.txt")}
+    for f in paper.facts():
+        for part in _locators(f):
+            m = LINE.match(part)
+            if not m:
+                continue
+            doc, first, last = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
+            assert doc in docs and 1 <= first <= last <= len(docs[doc]), (f.key, part)
+            assert any(docs[doc][i - 1].strip() for i in range(first, last + 1)), (f.key, part, "blank line")
+    # spot checks: the number is on the line cited
+    text = {k: "\n".join(v) for k, v in docs.items()}
+    line = lambda key: docs[paper.fact(key).at[:3]][int(LINE.match(_locators(paper.fact(key))[0]).group(2)) - 1]  # noqa: E731
+    assert "373.0%" in line("derived.ratio_over_base") and "175/500" in line("table6.no-kl")
+    assert "37/500" in line("table6.base") and "> 0.95" in line("eq7.comparison")
+    assert "A6000" in line("hardware") and "DeepMath-103K" in line("deepmath.dataset")
+    assert "3.7" in line("claims.ratio_over_base_project_page") and "2.5" in line("claims.better_than_grpo_text")
+    assert "format consistency" in line("claims.format_term") and "46.6%" in line("curriculum.level4")
+    assert "23.4%" in line("curriculum.level1-3.on_level4") and "1-3" in line("curriculum.stable_levels_text")
+    assert "79.1%" in line("fig7.no-kl.level1") and "1.0e-06" in line("openrs.learning_rate")
+    assert "lighteval" in text["004"] and "32768" not in text["004"]  # the eval settings are the README's
+    for key, minutes in paper.table5_minutes().items():
+        assert f"({minutes}" in line(f"table5.{key}"), key
 
 
 def test_arm_readings_differ_only_in_the_kl_arms_reward():
@@ -59,17 +120,25 @@ def test_arm_readings_differ_only_in_the_kl_arms_reward():
     for arm in paper.ARMS:
         iso, pap = paper.arm_settings(arm, "isolated"), paper.arm_settings(arm, "paper")
         assert paper.arm_settings(arm) == iso  # the default reading
-        assert set(iso) == set(pap) == {"train.beta_kl_loss", "train.beta_kl_reward", "reward.name"}
-        assert {k for k in iso if iso[k] != pap[k]} == (set() if arm == "no-kl" else {"reward.name"})
+        assert set(iso) == set(pap) == {"train.beta_kl_loss", "train.beta_kl_reward", "train.kl_penalty_loss",
+                                        "reward.name"}
+        differ = {"no-kl": set(), "kl-nopenalty": {"reward.name"},
+                  "kl-penalty": {"reward.name", "train.beta_kl_loss", "train.kl_penalty_loss"}}[arm]
+        assert {k for k in iso if iso[k] != pap[k]} == differ
         assert iso["reward.name"] == "supersmall"
     assert paper.arm_settings("no-kl") == {"train.beta_kl_loss": 0.0, "train.beta_kl_reward": 0.0,
-                                           "reward.name": "supersmall"}
+                                           "train.kl_penalty_loss": False, "reward.name": "supersmall"}
     assert paper.arm_settings("kl-nopenalty", "paper") == {"train.beta_kl_loss": 0.04, "train.beta_kl_reward": 0.0,
-                                                           "reward.name": "bipolar"}
+                                                           "train.kl_penalty_loss": False, "reward.name": "bipolar"}
     assert paper.arm_settings("kl-penalty")["train.beta_kl_reward"] == 0.001
+    # Table 3 as written: kl-penalty is standard GRPO (eq. 2), a KL loss AND the reward penalty
+    assert paper.arm_settings("kl-penalty", "paper") == {"train.beta_kl_loss": 0.04, "train.beta_kl_reward": 0.001,
+                                                         "train.kl_penalty_loss": True, "reward.name": "bipolar"}
+    assert paper.arm_settings("kl-penalty", "isolated")["train.kl_penalty_loss"] is False
     # the paper gives no KL coefficient and no estimator: these are the kit's choices
     for key in ("arms.kl-nopenalty.beta_kl_loss", "arms.kl-penalty.beta_kl_reward", "kl.estimator_loss",
-                "kl.estimator_reward", "arms.kl-penalty.reward.paper", "arms.kl-penalty.reward.isolated"):
+                "kl.estimator_reward", "arms.kl-penalty.reward.paper", "arms.kl-penalty.reward.isolated",
+                "arms.kl-penalty.kl_loss.paper", "arms.kl-penalty.beta_kl_loss.paper"):
         assert paper.fact(key).kind == "choice", key
     assert paper.fact("arms.no-kl.reward").kind == "paper"
     with pytest.raises(ValueError, match="use one of"):
@@ -117,4 +186,4 @@ def test_unknown_key_names_a_close_key_and_values_are_copies():
         paper.value("no.such.thing.at.all")
     paper.value("math500.level_counts")[1] = 0
     assert paper.value("math500.level_counts")[1] == 43
-    assert "Table 6" in str(paper.fact("table6.base"))
+    assert "Table 6" in str(paper.fact("table6.base")) and "000:240" in str(paper.fact("table6.base"))

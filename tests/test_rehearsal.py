@@ -26,7 +26,7 @@ def test_every_arm_and_stage_trained_once_per_seed_with_one_metrics_line_per_ste
     root = rehearsal / "replication"
     runs = [(arm, "level1-3") for arm in paper.ARMS] + [("no-kl", "level4"), ("no-kl", "level5")]
     for arm, stage in runs:
-        for seed in p.notebooks.seeds:
+        for seed in p.notebooks.claim_seeds:
             run = root / arm / stage / f"seed{seed}"
             card = json.loads((run / "run_card.json").read_text())
             assert card["status"] == "complete" and card["seed"] == seed
@@ -41,7 +41,7 @@ def test_every_arm_and_stage_trained_once_per_seed_with_one_metrics_line_per_ste
 
 def test_base_and_every_model_evaluated_with_intervals(rehearsal):
     evals = sorted(p.name for p in (rehearsal / "replication" / "eval").iterdir())
-    assert "base" in evals and len(evals) == 1 + 5 * len(load_profile("rehearsal").notebooks.seeds)
+    assert "base" in evals and len(evals) == 1 + 5 * len(load_profile("rehearsal").notebooks.claim_seeds)
     for name in evals:
         s = json.loads((rehearsal / "replication" / "eval" / name / "summary.json").read_text())
         assert {"accuracy", "ci_low", "ci_high", "per_level", "n", "budgets"} <= set(s)

@@ -8,12 +8,21 @@ import json
 import math
 
 import pytest
+from scipy import stats as st
 
-from supersmall import paper, report, stats
+from supersmall import experiments, paper, report, stats
+from supersmall.evaluate import Evaluation
 from supersmall.runcard import write_run_card
 
-N, PER_LEVEL, SEEDS = 50, 10, (0, 1, 2)
-REQUIRED = {"claim", "paper", "measured", "interval", "verdict", "n_seeds", "rule", "per_seed", "run_cards"}
+N, PER_LEVEL, SEEDS = 50, 10, (0, 1, 2, 3, 4)  # 5 seeds: stats.MIN_SEEDS, the fewest that can reproduce
+REQUIRED = {"claim", "paper", "measured", "interval", "verdict", "n_seeds", "rule", "per_seed", "run_cards",
+            "p_value", "p_adjusted", "mde", "seeds_same_sign", "dropped_seeds", "size", "family", "reason"}
+
+
+def _floor(diffs, n):
+    """The spread floor by hand: the rms of the seeds' paired standard errors, a difference d = k / n of
+    0/1 scores that differ one way only having se = sqrt(d (1 - d) / (n - 1))."""
+    return math.sqrt(sum(d * (1 - d) / (n - 1) for d in map(abs, diffs)) / len(diffs))
 
 
 def _eval(root, name, solved, role="trained", arm=None, stage=None, seed=None, series="s1", created=None,
@@ -42,14 +51,14 @@ def runs(tmp_path_factory):
     # an old series whose base solves everything: it must never be paired with the s1 runs
     _eval(root, "base-old", range(N), role="base", series="s0", created="2020-01-01T00:00:00+00:00")
     for s in SEEDS:
-        # claim 1: no-kl solves 25 + s against the base's 5 -> +0.40, +0.42, +0.44
+        # claim 1: no-kl solves 25 + s against the base's 5 -> +0.40, +0.42, ..., +0.48
         _eval(root, f"no-kl-{s}", range(25 + s), arm="no-kl", stage="level1-3", seed=s)
-        # claim 2: the seeds disagree: 25+s vs 15 / 35 / 15 -> +0.20, -0.18, +0.24
+        # claim 2: the seeds disagree: 25+s vs 15 / 35 / 15 / 15 / 15 -> +0.20, -0.18, +0.24, +0.26, +0.28
         _eval(root, f"kl-nopenalty-{s}", range(35 if s == 1 else 15), arm="kl-nopenalty", stage="level1-3",
               seed=s)
-        # claim 3: kl-penalty is always better: 25+s vs 35+2s -> -0.20, -0.22, -0.24
+        # claim 3: kl-penalty is always better: 25+s vs 35+2s -> -0.20, -0.22, ..., -0.28
         _eval(root, f"kl-penalty-{s}", range(35 + 2 * s), arm="kl-penalty", stage="level1-3", seed=s)
-        # claim 4: the level-4 stage solves 30+2s against 25+s -> +0.10, +0.12, +0.14
+        # claim 4: the level-4 stage solves 30+2s against 25+s -> +0.10, +0.12, ..., +0.18
         _eval(root, f"level4-{s}", range(30 + 2 * s), arm="no-kl", stage="level4", seed=s)
         # claim 5: level 5 loses problems 0 .. 2+s (levels 1-2) but solves every problem of levels 3-5,
         # so it is *better* overall and worse on levels 1-2 only: -(3+s)/20 there
@@ -69,7 +78,8 @@ def test_load_evals_keeps_one_series_and_lists_the_rest(runs):
     assert any("base-old" in s and "'s0'" in s for s in evals.skipped)
     base = next(r for r in evals if r.role == "base")
     assert base.per_problem[4] == 1.0 and base.per_problem[5] == 0.0 and base.level_of[49] == 5
-    assert sorted(base.per_level) == [1, 2, 3, 4, 5] and len(base.per_level[2]) == PER_LEVEL
+    assert base.levels == [1, 2, 3, 4, 5] and len(base.scores([2])) == PER_LEVEL
+    assert isinstance(base, Evaluation) and base.series == "s1" and base.path.name == "base"
     old, _ = _claims(runs, series="s0")
     assert [r.name for r in old] == ["base-old"]
 
@@ -77,33 +87,61 @@ def test_load_evals_keeps_one_series_and_lists_the_rest(runs):
 def test_consistent_gain_is_reproduced_and_pinned(runs):
     _, rows = _claims(runs)
     up = rows["ZeroGRPO improves the base model"]
-    assert up["verdict"] == "reproduced" and up["n_seeds"] == 3
-    assert [p["difference"] for p in up["per_seed"]] == pytest.approx([0.40, 0.42, 0.44])
-    # mean 0.42, sd 0.02, t(0.975, 2) = 4.302653 -> half-width 0.049683
-    assert up["interval"] == pytest.approx([0.370317, 0.469683], abs=1e-6)
+    assert up["verdict"] == "reproduced" and up["n_seeds"] == 5 and up["seeds_same_sign"] == "5 of 5"
+    diffs = [0.40, 0.42, 0.44, 0.46, 0.48]
+    assert [p["difference"] for p in up["per_seed"]] == pytest.approx(diffs)
+    # mean 0.44; sd 0.0316 is below one seed's paired se (~0.07), so the floor sets the spread:
+    # half-width t(0.975, 4) = 2.776445 x floor / sqrt(5)
+    floor = _floor(diffs, N)
+    assert floor == pytest.approx(0.0705, abs=1e-3) and floor > 0.0316
+    half = 2.776445 * floor / math.sqrt(5)
+    assert up["interval"] == pytest.approx([0.44 - half, 0.44 + half], abs=1e-6)
+    assert up["p_value"] == pytest.approx(2 * st.t.sf(0.44 / (floor / math.sqrt(5)), 4))
+    assert up["mde"] == pytest.approx(stats.minimum_detectable_effect(5, floor))
+    assert up["family"] == "paper claim" and up["dropped_seeds"] == []
+    assert up["size"] == "excludes it (larger)"  # +27.6 points (35.0 - 7.4) is below [+35.2, +52.8]
     assert "7.4% -> 35.0%" in up["paper"] and "Table 6" in up["paper"]
     assert not any("base-old" in p for p in up["run_cards"])  # the other series is never paired
     level4 = rows["a level-4 stage raises accuracy"]
     assert level4["verdict"] == "reproduced" and "46.6%" in level4["paper"]
-    assert [p["difference"] for p in level4["per_seed"]] == pytest.approx([0.10, 0.12, 0.14])
+    assert [p["difference"] for p in level4["per_seed"]] == pytest.approx([0.10, 0.12, 0.14, 0.16, 0.18])
+
+
+def test_the_claims_are_one_holm_family(runs):
+    _, rows = _claims(runs)
+    rows = list(rows.values())
+    assert len(rows) == 5 and {r["family"] for r in rows} == {"paper claim"}
+    assert [r["p_adjusted"] for r in rows] == pytest.approx(stats.holm([r["p_value"] for r in rows]))
+    assert all(r["p_adjusted"] >= r["p_value"] for r in rows)
+    smallest = min(rows, key=lambda r: r["p_value"])
+    assert smallest["p_adjusted"] == pytest.approx(5 * smallest["p_value"])
+    # a notebook's comparison is exploratory: never adjusted, and labelled so
+    evals, _ = _claims(runs)
+    by = {(r.arm, r.stage, r.seed): r for r in evals}
+    extra = report.paired("level 4 beats level 5 overall", [(s, by[("no-kl", "level5", s)], by[("no-kl", "level4", s)])
+                                                            for s in SEEDS])
+    assert extra["family"] == "exploratory" and extra["p_adjusted"] == extra["p_value"]
+    assert report.paper_family([extra]) == [extra]
 
 
 def test_seeds_that_disagree_are_inconclusive_and_consistent_losses_are_not_reproduced(runs):
     _, rows = _claims(runs)
     mixed = rows["no-kl beats kl-nopenalty"]
-    assert [p["difference"] for p in mixed["per_seed"]] == pytest.approx([0.20, -0.18, 0.24])
+    assert [p["difference"] for p in mixed["per_seed"]] == pytest.approx([0.20, -0.18, 0.24, 0.26, 0.28])
     assert mixed["verdict"] == "inconclusive" and mixed["interval"][0] < 0 < mixed["interval"][1]
+    assert mixed["seeds_same_sign"] == "4 of 5"
     assert "reward" in mixed["note"]  # the paper's KL arms also changed the reward (Table 3)
     worse = rows["no-kl beats kl-penalty"]
-    assert worse["verdict"] == "not reproduced" and worse["interval"][1] < 0
-    assert "35.0% vs 13.4%" in worse["paper"]
+    assert worse["verdict"] == "not reproduced" and worse["interval"][1] < 0 and worse["seeds_same_sign"] == "0 of 5"
+    assert "35.0% vs 13.4%" in worse["paper"] and worse["size"] == "excludes it (smaller)"
 
 
 def test_forgetting_uses_levels_1_2_only_and_direction_minus_one(runs):
     _, rows = _claims(runs)
     forget = rows["level-5 training lowers levels 1-2 (forgetting)"]
-    assert [p["n"] for p in forget["per_seed"]] == [2 * PER_LEVEL] * 3
-    assert [p["difference"] for p in forget["per_seed"]] == pytest.approx([-0.15, -0.20, -0.25])
+    assert [p["n"] for p in forget["per_seed"]] == [2 * PER_LEVEL] * 5
+    assert [p["difference"] for p in forget["per_seed"]] == pytest.approx([-0.15, -0.20, -0.25, -0.30, -0.35])
+    assert forget["seeds_same_sign"] == "5 of 5" and "no effect size" in forget["size"]  # Fig. 10 prints none
     assert forget["verdict"] == "reproduced" and forget["direction"] == -1
     assert forget["interval"][1] < 0
     # on all 50 problems the same runs *gain*, so without the level filter the claim would fail
@@ -122,7 +160,24 @@ def test_missing_runs_leave_the_claim_out_and_one_seed_is_inconclusive(tmp_path)
     assert [r["claim"] for r in rows] == ["ZeroGRPO improves the base model"]
     assert rows[0]["n_seeds"] == 1 and rows[0]["verdict"] == "inconclusive"
     assert rows[0]["interval"] == [-math.inf, math.inf]
+    assert rows[0]["mde"] == math.inf and rows[0]["p_value"] == 1.0
     assert report.claims(report.load_evals(tmp_path / "nothing")) == []
+
+
+def test_a_dropped_seed_is_named_in_the_row(tmp_path):
+    _eval(tmp_path, "base", range(5), role="base")
+    for s in range(6):
+        _eval(tmp_path, f"no-kl-{s}", range(25 + s), arm="no-kl", stage="level1-3", seed=s)
+        if s != 3:  # seed 3's kl-penalty run is missing
+            _eval(tmp_path, f"kl-penalty-{s}", range(35 + s), arm="kl-penalty", stage="level1-3", seed=s)
+    rows = {r["claim"]: r for r in report.claims(report.load_evals(tmp_path))}
+    row = rows["no-kl beats kl-penalty"]
+    assert row["dropped_seeds"] == [3] and row["n_seeds"] == 5 and "dropped: seed(s) 3" in row["measured"]
+    assert [p["seed"] for p in row["per_seed"]] == [0, 1, 2, 4, 5]
+    assert rows["ZeroGRPO improves the base model"]["dropped_seeds"] == []
+    # the same seed dropped from a size-less stand-in: the size is not read
+    tiny = report.claims(report.load_evals(tmp_path), size_transfers=False)
+    assert {r["size"] for r in tiny} == {stats.NO_TRANSFER}
 
 
 def test_samples_average_into_per_problem_fractions(tmp_path):
@@ -138,21 +193,31 @@ def test_absolute_table_sits_beside_the_papers_numbers(runs):
     assert base["accuracy"] == pytest.approx(0.1) and base["n"] == N
     assert (base["paper"], base["paper_source"]) == (paper.value("table6.base"), "Table 6")
     assert (base["ci_low"], base["ci_high"]) == pytest.approx(stats.wilson_interval(5, N))
+    assert (base["ci_low"], base["ci_high"]) == pytest.approx(stats.mean_interval(base_scores := [1] * 5 + [0] * 45))
+    assert len(base_scores) == N
     l1 = next(r for r in rows if r["run"] == "no-kl-0" and r["subset"] == "level 1")
-    assert (l1["paper"], l1["paper_source"], l1["n"]) == (0.791, "Fig. 7", PER_LEVEL)
+    assert (l1["paper"], l1["n"]) == (0.791, PER_LEVEL) and "Fig. 7" in l1["paper_source"]
     l4 = next(r for r in rows if r["run"] == "level4-0" and r["subset"] == "all")
     assert l4["paper"] == paper.value("curriculum.level4")
     assert "verdict" not in base
 
 
 def test_paper_errata_are_computed_from_paper_values():
-    rows = {r["topic"]: r for r in report.paper_errata()}
-    assert "3.7x" in rows["gain over the base"]["paper says"]
-    assert "4.73x" in rows["gain over the base"]["its numbers give"]
-    assert "2.5x" in rows["gain over standard GRPO"]["paper says"]
-    assert "2.43x" in rows["gain over standard GRPO"]["its numbers give"]
+    rows = {r["topic"]: r for r in paper.errata()}
+    base = rows["gain over the base"]  # the paper prints +373.0%; 3.7x is the project page's
+    assert "+373.0% (Table 6, 000:243" in base["paper says"] and "3.7x (project page, 001:62)" in base["paper says"]
+    assert "4.73x" in base["its numbers give"] and "3.73x" in base["its numbers give"]
+    assert base["kind"] == "error (project page)"
+    grpo = rows["gain over standard GRPO"]  # holds against kl-penalty (2.61x), the text's reading: ambiguous
+    assert grpo["kind"] == "ambiguity" and "000:228" in grpo["paper says"] and "2.5x" in grpo["paper says"]
+    assert "2.61x against kl-penalty" in grpo["its numbers give"] and "2.43x" in grpo["its numbers give"]
     assert "43 / 90 / 105 / 128 / 134" in rows["MATH-500 problems per level"]["its numbers give"]
+    assert "000:166" in rows["MATH-500 problems per level"]["paper says"]
     assert "no format term" in rows["format term in the reward"]["its numbers give"]
+    assert "000:13" in rows["format term in the reward"]["paper says"]  # the paper's own abstract
+    forget = rows["forgetting after level 5"]  # the paper against itself
+    assert forget["kind"] == "contradiction" and "000:327" in forget["paper says"] and "000:335" in forget["paper says"]
+    assert all(r["paper says"] and r["kind"] for r in rows.values())
 
 
 def test_write_report_writes_verdicts_markdown_and_html(runs, tmp_path):
@@ -166,6 +231,7 @@ def test_write_report_writes_verdicts_markdown_and_html(runs, tmp_path):
         assert set(row["per_seed"][0]) >= {"seed", "difference", "ci_low", "ci_high", "mcnemar_p", "n"}
     md, html = paths["md"].read_text(), paths["html"].read_text()
     assert "inconclusive" in md and "not reproduced" in md and "4.73x" in md and "base-old" in md
+    assert "Holm" in md and "5 of 5" in md and "conditional on the evaluation problems" in md
     assert "<html" in html.lower() and "Replication report" in html
 
 
@@ -174,7 +240,46 @@ def test_points_and_accuracy_formatters():
     assert report.interval_points(row["interval"]) == "[+31.4, +43.3]"
     assert report.points(row) == "+37.3 points [+31.4, +43.3]"
     assert report.points({"mean_difference": -0.099, "interval": [-0.464, 0.265]}) == "-9.9 points [-46.4, +26.5]"
-    ev = report.EvalRun(name="e", path=None, role="trained", arm=None, stage=None, seed=0, series=None,
-                        per_problem={0: 1.0, 1: 0.0, 2: 1.0, 3: 0.5}, level_of={0: 1, 1: 1, 2: 2, 3: 3})
+    recs = [{"index": i, "correct": ok, "level": lv} for i, ok, lv in ((0, 1, 1), (1, 0, 1), (2, 1, 2))]
+    ev = Evaluation(recs + [{"index": 3, "sample": s, "correct": s == 0, "level": 3} for s in range(2)])
     assert ev.accuracy() == pytest.approx(0.625) and ev.accuracy([1]) == 0.5 and ev.accuracy([2, 3]) == 0.75
     assert math.isnan(ev.accuracy([5]))
+
+
+def test_differences_print_in_points_never_percent(runs, tmp_path):
+    _, rows = _claims(runs)
+    up = rows["ZeroGRPO improves the base model"]
+    assert "mean paired difference +44.0 points over 5 seed(s) [+35.2, +52.8]" in up["measured"]
+    assert "0: +40.0 (n=50)" in up["measured"] and "10.0% -> 54.0%" in up["measured"]
+    with pytest.warns(UserWarning):
+        md = report.write_report(runs, tmp_path / "out")["md"].read_text()
+    assert "[+35.2, +52.8] points" in md and "+44.0%" not in md
+
+
+def test_the_series_decides_the_same_claims_as_the_report(tmp_path):
+    """experiments.series_claims reads report.claim_specs: the same claim texts, paper numbers, levels and
+    directions, with the series' folder layout (an arm is a condition, a stage claim pairs two stages)."""
+    runs = tmp_path / "nb"
+    seeds = [0, 1]
+
+    def write(folder, solved):
+        folder.mkdir(parents=True)
+        (folder / "records.jsonl").write_text("".join(
+            json.dumps({"index": i, "correct": i in solved, "level": i // PER_LEVEL + 1}) + "\n" for i in range(N)))
+
+    write(experiments.eval_dir(runs, "base"), range(5))
+    for s in seeds:
+        write(experiments.eval_dir(runs, "zerogrpo", s), range(25 + s))
+        write(experiments.eval_dir(runs, "kl-penalty", s), range(35 + 2 * s))
+        for stage, solved in (("level1-3", range(25)), ("level4", range(30 + 2 * s)), ("level5", set(range(3 + s, N)))):
+            write(experiments.eval_dir(runs, "curriculum-staged", s, stage), solved)
+    rows = {r["claim"]: r for r in experiments.series_claims("tiny", runs)}
+    specs = {c.claim: c for c in report.claim_specs()}
+    assert set(rows) == set(specs) - {"no-kl beats kl-nopenalty"}  # its runs are missing: left out
+    for claim, row in rows.items():
+        assert row["paper"] == specs[claim].paper and row["direction"] == specs[claim].direction
+    assert [p["difference"] for p in rows["ZeroGRPO improves the base model"]["per_seed"]] == pytest.approx([0.4, 0.42])
+    assert [p["difference"] for p in rows["no-kl beats kl-penalty"]["per_seed"]] == pytest.approx([-0.2, -0.22])
+    forget = rows["level-5 training lowers levels 1-2 (forgetting)"]
+    assert [p["n"] for p in forget["per_seed"]] == [2 * PER_LEVEL] * 2 and forget["per_seed"][0]["difference"] == -0.15
+    assert "reward" in rows["no-kl beats kl-penalty"]["note"]

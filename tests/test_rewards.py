@@ -82,3 +82,20 @@ def test_build_reward_from_config():
     assert rewards.reward_weights(RewardConfig(name="open_rs_cosine")) == [1.0, 2.0]
     with pytest.raises(ValueError, match="unknown reward"):
         rewards.build_reward(RewardConfig(name="nope"), 10)
+
+
+def test_the_weights_come_with_the_config_from_paper_yaml():
+    """rewards types no paper number: Open-RS's weights are paper.yaml's (App. E), by function name, in the order
+    build_reward returns the functions; a config with other weights gets those."""
+    from types import SimpleNamespace
+
+    from supersmall import paper
+
+    exp2, exp3 = paper.value("openrs.exp2.reward_weights"), paper.value("openrs.exp3.reward_weights")
+    assert RewardConfig(name="open_rs").weights == exp2 and RewardConfig(name="open_rs_cosine").weights == exp3
+    assert rewards.reward_weights(RewardConfig(name="open_rs")) == [exp2["format"], exp2["accuracy"]]
+    assert rewards.reward_weights(RewardConfig(name="open_rs_cosine")) == [exp3["format"], exp3["cosine"]]
+    assert RewardConfig().weights == {} and rewards.reward_weights(RewardConfig()) is None
+    mine = SimpleNamespace(**{**vars(RewardConfig(name="open_rs")), "weights": {"accuracy": 5.0}})
+    assert rewards.reward_weights(mine) == [1.0, 5.0]
+    assert not hasattr(rewards, "OPEN_RS_WEIGHTS")

@@ -97,3 +97,35 @@ def test_run_lock_is_exclusive_and_names_its_holder(tmp_path):
     assert not (tmp_path / "run" / ".lock.owner").exists()
     with RunLock(tmp_path / "run"):  # released: a later run takes it
         pass
+
+
+def test_checkpoint_names_are_read_and_written_in_one_place(tmp_path):
+    import pytest
+
+    from supersmall.runcard import checkpoint_dir, checkpoint_step, checkpoints, latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None and checkpoint_step(None) == 0
+    for step in (2, 10, 4):
+        checkpoint_dir(tmp_path, step).mkdir()
+    (tmp_path / "checkpoint-x").mkdir()  # not a checkpoint
+    (tmp_path / "checkpoint-12").write_text("a file, not a checkpoint")
+    assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-4", "checkpoint-10"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10" and checkpoint_step(tmp_path / "checkpoint-10") == 10
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        checkpoint_step(tmp_path / "checkpoint-x")
+
+
+def test_a_file_cannot_be_a_run_folder(tmp_path):
+    import pytest
+
+    from supersmall.errors import UserError
+    from supersmall.runcard import RunLock, check_run_folder
+
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert check_run_folder(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    for out in (f, f / "run"):
+        with pytest.raises(UserError, match=f"{f} is a file, not a folder"):
+            check_run_folder(out)
+        with pytest.raises(UserError, match="is a file"), RunLock(out):
+            pass

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from supersmall import data, grpo, losses, tiny
+from supersmall import data, grpo, losses, stats, tiny
 from supersmall import train as T
 from supersmall.config import load_profile
 from supersmall.errors import UserError
@@ -90,17 +90,22 @@ def test_minimal_step_trains_and_reports(tmp_path):
     from supersmall import rewards
 
     funcs = rewards.build_reward(profile.reward, profile.train.max_completion_length)
+
+    def alternating(completions, **kw):  # 0, 1, 0, 1 within every group: each group has different rewards
+        return [float(i % 2) for i in range(len(completions))]
+
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     torch.manual_seed(0)
     rows = tiny.make_problems(2, levels=(2, 3), seed=1)
-    m = minimal_step(model, None, tok, opt, rows, profile, 0.0, 0.0, funcs)
+    m = minimal_step(model, None, tok, opt, rows, profile, 0.0, 0.0, [*funcs, alternating], [1.0, 1.0])
     assert set(m) >= {"loss", "reward", "reward_std", "frac_reward_zero_std", "truncated_fraction",
                       "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction"}
     assert "kl" not in m  # ZeroGRPO: no reference model
     assert 0 <= m["truncated_fraction"] <= 1 and 0 < m["completion_length"] <= 32 and m["grad_norm"] >= 0
-    if m["frac_reward_zero_std"] < 1:  # a group with different rewards gives a gradient
-        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    # every group has different rewards, so the advantages are not zero and the policy moves
+    assert m["frac_reward_zero_std"] == 0.0 and m["grad_norm"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     ref = AutoModelForCausalLM.from_pretrained(path).eval()
     m2 = minimal_step(model, ref, tok, opt, rows, profile, 0.5, 0.0, funcs)
     assert m2["kl"] > 0  # the policy moved away from the reference
@@ -225,6 +230,90 @@ def test_kl_penalty_is_zero_when_the_policy_is_the_reference(tmp_path):
     assert log["rewards/kl_penalty/mean"] == 0.0 and log["kl"] == 0.0
 
 
+def test_kl_penalty_overrides_only_trl_methods_that_still_exist_with_these_parameters():
+    """The kit's one reach into TRL's private methods: when a TRL release renames or reshapes one, this fails."""
+    import inspect
+    import re
+
+    from trl import GRPOTrainer
+
+    from supersmall.trl_kl import KLPenaltyTrainer
+
+    hooks = KLPenaltyTrainer.TRL_HOOKS
+    overridden = {name for name, v in vars(KLPenaltyTrainer).items() if callable(v) and not name.startswith("__")}
+    assert overridden == set(hooks), "KLPenaltyTrainer overrides a TRL method not listed in TRL_HOOKS"
+    for name, params in hooks.items():
+        assert hasattr(GRPOTrainer, name), f"TRL's GRPOTrainer has no {name} any more: update supersmall/trl_kl.py"
+        theirs = tuple(inspect.signature(getattr(GRPOTrainer, name)).parameters)[1:]
+        assert theirs[:len(params)] == params, f"TRL's {name}{theirs} changed: update supersmall/trl_kl.py"
+    # and TRL still calls them where the arm needs them: the reference log-probs, then the rewards
+    step = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    ref = re.search(r"self\._get_per_token_logps_and_entropies\(\s*self\.ref_model", step)
+    assert ref and "self._calculate_rewards(" in step[ref.end():]
+    assert "self.beta" in inspect.getsource(GRPOTrainer._compute_loss)
+
+
+def test_both_backends_build_the_reward_the_same_way(tmp_path, monkeypatch):
+    """One function builds the reward (with the chat template's think prefill and paper.yaml's weights);
+    the TRL trainer and the readable loop both take it."""
+    from supersmall import paper
+
+    p = load_profile("rehearsal", **{"reward.name": "open_rs", "launch.num_processes": 1})
+    funcs, weights = T.reward_functions(p)
+    assert p.model.think_prefill and [f.__name__ for f in funcs] == ["format", "accuracy"]
+    assert funcs[0].keywords["think_prefilled"] is True
+    assert weights == list(paper.value("openrs.exp2.reward_weights").values())
+    calls = []
+    real = T.reward_functions
+    monkeypatch.setattr(T, "reward_functions", lambda prof: calls.append(prof) or real(prof))
+    trainer = make_trainer(p, "no-kl", tmp_path, tiny.make_problems(4, levels=(1,), seed=0),
+                           tiny.model_path("tiny-r1"), report_to="none")
+    assert [f.__name__ for f in trainer.reward_funcs] == ["format", "accuracy", "reasoning_rate"]
+    assert trainer.reward_funcs[0].keywords["think_prefilled"] is True
+    seen = {}
+
+    def loop(*args):
+        seen["funcs"], seen["weights"] = args[6], args[7]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grpo, "train_loop", loop)
+    with pytest.raises(KeyboardInterrupt):
+        T._train_minimal(p, "no-kl", tmp_path, [], "unused", None, None, False)
+    assert len(calls) == 2 and [f.keywords for f in seen["funcs"]] == [f.keywords for f in funcs]
+    assert seen["weights"] == weights
+
+
+def test_stages_alone_train_that_curriculum_and_bad_stages_are_refused():
+    p = T.resolve("tiny", None, None, None, None, None, "1-3:2,5:3", {})
+    assert p.curriculum.stages == "1-3:2,5:3" and p.curriculum.schedule == "staged" and p.train.steps == 5
+    for bad in ("9-3:5", "1-3:0", "x"):
+        with pytest.raises(ValueError, match="curriculum.stages"):
+            T.resolve("tiny", None, None, None, None, None, bad, {})
+
+
+def test_gain_is_the_paired_difference_of_the_two_evaluations(tmp_path):
+    """Hand-made records: base solves problems 0-1 of 4, the trained model 0-2: gain 1/4 (one problem more)."""
+    for stage, solved in (("base", {0, 1}), ("final", {0, 1, 2})):
+        folder = tmp_path / "eval" / stage
+        folder.mkdir(parents=True)
+        (folder / "records.jsonl").write_text("".join(
+            json.dumps({"index": i, "level": 1, "correct": i in solved}) + "\n" for i in range(4)))
+    g = T.gain(tmp_path)
+    assert g["base"] == 0.5 and g["final"] == 0.75 and g["gain"] == 0.25
+    lo, hi = g["gain_interval"]
+    assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # a bootstrap over 4 problems: the diffs are 0, 0, 1, 0
+    d = stats.paired_difference([1, 1, 0, 0], [1, 1, 1, 0], n_boot=2000, seed=0)
+    assert [lo, hi] == [d["ci_low"], d["ci_high"]]
+
+
+def test_a_file_as_the_run_folder_is_one_sentence(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    for out in (f, f / "sub"):
+        with pytest.raises(UserError, match="is a file, not a folder"):
+            train("tiny", steps=1, backend="minimal", out_dir=out, evaluate_model=False, progress=False)
+
+
 # --- curriculum, stage accuracies, evaluation folders ------------------------------------------------------
 @pytest.mark.slow
 def test_trl_consumes_the_curriculum_in_order(tmp_path, monkeypatch):
@@ -313,12 +402,20 @@ def test_cli_train_writes_the_run_card_metrics(tmp_path):
                           "--out", str(tmp_path / "r")], capture_output=True, text=True, env=_env())
     assert out.returncode == 0, out.stderr[-2000:]
     m = json.loads((tmp_path / "r" / "run_card.json").read_text())["metrics"]
-    for key in ("accuracy_final", "train_seconds", "seconds_per_step", "steps", "resumed_from_step"):
+    for key in ("accuracy_base", "accuracy_final", "gain", "gain_interval", "train_seconds", "seconds_per_step",
+                "steps", "resumed_from_step"):
         assert key in m
     assert 0 <= m["accuracy_final"] <= 1 and m["steps"] == 2
     summary = json.loads((tmp_path / "r" / "eval" / "final" / "summary.json").read_text())
     assert set(summary["per_level"]) == {"1", "2", "3", "4", "5"} and summary["accuracy"] == m["accuracy_final"]
-    assert f"final {m['accuracy_final']:.3f}" in out.stdout
+    base = json.loads((tmp_path / "r" / "eval" / "base" / "summary.json").read_text())
+    assert base["accuracy"] == m["accuracy_base"] and m["gain"] == pytest.approx(m["accuracy_final"] - base["accuracy"])
+    lo, hi = m["gain_interval"]
+    assert lo <= m["gain"] <= hi
+    # base -> final and the gain in points with its interval, and no library warning on the console
+    assert (f"{100 * m['accuracy_base']:.1f}% -> {100 * m['accuracy_final']:.1f}%, gain {100 * m['gain']:+.1f} points "
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]") in out.stdout
+    assert "Warning" not in out.stderr, out.stderr[-2000:]
     bad = subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--arm", "kl", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, env=_env())
     assert bad.returncode == 2 and "valid arms" in bad.stderr and "Traceback" not in bad.stderr

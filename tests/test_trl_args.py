@@ -103,7 +103,7 @@ def test_the_pins_differ_from_trls_defaults(tmp_path, trl_defaults):
     assert (full.lr_scheduler_type, d.lr_scheduler_type) == ("constant", "linear")
     assert (full.optim, d.optim) == ("adamw_torch", "adamw_torch_fused")
     assert (full.use_vllm, d.use_vllm) == (True, False)
-    assert (full.vllm_gpu_memory_utilization, d.vllm_gpu_memory_utilization) == (0.35, 0.3)
+    assert (full.vllm_gpu_memory_utilization, d.vllm_gpu_memory_utilization) == (0.25, 0.3)  # sized from its KV need
     tiny = build(grpo_config_kwargs(load_profile("tiny"), str(tmp_path), arm="kl-penalty"))
     assert (tiny.loss_type, tiny.bf16, getattr(tiny, CHECKPOINTING)) == ("grpo", False, False)
     assert (d.bf16, getattr(d, CHECKPOINTING)) == (True, True)
@@ -115,7 +115,7 @@ def test_the_pins_differ_from_trls_defaults(tmp_path, trl_defaults):
 @pytest.mark.parametrize("key,value,field,expected", [
     ("train.scale_rewards", "none", "scale_rewards", "none"),
     ("train.scale_rewards", "batch", "scale_rewards", "batch"),
-    ("train.scale_rewards", "std", "scale_rewards", "group"),  # the kit's alias of TRL's group
+    ("train.scale_rewards", "group", "scale_rewards", "group"),  # TRL's own words, passed through
     ("train.mask_truncated_completions", True, "mask_truncated_completions", True),
     ("train.kl_ratio_weighting", True, "use_bias_correction_kl", True),
     ("train.vllm_importance_sampling_cap", 2.0, "vllm_importance_sampling_clip_max", 2.0),

@@ -22,7 +22,7 @@ def test_render_returns_figure_with_both_scales():
     df, fig = widgets.render("<think>x</think>\\boxed{17}", answer="17", length=5, max_length=64)
     assert len(df) == 1 + len(widgets.DEFAULT_GROUP)
     titles = [ax.get_title() for ax in fig.axes]
-    assert any("'std'" in t for t in titles) and any("'none'" in t for t in titles)
+    assert any("'group'" in t for t in titles) and any("'none'" in t for t in titles)
     import matplotlib.pyplot as plt
 
     plt.close(fig)

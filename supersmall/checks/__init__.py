@@ -1,23 +1,29 @@
 """Exercise checks: ``from supersmall.checks import check_extract_answer`` etc.
 
-The machinery is in :mod:`supersmall.checks.core`; each topic module adds ``check_<name>(fn)``
-functions, collected here so notebooks import them from one place.
+The machinery is in :mod:`supersmall.checks.core`; each topic module (one per course notebook) writes
+``check_<name>(fn)`` functions, imported here so notebooks import them from one place. A new check is
+one name added to its topic's import line and to ``__all__``.
 """
 
+from supersmall.checks.advantages import check_group_advantages
 from supersmall.checks.core import NOT_IMPLEMENTED, Case, CheckFailed, close, run_check
+from supersmall.checks.curriculum import check_cumulative_levels, check_difficulty_level
+from supersmall.checks.evaluation import check_paired_test, check_wilson_interval
+from supersmall.checks.grpo import check_grpo_step
+from supersmall.checks.losses import check_k3, check_masked_surrogate
 from supersmall.checks.predict import predict, verdict_choice
+from supersmall.checks.report import check_verdict
+from supersmall.checks.rewards import check_extract_answer, check_length_penalty, check_supersmall_reward
+from supersmall.checks.setup import check_pass_at_1
 
-__all__ = ["NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check", "predict", "verdict_choice"]
-
-# Topic modules register their checks here (one import line each).
-for _topic in ("setup", "rewards", "advantages", "losses", "curriculum", "grpo", "evaluation", "report"):
-    try:
-        _mod = __import__(f"supersmall.checks.{_topic}", fromlist=["*"])
-    except ModuleNotFoundError as _e:  # topic not written yet
-        if _e.name != f"supersmall.checks.{_topic}":
-            raise
-        continue
-    for _name in dir(_mod):
-        if _name.startswith("check_"):
-            globals()[_name] = getattr(_mod, _name)
-            __all__.append(_name)
+__all__ = [
+    "NOT_IMPLEMENTED", "Case", "CheckFailed", "close", "run_check", "predict", "verdict_choice",
+    "check_pass_at_1",  # setup
+    "check_extract_answer", "check_length_penalty", "check_supersmall_reward",  # rewards
+    "check_group_advantages",  # advantages
+    "check_k3", "check_masked_surrogate",  # losses
+    "check_difficulty_level", "check_cumulative_levels",  # curriculum
+    "check_grpo_step",  # grpo
+    "check_wilson_interval", "check_paired_test",  # evaluation
+    "check_verdict",  # report
+]

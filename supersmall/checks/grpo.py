@@ -69,7 +69,7 @@ def reference_grpo_step(completions, answers, lengths, logp, old_logp, mask, gro
     """The library's step: eq. 6 + eq. 7, group advantages (mean/std), clipped loss with "grpo"."""
     r = rewards.supersmall_reward(completions, answer=answers, completion_ids=[[0] * n for n in lengths],
                                   max_length=max_length)
-    adv = advantages.group_advantages(r, group_size, scale="std")
+    adv = advantages.group_advantages(r, group_size, scale="group")
     loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, aggregation="grpo",
                                  group_size=group_size)
     return r, adv, loss
@@ -107,7 +107,7 @@ def check_grpo_step(fn: Callable[..., tuple]) -> bool:
     """``fn(completions, answers, lengths, logp, old_logp, mask, group_size, max_length)`` -> (rewards, adv, loss).
 
     Rewards must equal :func:`supersmall.rewards.supersmall_reward` (eq. 6 + eq. 7), advantages
-    :func:`supersmall.advantages.group_advantages` (``scale="std"``), loss
+    :func:`supersmall.advantages.group_advantages` (``scale="group"``), loss
     :func:`supersmall.losses.policy_loss` (``aggregation="grpo"``, clip 0.2), and the gradient of the
     loss with respect to ``logp`` must agree too.
     """

@@ -1,4 +1,4 @@
-"""Checks for exercise 08: a replication verdict from per-seed paired differences."""
+"""Checks for exercise 08: a replication verdict from per-seed paired differences (:func:`supersmall.stats.decide`)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,38 @@ from supersmall import stats
 from supersmall.checks.core import Case, run_check
 
 
-def reference_verdict(diffs: Sequence[float], direction: int) -> str:
-    """:func:`supersmall.stats.across_seeds` (Student-t 95% interval), read by :func:`supersmall.stats.verdict`."""
-    s = stats.across_seeds(diffs)
-    return stats.verdict(s["ci_low"], s["ci_high"], direction)
+def reference_verdict(diffs: Sequence[float], direction: int, within_se: float = 0.0) -> str:
+    """:func:`supersmall.stats.decide`'s verdict (one claim on its own: no Holm family)."""
+    return stats.decide(diffs, within_se=within_se, direction=direction)["verdict"]
 
 
-def check_verdict(fn: Callable[[Sequence[float], int], str]) -> bool:
-    """``fn(diffs, direction)`` -> "reproduced" | "not reproduced" | "inconclusive", as the library decides."""
+def check_verdict(fn: Callable[[Sequence[float], int, float], str]) -> bool:
+    """``fn(diffs, direction, within_se)`` -> "reproduced" | "not reproduced" | "inconclusive", as the library
+    decides: at least ``stats.MIN_SEEDS`` seeds, all on one side, and a Student-t interval (spread floored at
+    ``within_se``) strictly on that side."""
     rng = random.Random(3)
-    cases = [Case(([0.20, 0.18, 0.25], +1), label="every seed improves, as the paper says"),
-             Case(([0.20, 0.18, 0.25], -1), label="the paper says it drops, every seed improves"),
-             Case(([-0.04, -0.05, -0.03], -1), label="a drop the paper predicted"),
-             Case(([0.10, -0.05, 0.08], +1), label="seeds disagree: the interval contains 0"),
-             Case(([0.30], +1), label="one seed: no spread to estimate, so no claim"),
-             Case(([], +1), label="no seeds"),
-             Case(([0.2, 0.25], +1), label="two seeds: t with 1 df is 12.7, not 1.96"),
-             Case(([0.1, 0.1, 0.1], +1), label="all equal and positive: the interval is one point"),
-             Case(([0.1, 0.1, 0.1], -1), label="all equal, against the paper"),
-             Case(([0.0, 0.0, 0.0, 0.0], +1), label="all zero: not strictly on either side")]
+    five = [0.20, 0.18, 0.25, 0.21, 0.22]
+    cases = [Case((five, +1, 0.02), label="five seeds improve, as the paper says"),
+             Case((five, -1, 0.02), label="the paper says it drops, every seed improves"),
+             Case(([-x for x in five], -1, 0.02), label="a drop the paper predicted"),
+             Case(([0.10, -0.05, 0.08, 0.12, 0.09], +1, 0.01), label="one seed disagrees"),
+             Case(([0.30], +1, 0.02), label="one seed: no spread to estimate, so no claim"),
+             Case(([], +1, 0.02), label="no seeds"),
+             Case(([0.2, 0.25], +1, 0.02), label="two seeds: too few, whatever the interval"),
+             Case(([0.2, 0.18, 0.25], +1, 0.02), label="three seeds agree: p = 0.5^3 = 0.125, too few"),
+             Case(([0.1] * 5, +1, 0.02), label="identical seeds: the spread is floored at within_se"),
+             Case(([0.002] * 5, +1, 0.002), label="identical tiny gains: the floor makes the interval cross 0"),
+             Case(([0.1] * 5, +1, 0.0), label="identical seeds and no floor: no interval"),
+             Case(([0.1] * 5, -1, 0.02), label="all equal, against the paper"),
+             Case(([0.0] * 5, +1, 0.02), label="all zero: not strictly on either side"),
+             Case(([0.05, 0.04, 0.06, 0.05, 0.05], +1, 0.03), label="a floor wider than the spread")]
     for i in range(30):
-        n = rng.randint(2, 6)
+        n = rng.randint(3, 8)
         mu, sd = rng.choice([-0.1, -0.02, 0.0, 0.03, 0.2]), rng.choice([0.01, 0.05, 0.1])
         diffs = [round(rng.gauss(mu, sd), 4) for _ in range(n)]
-        cases.append(Case((diffs, rng.choice([1, -1])), label=f"random #{i + 1}"))
+        cases.append(Case((diffs, rng.choice([1, -1]), rng.choice([0.0, 0.01, 0.03])), label=f"random #{i + 1}"))
 
-    def student(diffs, direction):
-        return fn(list(diffs), direction)
+    def student(diffs, direction, within_se):
+        return fn(list(diffs), direction, within_se)
 
     return run_check("verdict", student, reference_verdict, cases)

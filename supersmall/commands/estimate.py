@@ -1,7 +1,7 @@
 """``supersmall estimate``: memory per GPU and time of the full-scale runs, beside the paper's Table 5.
 
     supersmall estimate --profile a6000x4                 # Table 5 rows beside the estimates, memory check
-    supersmall estimate --profile a6000x4 --json          # per run: minutes, peak memory per GPU, fits
+    supersmall estimate --profile a6000x4 --json          # per run, and total_hours of the whole replicate
     supersmall estimate --set train.gradient_accumulation_steps=1   # does a bigger micro-batch fit?
 """
 
@@ -12,12 +12,13 @@ RUNS = [("no-kl", "level1-3"), ("kl-penalty", "level1-3"), ("kl-nopenalty", "lev
 
 
 def register(sub) -> None:
+    from supersmall.commands import add_set_argument
+
     p = sub.add_parser("estimate", help="memory per GPU and time/cost of the full-scale runs, beside Table 5")
     p.add_argument("--profile", default="a6000x4", help="profile name or YAML path (default: a6000x4)")
     p.add_argument("--arm", default=None, help="no-kl | kl-nopenalty | kl-penalty (default: every run)")
     p.add_argument("--stage", default=None, help="level1-3 | level4 | level5 | level5.5 | level6 (or 1-3, 4, ...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a profile setting, e.g. --set train.gradient_accumulation_steps=4 (repeatable)")
+    add_set_argument(p)
     p.add_argument("--mean-completion-fraction", type=float, default=None,
                    help="mean completion length / max_completion_length (default: the estimate's choice, 0.6)")
     p.add_argument("--json", action="store_true", help="print per-run minutes, peak memory and fit as JSON")
@@ -25,18 +26,10 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def _overrides(items: list[str]) -> dict:
-    import yaml
+def _arms(profile) -> list[str]:
+    from supersmall import paper
 
-    from supersmall.errors import UserError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r} must be KEY=VALUE, e.g. --set train.gradient_accumulation_steps=4")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return [a for a in paper.ARMS if not (profile.train.lora_rank and a == "kl-penalty")]
 
 
 def _runs(args) -> list[tuple[str, str]]:
@@ -57,11 +50,13 @@ def _runs(args) -> list[tuple[str, str]]:
 def run(args) -> int:
     import json
 
+    from supersmall import cost
     from supersmall import estimate as E
+    from supersmall.commands import parse_sets
     from supersmall.config import load_profile
     from supersmall.errors import UserError
 
-    profile = load_profile(args.profile, **_overrides(args.set))
+    profile = load_profile(args.profile, **parse_sets(args.set))
     kw = {} if args.mean_completion_fraction is None else {"mean_completion_fraction": args.mean_completion_fraction}
     if kw and not 0 < kw["mean_completion_fraction"] <= 1:
         raise UserError("--mean-completion-fraction must be in (0, 1], e.g. 0.5")
@@ -73,13 +68,15 @@ def run(args) -> int:
         keys = ("arm", "stage", "steps", "minutes", "gpu_hours", "cost_usd", "peak_memory_gb", "fits",
                 "paper_minutes", "ratio")
         out = [{**{k: e[k] for k in keys}, "micro_batch": e["memory"]["micro_batch"],
-                "memory_check": E.check_memory(profile, e["arm"])} for e in runs]
-        print(json.dumps(out, indent=2))
+                "usable_memory_gb": e["memory"]["usable"], "memory_check": E.check_memory(profile, e["arm"]),
+                "vllm_check": E.check_vllm(profile)} for e in runs]
+        whole = cost.replicate_cost(profile, arms=_arms(profile))
+        print(json.dumps({"runs": out, **whole}, indent=2))
         return 0
 
     print(f"{profile.name}: Table 5 (4x RTX A6000) beside the estimate (minutes; mid, with the low-high range)")
     print(f"{'row':<14} {'paper':>6} {'estimate':>9} {'range':>13} {'ratio':>6} {'implied mean completion':>24}")
-    for r in E.table5_rows(profile, **kw):
+    for r in cost.table5_rows(profile, **kw):
         m, f = r["minutes"], r["implied_mean_completion_fraction"]
         print(f"{r['row']:<14} {r['paper_minutes']:>6.1f} {m['mid']:>9.1f} {m['low']:>6.0f}-{m['high']:<6.0f} "
               f"{'n/a' if r['ratio'] is None else format(r['ratio'], '.2f'):>6} "
@@ -90,12 +87,19 @@ def run(args) -> int:
         print(f"{e['arm']} / {e['stage']}: {e['completions_per_step']} completions/step, {mem['micro_batch']} per GPU "
               f"per micro-step; ~{e['minutes']['mid']} min (range {e['minutes']['low']}-{e['minutes']['high']}); "
               f"paper (Table 5): {e['paper_minutes']} min; {e['gpu_hours']} GPU-hours, ~${e['cost_usd']}; "
-              f"peak memory {e['peak_memory_gb']} of {mem['capacity'] or 'n/a'} GB per GPU "
+              f"peak memory {e['peak_memory_gb']} of {mem['usable'] or 'n/a'} GB usable per GPU "
               f"({'fits' if e['fits'] else 'does NOT fit'})")
         msg = E.check_memory(profile, e["arm"])
         if msg:
             print(f"  ! {msg}")
     print(f"assumptions: {runs[0]['assumptions']}")
+    w = cost.replicate_cost(profile, arms=_arms(profile))
+    t = w["total_hours"]
+    print(f"the whole replicate ({w['training_runs']} training runs, {w['evaluations']} evaluations of "
+          f"~{w['evaluation_minutes_each']:.0f} min, one per GPU): ~{t['mid']:.0f} h (range {t['low']:.0f}-"
+          f"{t['high']:.0f}), {w['days']} days, {w['gpu_hours']} GPU-hours, ~${w['cost_usd']}; a cap hit in a step "
+          f"of {next(iter(w['truncation'].values()))['rollouts_per_step']} rollouts: "
+          + ", ".join(f"{s} {v['cap_hit_per_step']:.0%}" for s, v in w["truncation"].items()))
     if args.run:
         from supersmall.runcard import read_run_card
 

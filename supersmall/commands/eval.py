@@ -23,6 +23,7 @@ def run(args) -> int:
     from supersmall.config import load_profile
     from supersmall.errors import UserError
     from supersmall.evaluate import run_eval
+    from supersmall.runcard import check_run_folder
 
     profile = load_profile(args.profile, **parse_sets(args.set))
     model = args.model or profile.model.name_or_path
@@ -38,7 +39,8 @@ def run(args) -> int:
         except ImportError:
             raise UserError("eval.backend vllm needs vLLM on a CUDA host (pip install -e '.[gpu]'); "
                             "pass --set eval.backend=hf to evaluate with transformers") from None
+    check_run_folder(args.out)
     s = run_eval(model, profile, args.out, dataset=args.dataset, limit=args.limit, meta={"role": "trained"})
     print(f"accuracy {s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] on {s['n']} problems, "
-          f"truncated {s['truncation_rate']:.0%}; {args.out}/summary.json")
+          f"truncated {s['truncated_fraction']:.0%}; {args.out}/summary.json")
     return 0

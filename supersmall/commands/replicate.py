@@ -8,19 +8,24 @@ import json
 
 
 def register(sub) -> None:
+    from supersmall.commands import add_set_argument
+
     p = sub.add_parser("replicate", help="run (or --dry-run) the paper's arms and curriculum stages, evaluate, report")
     p.add_argument("--profile", default="a6000x4", help="a6000x4 (4 GPUs) | rehearsal (the same path on CPU) | YAML")
-    p.add_argument("--arms", default="no-kl,kl-nopenalty,kl-penalty", help="comma-separated arms (Table 3)")
+    p.add_argument("--arms", default=None, help="comma-separated arms (Table 3; default: all three, less "
+                                                 "kl-penalty under LoRA)")
     p.add_argument("--stages", default="level1-3,level4,level5", help="comma-separated stages (Sec. 4.4)")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's notebooks.seeds)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's notebooks.claim_seeds)")
     p.add_argument("--reading", default="isolated", help="arms: isolated (same reward, only KL differs) | paper")
     p.add_argument("--curriculum", default="staged", help="staged | cumulative (two readings of Sec. 4.4.1)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; run nothing")
+    add_set_argument(p)
     p.add_argument("--out", required=True)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
+    from supersmall.commands import parse_sets
     from supersmall.errors import UserError
     from supersmall.launch import replicate
 
@@ -32,8 +37,8 @@ def run(args) -> int:
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     try:
-        result = replicate(args.profile, args.out, items(args.arms), items(args.stages), seeds, args.reading,
-                           args.curriculum, args.dry_run)
+        result = replicate(args.profile, args.out, items(args.arms) if args.arms else None, items(args.stages), seeds,
+                           args.reading, args.curriculum, args.dry_run, overrides=parse_sets(args.set))
     except ValueError as e:
         raise UserError(str(e)) from None
     print(json.dumps({k: v for k, v in result.items() if k != "problems"}))
