@@ -157,11 +157,11 @@ def many_rows(what: str, key: str, label: str = "claim") -> Callable:
     def render(claims: dict[str, Any]) -> list[str] | None:
         if key not in claims:
             return None
-        rows = claims[key]["value"]
-        rows = rows.get("rows", rows) if isinstance(rows, dict) else rows
+        value = claims[key]["value"]
+        rows, prefix = (value["rows"], "rows.") if isinstance(value, dict) else (value, "")
         measured = "; ".join(f"{r[label]}: {pts(r['mean_difference'])} {interval_pts(*r['interval'])}" for r in rows)
         verdicts = "; ".join(r["verdict"] for r in rows)
-        ranges = [Range(key, f"{i}.mean_difference", _seeds(r), _se(r)) for i, r in enumerate(rows)]
+        ranges = [Range(key, f"{prefix}{i}.mean_difference", _seeds(r), _se(r)) for i, r in enumerate(rows)]
         return [what, measured + " points", verdicts, ranges]
     return render
 
