@@ -13,6 +13,13 @@ becomes ``NN_name.html`` with nbconvert's ``HTMLExporter``: outputs and figures 
 as base64 data), so a page is one self-contained file. The ``parameters`` cell and the one papermill
 injects are left out. ``index.html`` lists the pages in order with each notebook's title (its first
 markdown heading), its status and seconds from ``summary.json`` when the runner left one.
+
+The pages need no network: the LaTeX of markdown cells (``$...$``, ``\\(...\\)``, ``$$...$$``,
+``\\[...\\]``, ``\\begin{env}...\\end{env}``) is turned into MathML at build time with ``latex2mathml``,
+which browsers render natively, and nbconvert's CDN scripts (MathJax, require.js, mermaid, the widget
+manager) are left out. A formula that cannot be converted stays on the page as its LaTeX source, and the
+build says how many did on stderr. ``$`` opens math only before a non-space and closes it only after a
+non-space and not before a digit (pandoc's rule), so "$5 or $10" and an escaped ``\\$`` stay text.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import html
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +76,137 @@ def _summary(executed_dir: Path) -> tuple[dict[str, dict[str, Any]], str | None]
     return results, data.get("profile")
 
 
-def _exporter():
+@dataclass
+class MathTally:
+    """How many formulas became MathML, and the source of each one that could not (``where: $tex$``)."""
+
+    converted: int = 0
+    failed: list[str] = field(default_factory=list)
+    where: str = ""
+
+
+# A command latex2mathml does not know comes out as <mi>\foo</mi>: that is a failure too.
+_UNKNOWN_COMMAND = re.compile(r">\\[A-Za-z]+")
+
+
+def _braces_balanced(tex: str) -> bool:
+    depth = 0
+    for brace in re.sub(r"\\.", "", tex):  # \{ and \} are literal braces
+        depth += {"{": 1, "}": -1}.get(brace, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def latex_to_mathml(tex: str, display: bool = False) -> str | None:
+    """``tex`` (no delimiters) as a ``<math>`` element, or None when latex2mathml cannot convert it."""
+    from latex2mathml.converter import convert
+
+    if not tex.strip() or not _braces_balanced(tex):
+        return None
+    try:
+        mathml = convert(tex.strip(), display="block" if display else "inline")
+    except Exception:  # latex2mathml's own errors, and IndexError & co. on some malformed input
+        return None
+    return None if _UNKNOWN_COMMAND.search(mathml) else mathml
+
+
+def _math_parsers():
+    """nbconvert's math-aware mistune parsers, with pandoc's rule for ``$`` and single-backslash delimiters."""
+    from nbconvert.filters.markdown_mistune import MathBlockParser, MathInlineParser
+
+    def _dotall(pattern: str) -> str:
+        return f"(?s:{pattern})"
+
+    class BlockParser(MathBlockParser):
+        SPECIFICATION = {**MathBlockParser.SPECIFICATION, "multiline_math": _dotall(
+            r"(?<!\\)[$]{2}.*?(?<!\\)[$]{2}"
+            r"|\\{1,2}\[.*?\\{1,2}\]"
+            r"|\\begin\{(?P<math_env_name>[a-z]*\*?)\}.*?\\end\{(?P=math_env_name)\}")}
+
+    class InlineParser(MathInlineParser):
+        SPECIFICATION = {
+            **MathInlineParser.SPECIFICATION,
+            "block_math_latex": _dotall(r"(?<!\\)\\{1,2}\[(?P<math_block_latex>.*?)(?<!\\)\\{1,2}\]"),
+            # opens before a non-space, closes after a non-space and not before a digit; no ` inside,
+            # so a code span after a lone "$5" stays a code span
+            "inline_math_tex": _dotall(r"(?<![$\\])\$(?P<math_inline_tex>(?![\s$])(?:\\.|[^$`\\])+?)"
+                                       r"(?<!\s)\$(?!\d)"),
+            "inline_math_latex": _dotall(r"(?<!\\)\\{1,2}\((?P<math_inline_latex>.*?)(?<!\\)\\{1,2}\)"),
+        }
+
+    return BlockParser(), InlineParser(hard_wrap=False)
+
+
+def _renderer(tally: MathTally, **kwargs: Any):
+    from nbconvert.filters.markdown_mistune import IPythonRenderer
+
+    class MathMLRenderer(IPythonRenderer):
+        def _math(self, tex: str, display: bool, source: str) -> str:
+            mathml = latex_to_mathml(tex, display)
+            if mathml is not None:
+                tally.converted += 1
+                return mathml
+            tally.failed.append(f"{tally.where}: {source}" if tally.where else source)
+            block = ' style="display:block"' if display else ""  # a span: block math sits inside a <p>
+            return (f'<span class="supersmall-math-source"{block} title="LaTeX that could not be converted to '
+                    f'MathML">{self.escape_html(source)}</span>')
+
+        def inline_math(self, body: str) -> str:
+            return self._math(body, False, f"${body}$")
+
+        def block_math(self, body: str) -> str:
+            return self._math(body, True, f"$${body}$$")
+
+        def latex_environment(self, name: str, body: str) -> str:
+            source = f"\\begin{{{name}}}{body}\\end{{{name}}}"
+            return self._math(source, True, source)
+
+    return MathMLRenderer(escape=False, **kwargs)
+
+
+def markdown_to_html(source: str, tally: MathTally | None = None, **renderer_options: Any) -> str:
+    """A markdown cell's HTML as the book renders it: nbconvert's markdown, its math as MathML."""
+    from nbconvert.filters.markdown_mistune import MarkdownWithMath
+
+    block, inline = _math_parsers()
+    renderer = _renderer(tally if tally is not None else MathTally(), **renderer_options)
+    return MarkdownWithMath(renderer=renderer, block=block, inline=inline).render(source)
+
+
+# The lab template less every script it loads from a CDN (MathJax, require.js, mermaid, the widget manager).
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}
+<style type="text/css">
+math { font-family: "Latin Modern Math", "STIX Two Math", "Cambria Math", "DejaVu Math TeX Gyre", math; }
+math[display="block"] { margin: 0.8em 0; overflow-x: auto; overflow-y: hidden; }
+.supersmall-math-source { font-family: var(--jp-code-font-family, monospace); color: #9a3412; }
+</style>
+{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def _exporter(tally: MathTally):
+    from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    exporter = HTMLExporter()  # the "lab" template: CSS inline, images as data URIs
+    class BookExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):  # as HTMLExporter.markdown2html, with MathML math
+            cell = context.get("cell", {})
+            path = context.get("resources", {}).get("metadata", {}).get("path", "")
+            return markdown_to_html(source, tally, attachments=cell.get("attachments", {}),
+                                    embed_images=self.embed_images, path=path,
+                                    anchor_link_text=self.anchor_link_text,
+                                    exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+
+    # the "lab" template: CSS inline, images as data URIs
+    exporter = BookExporter(extra_loaders=[DictLoader({"supersmall_book.html.j2": _TEMPLATE})],
+                            template_file="supersmall_book.html.j2")
     hide = TagRemovePreprocessor(remove_cell_tags=set(HIDDEN_TAGS), enabled=True)
     exporter.register_preprocessor(hide, enabled=True)
     return exporter
@@ -141,8 +275,10 @@ def build_book(executed_dir: str | Path = "runs/nb", out_dir: str | Path = "runs
         pages.append({"number": path.name[:2], "href": path.stem + ".html", "title": notebook_title(nb, path.stem),
                       "seconds": info.get("seconds"), "status": info.get("status")})
         notebooks.append(nb)
-    exporter = _exporter()
+    tally = MathTally()
+    exporter = _exporter(tally)
     for i, (nb, page) in enumerate(zip(notebooks, pages)):
+        tally.where = page["href"][:-len(".html")]
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page["title"]}})
         m = re.search(r"<body[^>]*>", body)
         at = m.end() if m else 0
@@ -150,6 +286,10 @@ def build_book(executed_dir: str | Path = "runs/nb", out_dir: str | Path = "runs
         (out / page["href"]).write_text(body, encoding="utf-8")
     index = out / "index.html"
     index.write_text(_index_html(pages, profile), encoding="utf-8")
+    if tally.failed:
+        shown = "; ".join(tally.failed[:5]) + ("; ..." if len(tally.failed) > 5 else "")
+        print(f"book: {len(tally.failed)} of {tally.converted + len(tally.failed)} formulas could not be "
+              f"converted to MathML and are shown as LaTeX source: {shown}", file=sys.stderr)
     return index
 
 

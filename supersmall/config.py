@@ -54,14 +54,15 @@ class TrainConfig:
     top_p: float = 1.0
     max_prompt_length: int = 64  # prompts longer than this (template tokens) are filtered out and counted
     max_completion_length: int = 64
-    loss_type: str = "grpo"  # TRL's name for the aggregation: losses.aggregate(aggregation=loss_type); grpo | dapo | dr_grpo | group_token_mean | sequence
+    loss_type: str = "grpo"  # TRL's name for the aggregation: losses.aggregate(aggregation=loss_type); grpo | dapo | dr_grpo | group_token_mean | sequence | cispo (MiniMax-M1's objective, aggregated as dapo)
     scale_rewards: str = "group"  # group (mean and std) | none (mean only) | batch
     clip_eps: float = 0.2
-    clip_eps_high: float | None = None
+    clip_eps_high: float | None = None  # None = clip_eps; DAPO's clip-higher; with loss_type cispo: eps_max, the cap on the ratio itself
     beta_kl_loss: float = 0.04  # kl-nopenalty arm: KL as a loss term (k3, as TRL beta > 0)
     beta_kl_reward: float = 0.001  # kl-penalty arm: KL in the reward (k1, as verl use_kl_in_reward)
     kl_penalty_loss: bool = False  # kl-penalty arm: keep the KL loss (beta_kl_loss) too (Table 3's paper reading)
     num_iterations: int = 1  # updates per generated batch (1 => ratio == 1, clip inactive)
+    importance_sampling_level: str = "token"  # token (PPO / GRPO) | sequence (GSPO: one length-normalised ratio per sequence)
     optimizer: str = "adamw_torch"
     lr_scheduler_type: str = "constant"
     warmup_ratio: float = 0.0
@@ -196,6 +197,10 @@ def check_profile(profile: Profile) -> Profile:
         value = data[section][key]
         if not ok(value):
             raise ProfileError(f"{dotted} = {value!r} is not valid: expected {expected}")
+    t = profile.train
+    if t.loss_type == "cispo" and t.clip_eps_high is None:  # TRL would cap the ratio at clip_eps (0.2)
+        raise ProfileError("train.loss_type = 'cispo' needs train.clip_eps_high: CISPO's eps_max, the cap on the "
+                           "importance ratio itself (ScaleRL recommends 5.0, TRL's docs), not an offset from 1")
     return profile
 
 

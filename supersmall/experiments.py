@@ -24,11 +24,16 @@ from supersmall.evaluation import RECORDS, Evaluation
 from supersmall.pool import train_many
 from supersmall.runcard import code_version, read_metrics
 
+# A value may be a function of the profile (resolved by :func:`overrides`).
 # Every condition differs from "zerogrpo" (the paper's ZeroGRPO: eq. 6 + 7 reward, std-scaled group
 # advantages (scale_rewards "group"), the profile's loss_type, no KL) in the keys it names.
 CONDITIONS: dict[str, dict[str, Any]] = {
     "zerogrpo": {},
     "eq6-std": {"reward.name": "correctness"},  # no eq. 7 length penalty
+    # a completion limit a third of the profile's (choice): answers reach 0.95 L_max, so eq. 7 acts
+    "zerogrpo-tight": {"train.max_completion_length": lambda p: max(4, p.train.max_completion_length // 3)},
+    "eq6-tight": {"reward.name": "correctness",
+                  "train.max_completion_length": lambda p: max(4, p.train.max_completion_length // 3)},
     "eq6-mean": {"reward.name": "correctness", "train.scale_rewards": "none"},  # advantages r - mean, unscaled
     "eq4-mean": {"reward.name": "bipolar", "train.scale_rewards": "none"},  # +-1 reward, unscaled
     "zerogrpo-mean": {"train.scale_rewards": "none"},
@@ -42,11 +47,32 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "kl-nopenalty-paper": {"train.arm": "kl-nopenalty", "reward.name": "bipolar"},
     # kl-penalty as standard GRPO (eq. 2): its KL loss (beta_kl_loss) stays beside the reward penalty
     "kl-penalty-paper": {"train.arm": "kl-penalty", "reward.name": "bipolar", "train.kl_penalty_loss": True},
+    # Off-policy updates and the modern variants (notebook 05, section 6). The readable loop (backend minimal, equal
+    # to TRL's loss on one batch: tests/test_grpo.py) logs every update, the reused batches' clip included. mu = 4
+    # updates per sampled batch (choice, measured on tiny: the clip acts on about a tenth of the tokens; TRL counts
+    # updates, so 12 steps sample 3 batches): loss -min(r A, clip(r, 1-eps, 1+eps) A), r = pi / pi_old per token
+    "offpolicy": {"train.num_iterations": 4, "train.backend": "minimal"},
+    # clip(r, 1-eps_low, 1+eps_high) with eps_high = 0.28 > eps_low = 0.2: DAPO's values (paper, arXiv:2503.14476)
+    "clip-higher": {"train.num_iterations": 4, "train.backend": "minimal", "train.clip_eps_high": 0.28},
+    # GSPO: s_i = exp(mean_t log(pi / pi_old)) per sequence, clipped to [1-3e-4, 1+4e-4] (GSPO paper's values, as
+    # TRL's docs give them: a mean of log-ratios moves far less than one token's ratio)
+    "gspo": {"train.num_iterations": 4, "train.backend": "minimal", "train.importance_sampling_level": "sequence",
+             "train.clip_eps": 3e-4, "train.clip_eps_high": 4e-4},
+    # CISPO: -sg(min(r, eps_max)) A log pi, summed over the batch's tokens (TRL's cispo aggregates as dapo);
+    # eps_max = 5 (ScaleRL's value, as TRL's docs give it)
+    "cispo": {"train.num_iterations": 4, "train.backend": "minimal", "train.loss_type": "cispo",
+              "train.clip_eps_high": 5.0},
 }
 
 
 # The paper's arms (report.claim_specs) as the series' conditions
 ARM_CONDITIONS = {"no-kl": "zerogrpo", "kl-nopenalty": "kl-nopenalty", "kl-penalty": "kl-penalty"}
+
+
+def condition_overrides(profile: Profile | str, condition: str) -> dict[str, Any]:
+    """The profile overrides of ``condition`` (:data:`CONDITIONS`) on ``profile``, functions of it resolved."""
+    p = _profile(profile)
+    return {k: v(p) if callable(v) else v for k, v in CONDITIONS[condition].items()}
 
 
 def run_dir(runs_dir: str | Path, condition: str, seed: int) -> Path:
@@ -85,7 +111,7 @@ def run(profile: Profile | str, conditions: list[str], runs_dir: str | Path, see
         raise ValueError(f"unknown condition(s) {unknown}; known: {', '.join(CONDITIONS)}")
     jobs = [dict(profile=p, seed=s,
                  steps=p.notebooks.steps, out_dir=str(run_dir(runs_dir, c, s)),
-                 **{**CONDITIONS[c], **overrides})
+                 **{**condition_overrides(p, c), **overrides})
             for c in conditions for s in seeds]
     train_many(jobs, workers=workers, desc=f"{', '.join(conditions)} x {len(seeds)} seeds")
     return {c: {s: run_dir(runs_dir, c, s) for s in seeds} for c in conditions}
@@ -179,3 +205,28 @@ def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str
             if row is not None:
                 rows.append(row)
     return report.paper_family(rows)
+
+
+def plan(profile: Profile | str, runs_dir: str | Path, n_seeds: int | None = None, pilot: str = "zerogrpo",
+         family: str = "exploratory") -> dict[str, Any]:
+    """Before an experiment: the smallest difference in held-out accuracy it can detect (80% power), planned
+    from the spread of a pilot condition's seeds (:func:`supersmall.stats.planned_mde`). The pilot is
+    ``pilot`` on the profile's ``notebooks.seeds`` (trained here if missing; ZeroGRPO is the series' shared
+    baseline, so it costs nothing later). ``n_seeds``: the experiment's seeds (default: as many as the
+    pilot's). Returns the plan with the pilot's per-seed accuracies and a one-line ``sentence``."""
+    from supersmall import stats
+
+    p = _profile(profile)
+    runs = run(p, [pilot], runs_dir)[pilot]
+    scores = {s: evaluation(runs_dir, pilot, s).accuracy() for s in runs}
+    n = n_seeds or len(scores)
+    n_problems = len(evaluation(runs_dir, pilot, next(iter(runs))).records)
+    out = {**stats.planned_mde(list(scores.values()), n, n_problems, family), "pilot": pilot, "pilot_scores": scores}
+    mde = out["mde"]
+    out["sentence"] = (
+        f"Planned from the pilot ({pilot} on {len(scores)} seeds: held-out accuracy sd {100 * out['sd']:.1f} points "
+        f"between seeds): with {n} paired seeds this experiment detects a true difference of "
+        + (f"{100 * mde:.1f} points or more 80% of the time; a smaller true effect will most likely read "
+           "'inconclusive'." if mde != float("inf") else
+           f"no size at all: {n} seeds are fewer than the verdict rule needs for a {family}."))
+    return out

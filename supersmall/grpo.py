@@ -6,7 +6,7 @@ function per step. Notebook 05 walks through it.
              -> reward each one                        eq. 6 + eq. 7 (or any TRL reward function)
              -> group-relative advantages              A_i = (r_i - mean_G r) / std_G r   (eq. 2 / 5)
              -> policy loss                            -1/G sum_i ratio_i A_i (clipped)  [+ beta KL]
-             -> one optimizer step
+             -> one optimizer step                     (num_iterations of them per sampled batch)
 
 ZeroGRPO (the paper's eq. 5) is this loop with beta = 0: no reference model, no KL term.
 """
@@ -14,6 +14,7 @@ ZeroGRPO (the paper's eq. 5) is this loop with beta = 0: no reference model, no 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,22 @@ def decode(tokenizer, completion_ids: torch.Tensor, mask: torch.Tensor) -> tuple
 
 
 # --- one step -------------------------------------------------------------------------------------------
-def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
-                 beta_loss: float, beta_reward: float, reward_funcs: list[Callable],
-                 reward_weights: list[float] | None = None) -> dict[str, float]:
-    """One GRPO / ZeroGRPO step on ``prompts`` (rows with ``prompt`` and the reward's columns); returns metrics."""
+@dataclass
+class Rollout:
+    """Steps 1-4 of one step: a sampled, scored batch, reused for ``train.num_iterations`` updates."""
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    mask: torch.Tensor
+    adv: torch.Tensor
+    old_logp: torch.Tensor | None  # log pi_theta_old at sampling time (None: one update, old = logp.detach())
+    ref_logp: torch.Tensor | None  # the frozen reference's, for the KL arms
+    metrics: dict[str, float]  # the batch's reward, length and reasoning figures
+
+
+def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile: Profile, beta_loss: float,
+            beta_reward: float, reward_funcs: list[Callable], reward_weights: list[float] | None = None) -> Rollout:
+    """Steps 1-4 of a GRPO step on ``prompts`` (rows with ``prompt`` and the reward's columns), no gradient."""
     t = profile.train
     G = t.num_generations
     # 1. sample G completions per prompt from the current policy (left-padded prompts)
@@ -88,34 +101,56 @@ def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str,
     per_func = [f(completions=texts, completion_ids=ids_list, prompts=[r["prompt"] for r in rows], **columns)
                 for f in reward_funcs]
     rewards = torch.tensor([sum(w * fr[i] for w, fr in zip(weights, per_func)) for i in range(len(texts))])
-    # 3. per-token log-probs under the policy (with gradient) and, for the KL arms, the reference
-    logp, entropy = sequence_logps(model, prompt_ids, prompt_mask, completion_ids, mask, t.temperature)
-    ref_logp = None
-    if beta_loss or beta_reward:
-        with torch.no_grad():
+    # 3. per-token log-probs of the sampling policy pi_theta_old (kept fixed while the batch is reused) and,
+    #    for the KL arms, of the reference
+    old_logp = ref_logp = None
+    with torch.no_grad():
+        if t.num_iterations > 1 or beta_reward:
+            old_logp, _ = sequence_logps(model, prompt_ids, prompt_mask, completion_ids, mask, t.temperature)
+        if beta_loss or beta_reward:
             ref_logp, _ = sequence_logps(ref_model, prompt_ids, prompt_mask, completion_ids, mask, t.temperature)
     if beta_reward:  # kl-penalty arm: r_i <- r_i - beta * sum_t k1 (before the advantages, as verl does)
-        k1 = losses.kl_estimate(logp.detach(), ref_logp, "k1") * mask
+        k1 = losses.kl_estimate(old_logp, ref_logp, "k1") * mask
         rewards = losses.kl_in_reward(rewards, k1.sum(-1), beta_reward)
     # 4. group-relative advantages                                                    (eq. 2 / eq. 5)
     adv = advantages.group_advantages(rewards, G, scale=t.scale_rewards)
-    # 5. the policy loss: one update per batch, so old_logp = logp.detach() and the ratio is 1 (eq. 2; eq. 5
-    #    when beta = 0)
-    loss, metrics = losses.policy_loss(logp, logp.detach(), adv, mask, clip_eps=t.clip_eps,
-                                       aggregation=t.loss_type, ref_logp=ref_logp if beta_loss else None,
-                                       beta=beta_loss, group_size=G, max_length=t.max_completion_length,
-                                       clip_eps_high=t.clip_eps_high)
+    metrics = {"reward": float(rewards.mean()), "reward_std": float(rewards.std()),
+               "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G),
+               "truncated_fraction": float(truncated.float().mean()),
+               "completion_length": float(mask.sum(1).float().mean()),
+               "reasoning_rate": sum(grading.reasoned(x) for x in texts) / len(texts)}
+    return Rollout(prompt_ids, prompt_mask, completion_ids, mask, adv, old_logp if t.num_iterations > 1 else None,
+                   ref_logp if beta_loss else None, metrics)
+
+
+def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
+                 beta_loss: float, beta_reward: float, reward_funcs: list[Callable],
+                 reward_weights: list[float] | None = None, batch: Rollout | None = None) -> dict[str, float]:
+    """One GRPO / ZeroGRPO step on ``prompts``: steps 1-4 (:func:`rollout`), then one update; returns metrics.
+
+    ``batch``: a rollout sampled earlier, reused instead (``train.num_iterations`` > 1, off-policy updates)."""
+    t = profile.train
+    b = batch  # 1.-4. sample, reward, (old / reference log-probs), advantages: or the batch being reused
+    if b is None:
+        b = rollout(model, ref_model, tokenizer, prompts, profile, beta_loss, beta_reward, reward_funcs, reward_weights)
+    # 5. log-probs under the current policy, with gradient, and the policy loss. One update per batch:
+    #    old_logp = logp.detach(), the ratio is 1 (eq. 2; eq. 5 when beta = 0). Reused (num_iterations > 1):
+    #    old_logp stays the sampling policy's, the ratio drifts from 1 and the clip acts. Per token, or one
+    #    ratio per sequence (GSPO); loss_type cispo: a clipped, detached weight on log pi (CISPO)
+    logp, entropy = sequence_logps(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.mask, t.temperature)
+    old_logp = logp.detach() if b.old_logp is None else b.old_logp
+    loss, metrics = losses.policy_loss(logp, old_logp, b.adv, b.mask, clip_eps=t.clip_eps,
+                                       aggregation=t.loss_type, ref_logp=b.ref_logp, beta=beta_loss,
+                                       group_size=t.num_generations, max_length=t.max_completion_length,
+                                       clip_eps_high=t.clip_eps_high,
+                                       importance_sampling_level=t.importance_sampling_level)
     # 6. one optimizer step, gradient clipped
     optimizer.zero_grad()
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
     optimizer.step()
-    return {"loss": float(loss.detach()), "reward": float(rewards.mean()), "reward_std": float(rewards.std()),
-            "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G),
-            "truncated_fraction": float(truncated.float().mean()),
-            "completion_length": float(mask.sum(1).float().mean()),
-            "reasoning_rate": sum(grading.reasoned(x) for x in texts) / len(texts),
-            "entropy": float((entropy.detach() * mask).sum() / mask.sum()), "grad_norm": float(grad_norm),
+    return {"loss": float(loss.detach()), **b.metrics,
+            "entropy": float((entropy.detach() * b.mask).sum() / b.mask.sum()), "grad_norm": float(grad_norm),
             **({"kl": metrics["kl"]} if "kl" in metrics else {}), "clip_fraction": metrics["clip_fraction"]}
 
 
@@ -143,10 +178,16 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
     else:
         torch.manual_seed(t.seed)
     bar = tqdm(range(start, t.steps), desc="GRPO (minimal loop)", disable=not progress, initial=start, total=t.steps)
+    mu, batch = t.num_iterations, None
     for step in bar:
-        batch = rows[step * t.prompts_per_step: (step + 1) * t.prompts_per_step]
-        m = minimal_step(model, ref_model, tokenizer, optimizer, batch, profile, beta_loss, beta_reward,
-                         reward_funcs, weights)
+        # a fresh batch every num_iterations (mu) steps, as TRL: step k updates on batch k // mu, and every step
+        # is one optimizer update (a run resumed mid-batch samples its batch again)
+        prompts = rows[(step // mu) * t.prompts_per_step: (step // mu + 1) * t.prompts_per_step]
+        if mu > 1 and (step % mu == 0 or batch is None):
+            batch = rollout(model, ref_model, tokenizer, prompts, profile, beta_loss, beta_reward, reward_funcs,
+                            weights)
+        m = minimal_step(model, ref_model, tokenizer, optimizer, prompts, profile, beta_loss, beta_reward,
+                         reward_funcs, weights, batch=batch)
         on_step(step + 1, m, model, tokenizer)
         bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")
         if t.save_steps and (step + 1) % t.save_steps == 0 and step + 1 < t.steps:
@@ -160,16 +201,19 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
 
 # --- the same loss as TRL's, checked on one batch -----------------------------------------------------------
 def check_against_trl(trainer, prompts: list[str], profile: Profile, group_size: int = 4,
-                      seed: int = 0) -> dict[str, float]:
+                      seed: int = 0, old_logp_drift: float = 0.0) -> dict[str, float]:
     """This loop's loss and gradient against TRL's on one fixed batch, on the same weights.
 
     The batch is ``len(prompts) x group_size`` completions of random tokens and lengths with random
-    advantages (and, when the trainer has a KL term, a reference that differs from the policy). TRL scores
+    advantages (and, when the trainer has a KL term, a reference that differs from the policy).
+    ``old_logp_drift`` > 0 stands for a later update on a reused batch (``num_iterations`` > 1): the sampling
+    policy's log-probs are the current ones plus Gaussian noise of that size, so the ratio is not 1 and the
+    clip (clip-higher, GSPO's sequence ratio, CISPO's capped weight: whatever the profile sets) acts. TRL scores
     it with its own loss code, this module with :func:`sequence_logps` + :func:`supersmall.losses.policy_loss`
     (steps 3 and 5 of the loop). ``trainer`` is a ``GRPOTrainer`` (:func:`supersmall.train.make_trainer`);
     prompts of equal token length avoid any padding ambiguity. Returns both losses, the largest
-    ``|loss difference|``, the largest ``|gradient difference|`` over every parameter, and the largest
-    ``|gradient|`` for scale. This is the one place that calls TRL's private ``_compute_loss`` (TRL 1.16).
+    ``|loss difference|``, the largest ``|gradient difference|`` over every parameter, the largest
+    ``|gradient|`` for scale, and this loop's ``clip_fraction`` on the batch. This is the one place that calls TRL's private ``_compute_loss`` (TRL 1.16).
     """
     model, tok, t = trainer.model, trainer.processing_class, profile.train
     enc = tok([p for p in prompts for _ in range(group_size)], return_tensors="pt", add_special_tokens=False)
@@ -183,11 +227,13 @@ def check_against_trl(trainer, prompts: list[str], profile: Profile, group_size:
     beta = float(trainer.beta)
     inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": ids, "completion_mask": mask,
               "advantages": adv, "num_items_in_batch": mask.sum()}
-    ref_logp = None
+    ref_logp = old_logp = None
+    with torch.no_grad():
+        logp0, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
     if beta:
-        with torch.no_grad():
-            logp0, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
         ref_logp = inputs["ref_per_token_logps"] = logp0 + 0.3 * torch.randn(logp0.shape, generator=g)
+    if old_logp_drift:  # TRL reads the sampling policy's log-probs from the batch when it has them
+        old_logp = inputs["old_per_token_logps"] = logp0 + old_logp_drift * torch.randn(logp0.shape, generator=g)
     trainer.current_gradient_accumulation_steps = 1  # TRL sets it inside its training step
     model.zero_grad()
     trl_loss = trainer._compute_loss(model, inputs)
@@ -195,11 +241,13 @@ def check_against_trl(trainer, prompts: list[str], profile: Profile, group_size:
     trl_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     logp, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
-    ours, _ = losses.policy_loss(logp, logp.detach(), adv, mask, clip_eps=t.clip_eps, aggregation=t.loss_type,
-                                 max_length=t.max_completion_length, group_size=group_size, ref_logp=ref_logp,
-                                 beta=beta)
+    ours, metrics = losses.policy_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask,
+                                       clip_eps=t.clip_eps, aggregation=t.loss_type,
+                                       max_length=t.max_completion_length, group_size=group_size,
+                                       ref_logp=ref_logp, beta=beta, clip_eps_high=t.clip_eps_high,
+                                       importance_sampling_level=t.importance_sampling_level)
     ours.backward()
-    result = {"trl_loss": trl_loss.item(), "minimal_loss": ours.item(),
+    result = {"trl_loss": trl_loss.item(), "minimal_loss": ours.item(), "clip_fraction": metrics["clip_fraction"],
               "loss_difference": abs(trl_loss.item() - ours.item()),
               "max_gradient_difference": max(float((a - p.grad).abs().max()) for a, p in zip(trl_grads, model.parameters())),
               "max_gradient": max(float(a.abs().max()) for a in trl_grads)}

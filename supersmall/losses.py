@@ -15,6 +15,10 @@ The paper's three KL arms (Table 3) are one formula with two switches:
     no-kl          policy_loss(..., beta=0)                      ZeroGRPO, eq. 5
     kl-nopenalty   policy_loss(..., ref_logp=ref, beta=0.04)     KL as a loss term (k3, TRL beta > 0)
     kl-penalty     kl_in_reward(rewards, sum(k1), beta=0.001)    KL subtracted from the reward (verl)
+
+Off-policy updates (old_logp from the sampling policy, TRL ``num_iterations`` > 1) and the modern variants are
+switches of :func:`policy_loss` too: ``clip_eps_high`` (DAPO's clip-higher), ``importance_sampling_level=
+"sequence"`` (GSPO), ``aggregation="cispo"`` (CISPO); notebook 05, section 6.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from __future__ import annotations
 import torch
 
 AGGREGATIONS = ("grpo", "dapo", "bnpo", "dr_grpo", "group_token_mean", "sequence")
+# TRL's loss_type names: the aggregations plus "cispo" (MiniMax-M1's objective, aggregated as dapo)
+LOSS_TYPES = (*AGGREGATIONS, "cispo")
 KL_KINDS = ("k1", "k2", "k3")
 
 
@@ -29,9 +35,12 @@ KL_KINDS = ("k1", "k2", "k3")
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str = "k3") -> torch.Tensor:
     """Per-token estimate of KL(pi || pi_ref) from samples of pi.
 
-    k1 = log pi - log pi_ref                    unbiased, high variance, can be negative
-    k2 = (log pi - log pi_ref)^2 / 2            biased, low variance, >= 0
-    k3 = exp(ref - logp) - (ref - logp) - 1     unbiased, low variance, >= 0 (TRL's beta > 0 term)
+    k1 = log pi - log pi_ref                    unbiased value, can be negative; expected gradient 0
+    k2 = (log pi - log pi_ref)^2 / 2            biased value, >= 0; gradient of KL(pi || pi_ref)
+    k3 = exp(ref - logp) - (ref - logp) - 1     unbiased value, >= 0; gradient of KL(pi_ref || pi) (TRL's beta term)
+
+    Which one has the smaller spread depends on how far pi is from pi_ref (Schulman's note: k3's is small
+    near the reference); as a loss what matters is the gradient, measured by :func:`kl_gradients`.
     """
     log_ratio = logp - ref_logp
     if kind == "k1":
@@ -53,26 +62,77 @@ def kl_in_reward(rewards: torch.Tensor, kl_per_seq: torch.Tensor, beta: float) -
 
 
 # --- the clipped surrogate, per token ---------------------------------------------------------------
+IMPORTANCE_LEVELS = ("token", "sequence")
+
+
+def importance_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor | None = None,
+                     level: str = "token") -> torch.Tensor:
+    """The importance ratio of the current policy to the sampling one: (B, T) per token, or (B, 1) per sequence.
+
+    token     r_{i,t} = pi(y_{i,t} | .) / pi_old(y_{i,t} | .) = exp(logp - old_logp)          PPO, GRPO
+    sequence  s_i = exp( 1/|y_i| sum_t (logp - old_logp) )                                 GSPO, eq. 7 of
+              (the length-normalised sequence ratio (pi(y_i|x) / pi_old(y_i|x))^(1/|y_i|);   arXiv:2507.18071;
+              TRL ``importance_sampling_level="sequence"``: the masked mean of the log-ratios)
+    """
+    log_ratio = logp - old_logp
+    if level == "token":
+        return torch.exp(log_ratio)
+    if level == "sequence":
+        if mask is None:
+            raise ValueError("a sequence-level ratio needs the mask (the mean runs over real tokens only)")
+        m = mask.to(log_ratio.dtype)
+        return torch.exp((log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0))
+    raise ValueError(f"level must be one of {', '.join(IMPORTANCE_LEVELS)}, got {level!r}")
+
+
 def clipped_surrogate(
     logp: torch.Tensor,
     old_logp: torch.Tensor,
     adv: torch.Tensor,
     clip_eps: float = 0.2,
     clip_eps_high: float | None = None,
+    level: str = "token",
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """PPO-clip per-token loss, shape (B, T): ``-min(ratio * A, clip(ratio, 1-eps, 1+eps_high) * A)``.
 
     ``ratio = exp(logp - old_logp)``; with one update per generated batch (TRL's default
     ``num_iterations=1``) old_logp == logp.detach(), the ratio is exactly 1, the clip never acts and
-    the gradient is ``-A * grad log pi``: eq. 5's policy-gradient term.
-    ``clip_eps_high`` gives DAPO's asymmetric upper clip (defaults to ``clip_eps``).
+    the gradient is ``-A * grad log pi``: eq. 5's policy-gradient term. With ``num_iterations`` > 1 the
+    later updates reuse the batch: old_logp stays the sampling policy's, the ratio moves away from 1 and
+    the clip stops a token's push once its ratio leaves [1 - eps, 1 + eps_high] in the advantage's direction.
+    ``clip_eps_high`` gives DAPO's asymmetric upper clip, "clip-higher" (defaults to ``clip_eps``; DAPO,
+    arXiv:2503.14476, eq. 8-10, uses 0.2 / 0.28). ``level="sequence"`` (GSPO) clips one ratio per sequence,
+    :func:`importance_ratio`, the same for all its tokens (GSPO eq. 5; TRL's code: ``coef_1`` of shape (B, 1)).
     """
     high = clip_eps if clip_eps_high is None else clip_eps_high
     adv = adv.unsqueeze(-1) if adv.dim() == 1 else adv  # (B,) -> (B, 1), broadcast over tokens
-    ratio = torch.exp(logp - old_logp)
+    ratio = importance_ratio(logp, old_logp, mask, level)  # (B, T), or (B, 1) for GSPO
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - clip_eps, 1 + high) * adv
-    return -torch.min(unclipped, clipped)
+    return (-torch.min(unclipped, clipped)).expand_as(logp)
+
+
+def cispo_surrogate(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    eps_max: float,
+    level: str = "token",
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CISPO's per-token loss, shape (B, T): ``-sg(min(ratio, eps_max)) * A * logp``.
+
+    MiniMax-M1 (arXiv:2506.13585, eq. 4-5) clips the importance *weight*, not the update:
+    J = 1/sum|y_i| * sum_i sum_t sg(clip(r_{i,t}, 1 - eps_low, 1 + eps_high)) * A_i * log pi(y_{i,t} | .),
+    so every token keeps a gradient (PPO's clip drops it). TRL 1.16 (``loss_type="cispo"``,
+    ``grpo_trainer._compute_loss``): ``clamp(coef_1, max=epsilon_high).detach()``, an upper bound only, and
+    ``epsilon_high`` *is* the cap eps_max on the ratio itself (ScaleRL, arXiv:2510.13786, recommends 5.0).
+    The value is -A * logp at ratio 1 (not 0): only its gradient, -sg(w) * A * grad log pi, means anything.
+    """
+    adv = adv.unsqueeze(-1) if adv.dim() == 1 else adv
+    weight = torch.clamp(importance_ratio(logp, old_logp, mask, level), max=eps_max).detach()  # sg(.)
+    return -weight * adv * logp
 
 
 # --- aggregation: how per-token terms become one number -------------------------------------------
@@ -125,8 +185,16 @@ def policy_loss(
     group_size: int | None = None,
     max_length: int | None = None,
     clip_eps_high: float | None = None,
+    importance_sampling_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate (+ beta * k3 when ``ref_logp`` is given), aggregated. Returns (loss, metrics).
+
+    ``aggregation="cispo"`` (TRL's ``loss_type="cispo"``) is :func:`cispo_surrogate` with the cap
+    eps_max = ``clip_eps_high`` (``clip_eps`` when None, as TRL), aggregated as ``dapo`` (TRL normalises it
+    by the batch's token count). ``importance_sampling_level="sequence"`` is GSPO's one ratio per sequence.
+    Metrics: ``clip_fraction`` as TRL logs it (``clip_ratio/region_mean``: tokens, or sequences for GSPO,
+    whose ratio is past the clip in the advantage's direction; for CISPO ``cispo_clip_ratio``: ratio >
+    eps_max with A > 0) and ``ratio_mean``.
 
     Padded positions get exactly zero gradient: their log-probs are replaced by constants before
     anything is computed, so even -inf or NaN there cannot leak into the loss.
@@ -135,7 +203,14 @@ def policy_loss(
     zeros = torch.zeros_like(logp)
     logp = torch.where(mask, logp, zeros)
     old_logp = torch.where(mask, old_logp, zeros)
-    per_token = clipped_surrogate(logp, old_logp, adv, clip_eps, clip_eps_high)  # eq. 5 term, PPO-clipped
+    level, high = importance_sampling_level, clip_eps if clip_eps_high is None else clip_eps_high
+    if aggregation == "cispo":  # MiniMax-M1's CISPO: clipped weight, no dropped tokens; TRL sums it like dapo
+        per_token = cispo_surrogate(logp, old_logp, adv, high, level, mask)
+        aggregation = "dapo"
+        cispo = True
+    else:  # eq. 5 term, PPO-clipped (per token; per sequence for GSPO)
+        per_token = clipped_surrogate(logp, old_logp, adv, clip_eps, clip_eps_high, level, mask)
+        cispo = False
     metrics: dict[str, float] = {}
     if ref_logp is not None and beta != 0.0:
         ref_logp = torch.where(mask, ref_logp, zeros)
@@ -144,12 +219,17 @@ def policy_loss(
         metrics["kl"] = float(_masked_mean(kl.detach(), mask))
     loss = aggregate(per_token, mask, aggregation, group_size=group_size, max_length=max_length)
     with torch.no_grad():
-        ratio = torch.exp(logp - old_logp)
+        ratio = importance_ratio(logp, old_logp, mask, level)
         a = adv.unsqueeze(-1) if adv.dim() == 1 else adv
-        high = clip_eps if clip_eps_high is None else clip_eps_high
-        clipped = ((ratio < 1 - clip_eps) & (a < 0)) | ((ratio > 1 + high) & (a > 0))
-        metrics["clip_fraction"] = float(_masked_mean(clipped.float(), mask))
-        metrics["ratio_mean"] = float(_masked_mean(ratio, mask))
+        if cispo:
+            clipped = (ratio > high) & (a > 0)
+        else:
+            clipped = ((ratio < 1 - clip_eps) & (a < 0)) | ((ratio > 1 + high) & (a > 0))
+        # GSPO: one ratio per sequence, averaged over sequences (TRL's global_masked_mean of a (B, 1) tensor)
+        counted = mask.any(-1, keepdim=True) if ratio.size(-1) == 1 else mask
+        clipped = clipped.expand_as(counted) if clipped.size(-1) == 1 else clipped
+        metrics["clip_fraction"] = float(_masked_mean(clipped.float(), counted))
+        metrics["ratio_mean"] = float(_masked_mean(ratio.expand_as(counted), counted))
     return loss, metrics
 
 
@@ -170,3 +250,79 @@ def token_weights(lengths: list[int], aggregation: str, group_size: int | None =
     loss = aggregate(-logp, mask, aggregation, group_size=group_size, max_length=max_length)
     loss.backward()
     return -logp.grad
+
+
+# --- what each KL estimator's *gradient* estimates (a toy categorical policy) ------------------------
+KL_GRADIENT_TARGETS = ("zero", "reverse", "forward")
+
+
+def kl_sample_gradients(logits: torch.Tensor, ref_logits: torch.Tensor, tokens: torch.Tensor,
+                        kind: str) -> torch.Tensor:
+    """Per-sample gradients d k(y) / d logits of one KL estimator (:func:`kl_estimate`), shape (N, V).
+
+    ``pi = softmax(logits)``, ``pi_ref = softmax(ref_logits)``; ``tokens`` (N,) are samples y held fixed,
+    as in training: the sampling itself carries no gradient. Autograd through ``kl_estimate`` itself,
+    so this measures the kit's implementation, not a formula typed next to it.
+    """
+    theta = logits.detach().to(torch.float64).expand(tokens.numel(), -1).clone().requires_grad_()
+    logp = torch.log_softmax(theta, -1).gather(1, tokens.view(-1, 1)).squeeze(1)
+    ref_logp = torch.log_softmax(ref_logits.detach().to(torch.float64), -1)[tokens]
+    kl_estimate(logp, ref_logp, kind).sum().backward()  # row n only depends on theta[n]
+    return theta.grad
+
+
+class KLGradients:
+    """Expected gradients of k1 / k2 / k3 (Monte Carlo mean and standard error, and the exact expectation)
+    beside the exact gradients of KL(pi || pi_ref) ("reverse", eq. 2's term) and KL(pi_ref || pi) ("forward")."""
+
+    def __init__(self, mean: dict[str, torch.Tensor], se: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                 reverse: torch.Tensor, forward: torch.Tensor, n_samples: int) -> None:
+        self.mean, self.se, self.expected, self.n_samples = mean, se, expected, n_samples
+        self.targets = {"zero": torch.zeros_like(reverse), "reverse": reverse, "forward": forward}
+
+    def max_z(self, kind: str, target: str) -> float:
+        """The largest |mean - target| / SE over the logits: how many standard errors the Monte Carlo
+        gradient of ``kind`` sits from ``target`` (one of ``KL_GRADIENT_TARGETS``) at its worst component."""
+        return float(((self.mean[kind] - self.targets[target]).abs() / self.se[kind].clamp(min=1e-12)).max())
+
+    def follows(self, kind: str, n_se: float = 4.0) -> list[str]:
+        """The targets the measured mean gradient of ``kind`` matches within ``n_se`` SE at every component."""
+        return [t for t in KL_GRADIENT_TARGETS if self.max_z(kind, t) < n_se]
+
+
+def kl_gradients(logits: torch.Tensor, ref_logits: torch.Tensor, n_samples: int = 20_000,
+                 seed: int = 0) -> KLGradients:
+    """What each KL estimator teaches as a *loss*: its expected gradient under samples of pi, measured.
+
+    Eq. 2 subtracts beta * KL(pi || pi_ref); in training the KL is an estimator on sampled tokens
+    (Schulman, "Approximating KL divergence": k1, k2, k3, :func:`kl_estimate`) and autograd differentiates
+    the estimator with the samples held fixed. With grad log pi(y) the score:
+
+        E[grad k1] = E[grad log pi] = 0                                       (an unbiased value, no gradient)
+        E[grad k2] = E[(log pi - log pi_ref) grad log pi] = grad KL(pi || pi_ref)       ("reverse", eq. 2)
+        E[grad k3] = E[(1 - pi_ref/pi) grad log pi]       = grad KL(pi_ref || pi)       ("forward")
+
+    ``logits`` / ``ref_logits`` (V,) define a toy categorical policy and reference. ``n_samples`` tokens
+    are drawn from pi (seeded; the same samples for all three estimators); the mean per-sample gradient and
+    its standard error (sd / sqrt(N)) per logit are returned beside the exact expectation (a sum over the
+    vocabulary) and the exact gradients of both divergences (autograd on their closed forms).
+    """
+    logits, ref_logits = logits.detach().to(torch.float64), ref_logits.detach().to(torch.float64)
+    probs = torch.softmax(logits, -1)
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.multinomial(probs, n_samples, replacement=True, generator=gen)
+    vocab = torch.arange(logits.numel())
+    mean, se, expected = {}, {}, {}
+    for kind in KL_KINDS:
+        g = kl_sample_gradients(logits, ref_logits, tokens, kind)
+        mean[kind], se[kind] = g.mean(0), g.std(0) / n_samples ** 0.5
+        expected[kind] = (probs.unsqueeze(1) * kl_sample_gradients(logits, ref_logits, vocab, kind)).sum(0)
+
+    def exact(direction: str) -> torch.Tensor:
+        theta = logits.clone().requires_grad_()
+        logp, ref = torch.log_softmax(theta, -1), torch.log_softmax(ref_logits, -1)
+        kl = (logp.exp() * (logp - ref)).sum() if direction == "reverse" else (ref.exp() * (ref - logp)).sum()
+        (grad,) = torch.autograd.grad(kl, theta)
+        return grad
+
+    return KLGradients(mean, se, expected, exact("reverse"), exact("forward"), n_samples)

@@ -5,6 +5,7 @@ numbers; this module draws them."""
 from __future__ import annotations
 
 import random
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,20 @@ PANELS = [
     ("truncated_fraction", "truncated completions"), ("completion_length", "completion length"),
     ("reasoning_rate", "reasoning rate"), ("entropy", "entropy"), ("grad_norm", "grad norm"), ("kl", "KL"),
 ]
+# the y-axis label (with its unit) of each health panel; the x axis is always the training step
+PANEL_UNITS = {
+    "reward": "reward per completion", "reward_std": "reward std within a group",
+    "frac_reward_zero_std": "groups with equal rewards (fraction)",
+    "truncated_fraction": "completions truncated (fraction)", "completion_length": "completion length (tokens)",
+    "reasoning_rate": "completions with a non-empty <think> (fraction)", "entropy": "entropy (nats per token)",
+    "grad_norm": "gradient L2 norm (before clipping)", "kl": "KL (nats per token)",
+}
+LABEL_WIDTH = 44  # characters per line of a wrapped tick label (claims are wrapped, never cut)
+
+
+def wrap(text: str, width: int = LABEL_WIDTH) -> str:
+    """A long label on several lines (whole words), never cut: ``textwrap.fill``."""
+    return textwrap.fill(str(text), width=width, break_long_words=False, break_on_hyphens=False)
 
 
 def alarms(history: Sequence[dict[str, Any]], beta: float = 0.0, max_completion_length: int | None = None) -> list[str]:
@@ -63,11 +78,12 @@ def health(history: Sequence[dict[str, Any]] | str, beta: float = 0.0, max_compl
     panels = [(k, label) for k, label in PANELS if any(h.get(k) is not None for h in history)]
     cols = 3
     rows = max(1, -(-len(panels) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)
     for ax, (key, label) in zip(axes.flat, panels):
         pts = [(h["step"], h[key]) for h in history if h.get(key) is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5)
         ax.set_title(label, fontsize=10)
+        ax.set_xlabel("training step", fontsize=8), ax.set_ylabel(PANEL_UNITS.get(key, label), fontsize=8)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -94,11 +110,12 @@ def error_bars(values: Sequence[float], lows: Sequence[float], highs: Sequence[f
 
 
 def accuracy_bars(groups: dict[str, dict[str, dict[str, float]]], title: str = "accuracy", ax=None,
-                  paper: dict[str, float] | None = None):
-    """Grouped bars with 95% intervals: ``groups = {"base": per_level_summary, "trained": ...}``.
+                  paper: dict[str, float] | None = None, xlabel: str | None = None):
+    """Grouped bars with 95% intervals, in percent: ``groups = {"base": per_level_summary, "trained": ...}``.
 
-    Each per-level summary maps a label to ``{"accuracy", "ci_low", "ci_high"}`` (as in
-    ``Evaluation.summary["per_level"]``); ``paper`` adds the paper's numbers as markers.
+    Each per-level summary maps a label to ``{"accuracy", "ci_low", "ci_high"}`` as fractions (as in
+    ``Evaluation.summary["per_level"]``); ``paper`` adds the paper's numbers (fractions) as markers.
+    ``xlabel`` defaults to "level" when every label is a number, else "subject".
     """
     import matplotlib.pyplot as plt
 
@@ -111,14 +128,16 @@ def accuracy_bars(groups: dict[str, dict[str, dict[str, float]]], title: str = "
         acc = [g.get(lbl, {}).get("accuracy", float("nan")) for lbl in labels]
         lo, hi = error_bars(acc, [g.get(lbl, {}).get("ci_low", a) for a, lbl in zip(acc, labels)],
                             [g.get(lbl, {}).get("ci_high", a) for a, lbl in zip(acc, labels)])
-        ax.bar(xs, acc, width, yerr=[lo, hi], capsize=3, label=name)
+        ax.bar(xs, [100 * a for a in acc], width, yerr=[[100 * x for x in lo], [100 * x for x in hi]], capsize=3,
+               label=name)
     if paper:
         xs = [j + 0.4 - width / 2 for j in range(len(labels))]
-        ax.scatter(xs, [paper.get(lbl, float("nan")) for lbl in labels], marker="D", color="k", zorder=3,
+        ax.scatter(xs, [100 * paper.get(lbl, float("nan")) for lbl in labels], marker="D", color="k", zorder=3,
                    label="paper")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%), Wilson 95% CI")
+    ax.set_xlabel(xlabel or ("level" if all(str(lbl).isdigit() for lbl in labels) else "subject"))
     ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
@@ -159,7 +178,7 @@ def buckets(difficulties: Sequence[float], ax=None, title: str = "difficulty buc
     levels = sorted(set(r) | set(f))
     ax.bar([x - 0.2 for x in levels], [r.get(x, 0) for x in levels], 0.4, label="round (half-up)")
     ax.bar([x + 0.2 for x in levels], [f.get(x, 0) for x in levels], 0.4, label="floor")
-    ax.set_xlabel("level"), ax.set_ylabel("problems"), ax.set_title(title), ax.legend()
+    ax.set_xlabel("difficulty level"), ax.set_ylabel("problems (count)"), ax.set_title(title), ax.legend()
     return ax
 
 
@@ -175,12 +194,23 @@ def schedule(plan: CurriculumPlan, ax=None, level_key: str = "level"):
     ax.scatter(xs, ys, s=2, alpha=0.4)
     for _, start, _ in plan.boundaries[1:]:
         ax.axvline(start, color="k", lw=1, ls="--")
-    ax.set_xlabel("step"), ax.set_ylabel("level"), ax.set_title(f"{plan.schedule} schedule")
+    ax.set_xlabel("training step"), ax.set_ylabel("difficulty level of each prompt"), ax.set_title(f"{plan.schedule} schedule")
     return ax
 
 
+SETTING_UNITS = {"max_new_tokens": "tokens", "budget": "tokens", "temperature": "sampling temperature",
+                 "top_p": "nucleus mass"}
+
+
+def setting_label(key: str) -> str:
+    """The x-axis label of a swept setting, with its unit where the kit knows it: ``max_new_tokens (tokens)``."""
+    unit = next((u for k, u in SETTING_UNITS.items() if k in key), None)
+    return f"{key} ({unit})" if unit and f"({unit})" not in key else key
+
+
 def sensitivity(df, title: str = "evaluation-settings sensitivity"):
-    """One panel per setting of a sweep (``evaluate.sensitivity``): accuracy with 95% intervals, truncation."""
+    """One panel per setting of a sweep (``evaluate.sensitivity``): accuracy with 95% intervals and the
+    truncated share, both in percent of the problems (one unit on the axis)."""
     import matplotlib.pyplot as plt
 
     settings = list(dict.fromkeys(df["setting"]))
@@ -188,26 +218,40 @@ def sensitivity(df, title: str = "evaluation-settings sensitivity"):
     for ax, key in zip(axes[0], settings):
         g = df[df["setting"] == key]
         xs = list(range(len(g)))
-        ax.errorbar(xs, g["accuracy"], yerr=error_bars(list(g["accuracy"]), list(g["ci_low"]), list(g["ci_high"])),
-                    fmt="o-", capsize=3, label="accuracy")
-        ax.plot(xs, g["truncated_fraction"], "s--", alpha=0.6, label="truncated")
+        below, above = error_bars(list(g["accuracy"]), list(g["ci_low"]), list(g["ci_high"]))
+        ax.errorbar(xs, [100 * a for a in g["accuracy"]], yerr=[[100 * x for x in below], [100 * x for x in above]],
+                    fmt="o-", capsize=3, label="accuracy (95% CI)")
+        ax.plot(xs, [100 * t for t in g["truncated_fraction"]], "s--", alpha=0.6, label="truncated")
         ax.set_xticks(xs, [str(v) for v in g["value"]])
-        ax.set_xlabel(key), ax.set_ylim(0, 1), ax.grid(alpha=0.3)
+        ax.set_xlabel(wrap(setting_label(key))), ax.set_ylabel("% of problems"), ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def paired_intervals(rows: Sequence[dict[str, Any]], title: str = "paired differences across seeds", ax=None):
-    """One line per claim: the per-seed paired differences (dots) and the across-seed interval (bar).
+def claim_label(row: dict[str, Any], width: int = LABEL_WIDTH) -> str:
+    """A claim's tick label: the whole claim, wrapped (never cut), its verdict, and which side is which when
+    the row names them (``b`` and ``a``: the difference is b - a)."""
+    sides = f" [b = {row['b']}, a = {row['a']}]" if row.get("a") and row.get("b") else ""
+    return wrap(f"{row['claim']}{sides} ({row['verdict']})", width)
 
-    ``rows`` are :func:`supersmall.report.claims` rows (``claim``, ``interval``, ``per_seed``, ``verdict``).
+
+def paired_intervals(rows: Sequence[dict[str, Any]], title: str = "paired differences across seeds", ax=None,
+                     b: str = "b", a: str = "a"):
+    """One line per claim: the per-seed paired differences b - a (dots) and the across-seed interval (bar).
+
+    ``rows`` are :func:`supersmall.report.claims` rows (``claim``, ``interval``, ``per_seed``, ``verdict``;
+    optional ``a`` / ``b`` name the two sides of that row). ``b`` / ``a`` name the sides in the x-axis label
+    (``b - a (points): right = <b> better``) when every row compares the same two.
     """
     import matplotlib.pyplot as plt
 
+    labels = [claim_label(r) for r in rows]
+    lines = sum(label.count("\n") + 1 for label in labels)
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 0.6 + 0.55 * len(rows)))
+        _, ax = plt.subplots(figsize=(9, 0.8 + 0.25 * lines + 0.3 * len(rows)))
     colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray"}
     for y, row in enumerate(rows):
         lo, hi = row["interval"]
@@ -216,7 +260,9 @@ def paired_intervals(rows: Sequence[dict[str, Any]], title: str = "paired differ
         ax.scatter([100 * s["difference"] for s in row.get("per_seed", [])], [y] * len(row.get("per_seed", [])),
                    color="k", s=12, zorder=3)
     ax.axvline(0, color="k", lw=1)
-    ax.set_yticks(range(len(rows)), [f"{r['claim'][:48]} ({r['verdict']})" for r in rows], fontsize=8)
-    ax.set_xlabel("paired difference (points), per seed and 95% interval across seeds")
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.set_ylabel("claim (verdict)")
+    ax.set_xlabel(f"{b} - {a} (points): right of 0 = {b} better\n"
+                  "dots: per-seed paired differences; bar: 95% interval across seeds")
     ax.set_title(title)
     return ax

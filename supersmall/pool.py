@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from supersmall.train import quiet, train
+from supersmall.train import quiet, reusable_card, train
 
 
 def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -30,11 +30,15 @@ def _one(kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
 def train_many(runs: list[dict[str, Any]], workers: int = 2, desc: str = "experiment") -> list[dict[str, Any]]:
     """Train several runs (each a dict of :func:`supersmall.train.train` arguments), ``workers`` at a time
     in separate processes sharing the torch threads; returns the run cards in the order of ``runs``."""
-    cards: list[dict[str, Any] | None] = [None] * len(runs)
+    cards: list[dict[str, Any] | None] = [reusable_card(**kw) for kw in runs]  # complete: reused, no process
+    todo = [i for i, card in enumerate(cards) if card is None]
+    if not todo:
+        print(f"{desc}: all {len(runs)} runs complete (same config and code), reused")
+        return [c for c in cards if c is not None]
     threads = max(1, torch.get_num_threads() // max(1, workers))
-    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(runs), desc=desc, unit="run") as bar:
-        futures = {pool.submit(_one, kw, threads): i for i, kw in enumerate(runs)}
+    with ProcessPoolExecutor(min(max(1, workers), len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(runs), initial=len(runs) - len(todo), desc=desc, unit="run") as bar:
+        futures = {pool.submit(_one, runs[i], threads): i for i in todo}
         for future in as_completed(futures):
             cards[futures[future]] = future.result()
             bar.update(1)

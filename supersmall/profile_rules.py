@@ -10,7 +10,7 @@ from typing import Any
 
 from supersmall import paper
 from supersmall.curriculum import SCHEDULES, SCHEMES, parse_levels, parse_stages
-from supersmall.losses import AGGREGATIONS
+from supersmall.losses import IMPORTANCE_LEVELS, LOSS_TYPES
 from supersmall.rewards import REWARDS
 
 
@@ -40,9 +40,10 @@ RULES: dict[str, tuple[Any, str]] = {
     "train.num_generations": ((lambda v: v >= 2), "an integer >= 2 (GRPO compares completions within a group)"),
     "train.temperature": _POSITIVE, "train.top_p": _FRACTION,
     "train.max_prompt_length": _POSITIVE, "train.max_completion_length": _POSITIVE,
-    "train.loss_type": _one_of(*AGGREGATIONS), "train.scale_rewards": _one_of("group", "none", "batch"),
+    "train.loss_type": _one_of(*LOSS_TYPES), "train.scale_rewards": _one_of("group", "none", "batch"),
     "train.clip_eps": _NON_NEGATIVE, "train.beta_kl_loss": _NON_NEGATIVE, "train.beta_kl_reward": _NON_NEGATIVE,
-    "train.num_iterations": _POSITIVE, "train.warmup_ratio": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
+    "train.num_iterations": _POSITIVE, "train.importance_sampling_level": _one_of(*IMPORTANCE_LEVELS),
+    "train.warmup_ratio": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
     "train.weight_decay": _NON_NEGATIVE, "train.max_grad_norm": _POSITIVE,
     "train.gradient_accumulation_steps": _POSITIVE, "train.logging_steps": _POSITIVE,
     "train.save_steps": _NON_NEGATIVE, "train.save_total_limit": _POSITIVE,

@@ -185,8 +185,9 @@ ROWS: list[Callable[[dict[str, Any]], list[str] | None]] = [
     many_rows("no-kl vs kl-nopenalty / kl-penalty, Table 3's literal reading (03)", "03.arms_paper"),
     verdict_row("no-kl vs a KL loss at beta 1.0 (03)", "03.kl_beta1"),
     verdict_row("eq. 4 (+-1) vs eq. 6 (1/0), mean-only advantages (01)", "01.eq4_vs_eq6_mean"),
-    verdict_row("eq. 7 length penalty on vs off (01)", "01.length_penalty",
-                lambda r: f"at most {r['max_fraction_over_threshold']:.1%} of answers pass 0.95 L_max"),
+    verdict_row("eq. 7 length penalty on vs off, at a third of L_max (01)", "01.length_penalty",
+                lambda r: (f"at L_max {r['max_completion_length']}; at the profile's {r['profile_max_completion_length']} "
+                           f"at most {r['max_fraction_over_threshold']:.1%} of answers pass 0.95 L_max")),
     verdict_row("std vs mean-only advantages (02)", "02.std_vs_mean"),
     many_rows("dapo, dr_grpo, sequence vs grpo aggregation (02)", "02.aggregation"),
     verdict_row("staged vs shuffled order of the same problems (04)", "04.staged_vs_shuffled"),

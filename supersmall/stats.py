@@ -198,11 +198,14 @@ def across_seeds(diffs: Sequence[float], within_se: float | Sequence[float] | No
     return {**out, "ci_low": lo, "ci_high": hi, "p_value": p}
 
 
-def minimum_detectable_effect(n_seeds: int, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:
+def minimum_detectable_effect(n_seeds: int, sd: float, alpha: float = ALPHA, power: float = POWER,
+                              min_seeds: int = MIN_SEEDS) -> float:
     """The smallest true mean difference a two-sided one-sample t test on ``n_seeds`` per-seed differences
-    with spread ``sd`` finds with probability ``power`` (noncentral t, exact); inf below
-    :data:`MIN_SEEDS` seeds, where the verdict rule cannot say "reproduced" at all."""
-    if n_seeds < max(2, MIN_SEEDS) or not math.isfinite(sd) or sd <= 0:  # no spread, no test: nothing detectable
+    with spread ``sd`` finds with probability ``power`` (noncentral t, exact); inf below ``min_seeds``
+    seeds, where the verdict rule cannot decide at all: :data:`MIN_SEEDS` for a paper claim,
+    :data:`EXPLORATORY_MIN_SEEDS` for an exploratory comparison (whose rule also asks every seed to agree,
+    which a t test with this power nearly always implies at 3 seeds, so the figure is a close lower bound)."""
+    if n_seeds < max(2, min_seeds) or not math.isfinite(sd) or sd <= 0:  # no spread, no test: nothing detectable
         return math.inf
     return sd * _mde_per_sd(n_seeds, alpha, power)
 
@@ -217,6 +220,30 @@ def _mde_per_sd(n_seeds: int, alpha: float, power: float) -> float:
         return float(np.nan_to_num(_st.nct.sf(crit, df, nc)) + np.nan_to_num(_st.nct.cdf(-crit, df, nc))) - power
 
     return float(_opt.brentq(short, 0.0, (crit + 4) / math.sqrt(n_seeds)))  # power > 0.9 at the top
+
+
+def planned_mde(pilot: Sequence[float], n_seeds: int, n_problems: int | None = None,
+                family: str = "exploratory", power: float = POWER) -> dict[str, Any]:
+    """What an experiment of ``n_seeds`` paired seeds can detect, planned from a pilot before it runs.
+
+    ``pilot``: one condition's score on each of a few seeds (e.g. held-out accuracy of the ZeroGRPO runs).
+    Two conditions trained on the same seed still differ by two runs' worth of seed noise, so the per-seed
+    difference's spread is taken as sqrt(2) x the pilot's sd, floored (as :func:`across_seeds` does) at the
+    unpaired standard error of a difference of two accuracies on ``n_problems`` problems, an upper bound of
+    the paired one. Returns the pilot's ``sd``, the planned ``sd_difference``, the ``mde`` (80% power,
+    :func:`minimum_detectable_effect`, with ``family``'s seed minimum) and the ``n_seeds``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    x = np.asarray(pilot, dtype=float)
+    if x.size < 2:
+        raise ValueError(f"a pilot needs at least 2 seeds to have a spread, got {x.size}")
+    sd = float(x.std(ddof=1))
+    p = float(np.clip(x.mean(), 0.0, 1.0))
+    floor = math.sqrt(2 * p * (1 - p) / n_problems) if n_problems else 0.0
+    sd_diff = max(math.sqrt(2) * sd, floor)
+    least = EXPLORATORY_MIN_SEEDS if family == "exploratory" else MIN_SEEDS
+    return {"sd": sd, "sd_difference": sd_diff, "se_floor": floor, "n_seeds": n_seeds, "family": family,
+            "mde": minimum_detectable_effect(n_seeds, sd_diff, power=power, min_seeds=least)}
 
 
 def seeds_same_sign(diffs: Sequence[float], direction: int = +1) -> str:
@@ -295,7 +322,8 @@ def decide(diffs: Sequence[float], within_se: float | Sequence[float] | None = N
     return {"verdict": verdict_, "reason": reason, "mean": s["mean"], "interval": [s["ci_low"], s["ci_high"]],
             "n_seeds": s["n_seeds"], "sd": s["sd"], "se_floor": s["se_floor"], "sd_used": s["sd_used"],
             "p_value": s["p_value"], "p_adjusted": s["p_value"], "family": family,
-            "mde": minimum_detectable_effect(s["n_seeds"], s["sd_used"]),
+            "mde": minimum_detectable_effect(s["n_seeds"], s["sd_used"],
+                                             min_seeds=EXPLORATORY_MIN_SEEDS if family == "exploratory" else MIN_SEEDS),
             "seeds_same_sign": f"{agree} of {len(x)}", "seeds_against": disagree,
             "direction": direction, "paper_effect": paper_effect,
             "size": size_reading(s["ci_low"], s["ci_high"], direction, paper_effect, size_transfers),

@@ -227,6 +227,26 @@ def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, A
     return card
 
 
+def reusable_card(profile: Profile | str = "tiny", arm: str | None = None, steps: int | None = None,
+                  seed: int | None = None, backend: str | None = None, out_dir: str | Path = "runs/train",
+                  curriculum: str | None = None, stages: str | None = None, resume: bool = True,
+                  **kwargs: Any) -> dict[str, Any] | None:
+    """The card of the complete run in ``out_dir`` that :func:`train` (same arguments) would reuse: same config,
+    same code. None when it would train; read-only (``train`` itself clears what it retrains). Dotted keys in
+    ``kwargs`` are profile overrides; :func:`train`'s other arguments are ignored here."""
+    if not resume:
+        return None
+    overrides = {k: v for k, v in kwargs.items() if "." in k}
+    p = resolve(profile, arm, steps, seed, backend, curriculum, stages, overrides)
+    try:
+        card = read_run_card(Path(out_dir))
+    except FileNotFoundError:
+        return None
+    same = (card.get("status") == "complete" and card.get("code_version") == code_version()
+            and card.get("config") == json.loads(json.dumps(p.to_dict())))
+    return card if same else None
+
+
 # --- the entry point ---------------------------------------------------------------------------------------
 def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | None = None, seed: int | None = None,
           backend: str | None = None, out_dir: str | Path = "runs/train", curriculum: str | None = None,

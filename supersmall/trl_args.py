@@ -4,8 +4,9 @@ the launch plans (:mod:`supersmall.launch`) both call :func:`grpo_config_kwargs`
 replicator reads is exactly the config the run gets.
 
 Every TRL default that changes the algorithm is set here from the profile, never left implicit:
-``loss_type``, ``scale_rewards``, ``beta``, the vLLM importance-sampling correction, the KL's
-importance-ratio weighting (``use_bias_correction_kl``) and ``mask_truncated_completions``.
+``loss_type``, ``scale_rewards``, ``beta``, ``num_iterations``, the clip (``epsilon``, ``epsilon_high``),
+``importance_sampling_level``, the vLLM importance-sampling correction, the KL's importance-ratio
+weighting (``use_bias_correction_kl``) and ``mask_truncated_completions``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from supersmall.config import Profile
 from supersmall.errors import UserError
 from supersmall.paper import ARMS
 
-TRL_LOSS_TYPES = ("grpo", "dapo", "bnpo", "dr_grpo")
+TRL_LOSS_TYPES = ("grpo", "dapo", "bnpo", "dr_grpo", "cispo")
 # transformers 5.2x renamed gradient_checkpointing (a deprecated alias since) to activation_checkpointing
 CHECKPOINTING = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
                  else "gradient_checkpointing")
@@ -29,6 +30,7 @@ TRL_METRICS = {"loss": "loss", "reward": "reward", "reward_std": "reward_std",
                "frac_reward_zero_std": "frac_reward_zero_std", "completions/clipped_ratio": "truncated_fraction",
                "completions/mean_length": "completion_length", "rewards/reasoning_rate/mean": "reasoning_rate",
                "entropy": "entropy", "grad_norm": "grad_norm", "kl": "kl", "clip_ratio/region_mean": "clip_fraction",
+               "cispo_clip_ratio": "clip_fraction",  # loss_type cispo logs its capped weights under this name
                "sampling/importance_sampling_ratio/mean": "importance_ratio"}
 
 
@@ -97,7 +99,9 @@ def grpo_config_kwargs(profile: Profile, output_dir: str, arm: str | None = None
         gradient_accumulation_steps=t.gradient_accumulation_steps, num_generations=t.num_generations,
         max_completion_length=t.max_completion_length, temperature=t.temperature, top_p=t.top_p,
         loss_type=t.loss_type, scale_rewards=t.scale_rewards,
+        # epsilon_high: DAPO's clip-higher; with loss_type cispo it is eps_max, the cap on the ratio itself
         epsilon=t.clip_eps, epsilon_high=t.clip_eps_high if t.clip_eps_high is not None else t.clip_eps,
+        importance_sampling_level=t.importance_sampling_level,  # token, or sequence (GSPO)
         # kl-penalty: TRL builds and prepares the reference model when beta > 0; the kit moves the KL from the
         # loss into the reward (supersmall.train.KLPenaltyTrainer)
         beta=beta_loss or beta_reward,

@@ -57,3 +57,32 @@ def test_errors():
 def test_zero_std_fraction():
     assert zero_std_fraction([1, 1, 1, 1, 0, 0], 3) == pytest.approx(0.5)
     assert not math.isnan(zero_std_fraction([0, 0], 2))
+
+
+def test_leave_one_out_by_hand():
+    from supersmall.advantages import leave_one_out
+
+    # group 1: others of r_1 = (0 + 0 + 0) / 3 -> 1; of r_2 = (1 + 0 + 0) / 3 -> -1/3
+    a = leave_one_out([1.0, 0.0, 0.0, 0.0, 2.0, 4.0, 6.0, 8.0], 4)
+    assert a.tolist() == pytest.approx([1.0, -1 / 3, -1 / 3, -1 / 3, 2 - 6, 4 - 16 / 3, 6 - 14 / 3, 8 - 4])
+    assert torch.equal(leave_one_out([0.5, 0.5, 0.5], 3), torch.zeros(3))  # equal rewards: no signal
+
+
+def test_group_mean_is_leave_one_out_shrunk_by_g_minus_1_over_g():
+    """r_i - mean_G r = (G - 1) / G * (r_i - mean_{-i} r), on random rewards and group sizes."""
+    from supersmall.advantages import leave_one_out
+
+    g = torch.Generator().manual_seed(0)
+    for G in (2, 3, 4, 8, 16):
+        r = torch.randn(5 * G, generator=g, dtype=torch.float64).float()
+        centred = group_advantages(r, G, scale="none")
+        assert torch.allclose(centred, (G - 1) / G * leave_one_out(r, G), atol=1e-5)
+
+
+def test_leave_one_out_errors():
+    from supersmall.advantages import leave_one_out
+
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        leave_one_out([1.0, 0.0], 1)
+    with pytest.raises(ValueError, match="not a multiple of group_size=4"):
+        leave_one_out([1.0, 0.0, 1.0], 4)

@@ -5,11 +5,20 @@ import json
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from supersmall.book import BookError, build_book, main, notebook_title
+from supersmall.book import (
+    BookError,
+    MathTally,
+    build_book,
+    latex_to_mathml,
+    main,
+    markdown_to_html,
+    notebook_title,
+)
 
 
 def _png() -> str:
@@ -81,3 +90,68 @@ def test_missing_executed_notebooks_name_make_run(tmp_path, make, capsys):
     assert main(["--executed", str(make(tmp_path)), "--out", str(tmp_path / "book")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "make run" in err
+
+
+MATH_CELL = r"""## Math
+
+Inline $x^2 + \frac{a}{b}$ and \(y_1\); it costs $5 or $10, and \$3 stays text.
+A code span `$not math$` and `\(raw\)` stays code.
+
+$$A_i = \frac{r_i - \bar r}{\sigma + \epsilon}$$
+
+A broken one: $\frac{1}{$ and an unknown command $\nosuchcommand{x}$.
+"""
+
+
+def test_book_renders_math_as_mathml_without_network(tmp_path, capsys):
+    executed = _executed(tmp_path / "nb")
+    nb = nbformat.read(str(executed / "01_reward_design.ipynb"), as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(MATH_CELL))
+    nbformat.write(nb, str(executed / "01_reward_design.ipynb"))
+    build_book(executed, tmp_path / "book")
+    page = (tmp_path / "book" / "01_reward_design.html").read_text()
+    inline = re.findall(r'<math[^>]* display="inline"[^>]*>.*?</math>', page, re.S)
+    block = re.findall(r'<math[^>]* display="block"[^>]*>.*?</math>', page, re.S)
+    assert all('xmlns="http://www.w3.org/1998/Math/MathML"' in m for m in inline + block)
+    assert len(inline) == 2 and "<msup><mi>x</mi><mn>2</mn></msup>" in inline[0] and "<mfrac>" in inline[0]
+    assert len(block) == 1 and "<mfrac>" in block[0]
+    assert "it costs $5 or $10, and $3 stays text." in page  # currency and an escaped \$ are not math
+    assert "<code>$not math$</code>" in page and r"<code>\(raw\)</code>" in page
+    # nothing is fetched: no script loads from anywhere, no CDN is named
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page), re.findall(r"<script[^>]*\bsrc[^>]*>", page)
+    assert not re.search(r"cdnjs|unpkg|jsdelivr|mathjax/", page, re.I)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    # a formula latex2mathml cannot convert stays on the page as its source, and the build says so
+    assert r'<span class="supersmall-math-source"' in page
+    assert r"$\frac{1}{$" in page and r"$\nosuchcommand{x}$" in page
+    err = capsys.readouterr().err
+    assert "2 of 5 formulas could not be converted" in err and "01_reward_design" in err
+
+
+def test_markdown_math_delimiters_and_failures():
+    tally = MathTally()
+    out = markdown_to_html("\\[ \\sqrt{2} \\]\n\nand $$\\left( x$$ and \\begin{equation}E = mc^2\\end{equation}",
+                           tally)
+    assert out.count('display="block"') == 2 and "<msqrt>" in out and "<msup><mi>c</mi><mn>2</mn></msup>" in out
+    assert tally.converted == 2 and tally.failed == [r"$$\left( x$$"]
+    assert latex_to_mathml("x}{") is None and latex_to_mathml("") is None
+    assert 'display="block"' in latex_to_mathml(r"\sum_i x_i", display=True)
+
+
+def test_every_formula_in_the_course_notebooks_converts():
+    """The real notebooks' markdown: every formula becomes MathML, and no `$` is left over as text."""
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks
+    tally = MathTally()
+    stray = []
+    for path in notebooks:
+        for i, cell in enumerate(nbformat.read(str(path), as_version=4).cells):
+            if cell.cell_type != "markdown":
+                continue
+            tally.where = f"{path.name} cell {i}"
+            text = re.sub(r"<code.*?</code>|<pre.*?</pre>|<math.*?</math>", "",
+                          markdown_to_html(cell.source, tally), flags=re.S)
+            stray += [f"{tally.where}: {m}" for m in re.findall(r".{0,30}\$.{0,30}", text)]
+    assert tally.failed == [], tally.failed
+    assert stray == [], stray  # a formula the parser did not see would show as raw $...$
+    assert tally.converted > 100

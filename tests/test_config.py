@@ -147,6 +147,8 @@ def test_every_rule_names_a_real_key_and_every_shipped_profile_passes():
     ("launch.deepspeed_stage", 4, "one of 0, 1, 2, 3"),
     ("launch.vllm_gpu_memory_utilization", 0.0, "a number in (0, 1]"),
     ("notebooks.seeds", [], "a non-empty list of seeds"),
+    ("train.importance_sampling_level", "word", "one of token, sequence"),
+    ("train.loss_type", "gspo", "one of grpo"),
 ])
 def test_a_bad_value_is_one_sentence(key, value, expected):
     with pytest.raises(ProfileError) as e:
@@ -163,3 +165,14 @@ def _bad_profile(key, value):
     section, leaf = key.split(".")
     p = Profile()
     return dataclasses.replace(p, **{section: dataclasses.replace(getattr(p, section), **{leaf: value})})
+
+
+def test_cispo_needs_its_cap_on_the_ratio():
+    """TRL's cispo caps the ratio at epsilon_high itself; left unset it would be clip_eps (0.2), a weight cut by 5."""
+    with pytest.raises(ProfileError, match="needs train.clip_eps_high") as e:
+        load_profile("tiny", **{"train.loss_type": "cispo"})
+    assert "\n" not in str(e.value)
+    p = load_profile("tiny", **{"train.loss_type": "cispo", "train.clip_eps_high": 5.0,
+                                "train.importance_sampling_level": "sequence"})
+    assert (p.train.loss_type, p.train.clip_eps_high, p.train.importance_sampling_level) == ("cispo", 5.0, "sequence")
+    assert load_profile("tiny").train.importance_sampling_level == "token"  # TRL's default, per-token ratios

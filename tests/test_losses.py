@@ -132,3 +132,125 @@ def test_metrics_clip_fraction():
     logp = torch.log(torch.tensor([[1.5, 1.0]]))
     _, m = policy_loss(logp, torch.zeros(1, 2), torch.tensor([1.0]), torch.ones(1, 2))
     assert m["clip_fraction"] == pytest.approx(0.5) and m["ratio_mean"] == pytest.approx(1.25)
+
+
+# --- what each KL estimator's gradient estimates (losses.kl_gradients) --------------------------------
+def _toy_policy(shift: float = 1.0, vocab: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.randn(vocab, generator=g)
+    return ref + shift * torch.randn(vocab, generator=g), ref
+
+
+def test_exact_divergence_gradients_match_the_hand_derived_forms():
+    from supersmall.losses import kl_gradients
+
+    logits, ref_logits = _toy_policy()
+    pi, ref = torch.softmax(logits.double(), -1), torch.softmax(ref_logits.double(), -1)
+    kl = float((pi * (pi / ref).log()).sum())
+    res = kl_gradients(logits, ref_logits, n_samples=10)
+    # d KL(pi||ref) / d theta_j = pi_j (log(pi_j / ref_j) - KL);  d KL(ref||pi) / d theta_j = pi_j - ref_j
+    assert torch.allclose(res.targets["reverse"], pi * ((pi / ref).log() - kl), atol=1e-12)
+    assert torch.allclose(res.targets["forward"], pi - ref, atol=1e-12)
+    # the exact expectation over the vocabulary: k1 -> 0, k2 -> reverse KL, k3 -> forward KL (identities)
+    assert torch.allclose(res.expected["k1"], torch.zeros_like(pi), atol=1e-12)
+    assert torch.allclose(res.expected["k2"], res.targets["reverse"], atol=1e-12)
+    assert torch.allclose(res.expected["k3"], res.targets["forward"], atol=1e-12)
+
+
+def test_per_sample_gradient_of_each_estimator_by_hand():
+    from supersmall.losses import kl_sample_gradients
+
+    logits, ref_logits = _toy_policy(vocab=5)
+    pi, ref = torch.softmax(logits.double(), -1), torch.softmax(ref_logits.double(), -1)
+    tokens = torch.tensor([0, 3, 3, 4])
+    score = torch.eye(5, dtype=torch.float64)[tokens] - pi  # d log pi(y) / d theta
+    log_ratio = (pi / ref).log()[tokens].unsqueeze(1)
+    want = {"k1": score, "k2": log_ratio * score, "k3": (1 - (-log_ratio).exp()) * score}
+    for kind, w in want.items():
+        assert torch.allclose(kl_sample_gradients(logits, ref_logits, tokens, kind), w, atol=1e-12), kind
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sampled_kl_gradients_follow_zero_reverse_and_forward_kl(seed):
+    from supersmall.losses import kl_gradients
+
+    res = kl_gradients(*_toy_policy(shift=1.0, seed=seed), n_samples=20_000, seed=seed)
+    n_se = 4.5  # every component, 12 of them: a chance miss is ~1e-4 per estimator
+    assert res.max_z("k1", "zero") < n_se  # an unbiased value whose expected gradient is zero
+    assert res.max_z("k2", "reverse") < n_se  # KL(pi || pi_ref), eq. 2's term
+    assert res.max_z("k3", "forward") < n_se  # KL(pi_ref || pi)
+    # and the measurement tells them apart: far from the other targets in units of its own SE
+    assert res.max_z("k2", "forward") > 3 * n_se and res.max_z("k3", "reverse") > 3 * n_se
+    assert res.max_z("k1", "reverse") > 3 * n_se
+    assert [res.follows(k) for k in ("k1", "k2", "k3")] == [["zero"], ["reverse"], ["forward"]]
+    assert all(torch.all(res.se[k] > 0) for k in ("k1", "k2", "k3"))
+
+
+# --- off-policy updates and the modern variants (notebook 05, section 6) -------------------------------------
+def test_sequence_ratio_is_the_exp_of_the_masked_mean_log_ratio():
+    from supersmall.losses import importance_ratio
+
+    logp = torch.tensor([[0.2, 0.4, 9.0], [0.3, -0.3, 0.6]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])  # the padded 9.0 must not count
+    s = importance_ratio(logp, torch.zeros(2, 3), mask, level="sequence")
+    assert s.shape == (2, 1)
+    assert s[:, 0].tolist() == pytest.approx([math.exp(0.3), math.exp(0.2)])
+    with pytest.raises(ValueError, match="mask"):
+        importance_ratio(logp, logp, level="sequence")
+    with pytest.raises(ValueError, match="token, sequence"):
+        importance_ratio(logp, logp, mask, level="word")
+
+
+def test_gspo_clips_the_whole_sequence_with_its_one_ratio():
+    # one sequence of 2 tokens, log-ratios 0.1 and 0.3: s = exp(0.2) > 1 + 4e-4; A > 0 -> clipped, no gradient
+    logp = torch.tensor([[0.1, 0.3]], requires_grad=True)
+    mask = torch.ones(1, 2)
+    out = clipped_surrogate(logp, torch.zeros(1, 2), torch.tensor([1.0]), 3e-4, 4e-4, level="sequence", mask=mask)
+    assert out.shape == (1, 2) and out[0].tolist() == pytest.approx([-(1 + 4e-4)] * 2)
+    out.sum().backward()
+    assert logp.grad.abs().max().item() == 0.0
+    # A < 0: the unclipped term, and each token's gradient is -A * s / |y| (d s / d logp_t = s / |y|)
+    logp.grad = None
+    out = clipped_surrogate(logp, torch.zeros(1, 2), torch.tensor([-1.0]), 3e-4, 4e-4, level="sequence", mask=mask)
+    out[:, 0].sum().backward()  # one token's copy of the sequence term
+    assert logp.grad[0].tolist() == pytest.approx([math.exp(0.2) / 2] * 2)
+
+
+def test_cispo_weight_is_capped_and_carries_no_gradient():
+    from supersmall.losses import cispo_surrogate
+
+    # ratios 0.5, 2 and 8 with A = 1 and eps_max = 5: weights 0.5, 2, 5; the gradient is -w * A on each log pi
+    logp = torch.log(torch.tensor([[0.5, 2.0, 8.0]])).requires_grad_(True)
+    out = cispo_surrogate(logp, torch.zeros(1, 3), torch.tensor([1.0]), eps_max=5.0)
+    assert out[0].tolist() == pytest.approx([-0.5 * math.log(0.5), -2.0 * math.log(2.0), -5.0 * math.log(8.0)])
+    out.sum().backward()
+    assert logp.grad[0].tolist() == pytest.approx([-0.5, -2.0, -5.0])  # capped, never zeroed (unlike PPO's clip)
+
+
+def test_policy_loss_cispo_sums_over_tokens_and_reports_its_capped_fraction():
+    logp = torch.log(torch.tensor([[2.0, 8.0, 1.0], [8.0, 1.0, 1.0]]))
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    adv = torch.tensor([1.0, -1.0])
+    loss, m = policy_loss(logp, torch.zeros(2, 3), adv, mask, aggregation="cispo", clip_eps_high=5.0)
+    by_hand = (-(2.0 * math.log(2.0) + 5.0 * math.log(8.0)) + 5.0 * math.log(8.0)) / 5  # dapo: / 5 tokens
+    assert loss.item() == pytest.approx(by_hand)
+    assert m["clip_fraction"] == pytest.approx(1 / 5)  # ratio > eps_max with A > 0 (TRL's cispo_clip_ratio)
+
+
+def test_policy_loss_gspo_counts_clipped_sequences():
+    logp = torch.tensor([[0.5, 0.5], [0.0, 0.0], [-0.5, -0.5]])
+    mask = torch.ones(3, 2)
+    adv = torch.tensor([1.0, 1.0, -1.0])  # clipped: the 1st (s > 1 + eps, A > 0) and the 3rd (s < 1 - eps, A < 0)
+    loss, m = policy_loss(logp, torch.zeros(3, 2), adv, mask, clip_eps=3e-4, clip_eps_high=4e-4,
+                          importance_sampling_level="sequence")
+    assert m["clip_fraction"] == pytest.approx(2 / 3)
+    assert loss.item() == pytest.approx((-(1 + 4e-4) - 1.0 + (1 - 3e-4)) / 3)
+
+
+def test_reused_batch_ratio_and_clip_act_on_policy_they_do_not():
+    logp = torch.tensor([[0.5, -0.5, 0.0]])
+    mask = torch.ones(1, 3)
+    _, on = policy_loss(logp, logp, torch.tensor([1.0]), mask)
+    _, off = policy_loss(logp, torch.zeros(1, 3), torch.tensor([1.0]), mask)
+    assert on["clip_fraction"] == 0.0 and on["ratio_mean"] == pytest.approx(1.0)
+    assert off["clip_fraction"] == pytest.approx(1 / 3)  # exp(0.5) > 1.2 with A > 0

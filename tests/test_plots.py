@@ -31,7 +31,8 @@ def test_health_panel_and_bars_render():
     fig = plots.health(hist, show=False)
     assert len([ax for ax in fig.axes if ax.has_data()]) == 4
     ax = plots.accuracy_bars({"base": {"1": {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6}}})
-    assert ax.get_ylim() == (0, 1)
+    assert ax.get_ylim() == (0, 100)  # percent
+    assert ax.patches[0].get_height() == pytest.approx(50.0)
     plt.close("all")
 
 
@@ -66,3 +67,63 @@ def test_reward_playground_renders_headless():
     df, fig = widgets.render("<think>3*4=12;12+5=17</think>\\boxed{17}", answer="17", length=20, max_length=64)
     assert df.loc[0, "eq. 6 correct"] == 1.0 and df.loc[2, "eq. 6 correct"] == 0.0
     assert len(fig.axes) == 2
+
+
+def _labelled(axes) -> list[tuple[str, str]]:
+    """(xlabel, ylabel) of every axes that draws something (an axis turned off draws nothing)."""
+    return [(ax.get_xlabel(), ax.get_ylabel()) for ax in axes if ax.axison]
+
+
+def test_every_axis_of_every_figure_has_a_label_with_its_unit():
+    import pandas as pd
+
+    from supersmall.curriculum import build_schedule
+
+    hist = [{"step": i, **{k: 0.1 * i for k, _ in plots.PANELS}} for i in range(1, 6)]
+    figures = {
+        "health": plots.health(hist, show=False).axes,
+        "accuracy_bars": [plots.accuracy_bars({"base": {"1": {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6}}})],
+        "buckets": [plots.buckets([1.0, 2.4, 2.6])],
+        "schedule": [plots.schedule(build_schedule([{"prompt": f"p{i}", "level": lv} for i, lv in enumerate([1, 2, 3] * 4)],
+                                                   "1-3:3", "staged", prompts_per_step=4, seed=0))],
+        "sensitivity": plots.sensitivity(pd.DataFrame([
+            {"setting": "max_new_tokens", "value": v, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6,
+             "truncated_fraction": 0.1} for v in (8, 64)]
+            + [{"setting": "temperature", "value": 0.6, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6,
+                "truncated_fraction": 0.0}])).axes,
+        "paired_intervals": [plots.paired_intervals([{"claim": "x", "interval": [0.0, 0.1], "verdict": "inconclusive",
+                                                      "per_seed": [{"difference": 0.05}]}])],
+    }
+    for name, axes in figures.items():
+        labels = _labelled(axes)
+        assert labels, name
+        for xlabel, ylabel in labels:
+            assert xlabel.strip() and ylabel.strip(), (name, xlabel, ylabel)
+    assert all("step" in x for x, _ in _labelled(figures["health"]))
+    assert "(tokens)" in plots.PANEL_UNITS["completion_length"] and "(tokens)" in figures["sensitivity"][0].get_xlabel()
+    assert figures["accuracy_bars"][0].get_xlabel() == "level" and "%" in figures["accuracy_bars"][0].get_ylabel()
+    assert "%" in figures["sensitivity"][0].get_ylabel()
+    plt.close("all")
+
+
+def test_accuracy_bars_name_subjects_and_take_an_explicit_xlabel():
+    summary = {"addition": {"accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6}}
+    assert plots.accuracy_bars({"m": summary}).get_xlabel() == "subject"
+    assert plots.accuracy_bars({"m": summary}, xlabel="operation").get_xlabel() == "operation"
+    plt.close("all")
+
+
+def test_claim_labels_are_wrapped_never_cut_and_the_difference_axis_says_which_side_is_which():
+    long = "no-kl beats kl-nopenalty at the kit's default coefficient, isolated reading, levels 1-3 only"
+    rows = [{"claim": long, "interval": [0.01, 0.05], "verdict": "reproduced", "per_seed": [{"difference": 0.03}]},
+            {"claim": "eq. 4 trains worse", "interval": [-0.02, 0.01], "verdict": "inconclusive", "per_seed": [],
+             "a": "eq6", "b": "eq4"}]
+    ax = plots.paired_intervals(rows, b="no-kl", a="each KL arm")
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert " ".join(ticks[0].split()) == f"{long} (reproduced)"  # every word kept, only line breaks added
+    assert max(len(line) for t in ticks for line in t.split("\n")) <= plots.LABEL_WIDTH
+    assert "b = eq4, a = eq6" in " ".join(ticks[1].split())
+    assert "no-kl - each KL arm (points): right of 0 = no-kl better" in ax.get_xlabel()
+    assert ax.get_ylabel()
+    assert "right of 0 = b better" in plots.paired_intervals(rows).get_xlabel()  # the default names
+    plt.close("all")

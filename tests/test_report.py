@@ -283,3 +283,125 @@ def test_the_series_decides_the_same_claims_as_the_report(tmp_path):
     forget = rows["level-5 training lowers levels 1-2 (forgetting)"]
     assert [p["n"] for p in forget["per_seed"]] == [2 * PER_LEVEL] * 2 and forget["per_seed"][0]["difference"] == -0.15
     assert "reward" in rows["no-kl beats kl-penalty"]["note"]
+
+
+# --- grading a written verdict (the capstone, notebook 09) ----------------------------------------------
+FIVE_UP = [0.20, 0.18, 0.25, 0.21, 0.22]
+
+
+def _row(diffs, direction=+1, family="paper claim", within_se=0.02):
+    return stats.decide(diffs, within_se=within_se, direction=direction, family=family)
+
+
+def _said(row, verdict, mde=False):
+    """A verdict stated with the row's own interval (and MDE), as report.interval_points prints them."""
+    return f"{verdict}: {report.interval_points(row['interval'])} points" + (
+        f", MDE {100 * row['mde']:+.1f} points" if mde else "")
+
+
+def test_grade_verdict_passes_the_rules_verdict_with_its_interval():
+    up = _row(FIVE_UP)
+    assert up["verdict"] == "reproduced"
+    ok, feedback = report.grade_verdict(_said(up, "Reproduced"), up, strict=True)
+    assert ok and feedback.startswith("right: reproduced")
+    down = _row(FIVE_UP, direction=-1)
+    assert report.grade_verdict(_said(down, "not reproduced"), down, strict=True)[0]
+    assert report.grade_verdict("It did not reproduce.", down)[0]  # a paraphrase of "not reproduced"
+    assert report.grade_verdict({"verdict": "not reproduced", "interval": down["interval"], "direction": -1}, down)[0]
+    cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
+    ok, feedback = report.grade_verdict(_said(cross, "inconclusive", mde=True), cross, strict=True)
+    assert ok and "could only have found effects of at least" in feedback and "(MDE)" in feedback
+    ok, feedback = report.grade_verdict(_said(_row(FIVE_UP[:3]), "inconclusive"), _row(FIVE_UP[:3]))
+    assert ok and "could not have detected any effect (MDE +inf" in feedback
+    three = _row(FIVE_UP[:3], family="exploratory")  # an exploratory claim may be decided on 3 seeds
+    assert three["verdict"] == "reproduced" and report.grade_verdict("reproduced", three)[0]
+
+
+def test_grade_verdict_interval_crossing_zero_is_not_no_effect():
+    cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
+    ok, feedback = report.grade_verdict("not reproduced: the interval contains zero", cross)
+    assert not ok and "your interval crosses zero" in feedback and "inconclusive, not 'no effect'" in feedback
+    assert "could only have found effects of at least" in feedback
+    ok, feedback = report.grade_verdict("There is no effect of std scaling.", cross)
+    assert not ok and feedback.startswith("'no effect' is not a verdict") and "crosses zero" in feedback
+    ok, feedback = report.grade_verdict("reproduced", cross)
+    assert not ok and "an effect of either sign fits these seeds" in feedback
+
+
+def test_grade_verdict_names_the_condition_that_failed():
+    ok, feedback = report.grade_verdict("reproduced", _row(FIVE_UP[:3]))  # a paper claim on 3 seeds
+    assert not ok and f"3 seeds cannot reproduce a paper claim: needs {stats.MIN_SEEDS}" in feedback
+    ok, feedback = report.grade_verdict("reproduced", _row(FIVE_UP[:2], family="exploratory"))
+    assert not ok and f"needs {stats.EXPLORATORY_MIN_SEEDS}" in feedback
+    one_off = _row([0.30, 0.28, 0.32, 0.31, -0.01])
+    assert one_off["verdict"] == "inconclusive" and one_off["interval"][0] > 0  # off zero, one seed against
+    ok, feedback = report.grade_verdict("reproduced", one_off)
+    assert not ok and "only 4 of 5 seeds" in feedback
+    holm_row = {**_row(FIVE_UP), "p_adjusted": 0.2, "verdict": "inconclusive", "reason": "Holm"}
+    ok, feedback = report.grade_verdict("reproduced", holm_row)
+    assert not ok and "Holm-adjusted p = 0.2" in feedback
+    ok, feedback = report.grade_verdict("reproduced", _row([0.3]))
+    assert not ok and "no interval" in feedback
+
+
+def test_grade_verdict_wrong_side_and_understated_evidence():
+    down = _row(FIVE_UP, direction=-1)
+    ok, feedback = report.grade_verdict("reproduced", down)
+    assert not ok and "lies on the other side of zero" in feedback and "write 'not reproduced'" in feedback
+    ok, feedback = report.grade_verdict("not reproduced", _row(FIVE_UP))
+    assert not ok and "lies on the claimed side" in feedback
+    ok, feedback = report.grade_verdict("inconclusive, to be safe", _row(FIVE_UP))
+    assert not ok and "every condition of the rule holds (5 of 5 seeds agree" in feedback
+
+
+def test_grade_verdict_checks_what_the_verdict_states():
+    up = _row(FIVE_UP)
+    lo, hi = up["interval"]
+    ok, feedback = report.grade_verdict(f"reproduced {report.interval_points([-hi, -lo])}", up)
+    assert not ok and "sign flipped" in feedback
+    ok, feedback = report.grade_verdict("reproduced [+1.0, +2.0] points", up)
+    assert not ok and "is not the row's" in feedback
+    ok, feedback = report.grade_verdict({"verdict": "reproduced", "direction": -1}, up)
+    assert not ok and "direction is +1" in feedback
+    ok, feedback = report.grade_verdict("reproduced", up, strict=True)
+    assert not ok and feedback.startswith("state the interval")
+    cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
+    ok, feedback = report.grade_verdict(_said(cross, "inconclusive"), cross, strict=True)
+    assert not ok and "state the MDE" in feedback
+    ok, feedback = report.grade_verdict(_said(cross, "inconclusive") + ", MDE 1.0 points", cross)
+    assert not ok and "is not the design's" in feedback
+    three = _row(FIVE_UP[:3])
+    assert report.grade_verdict("inconclusive: [-inf, +inf]... MDE +inf", _row([0.3]), strict=True)[0]
+    assert math.isinf(three["mde"]) and report.grade_verdict(_said(three, "inconclusive", mde=True), three)[0]
+
+
+def test_grade_verdict_without_a_verdict():
+    up = _row(FIVE_UP)
+    for nothing in (None, "", "it went up a bit", {"verdict": None}):
+        ok, feedback = report.grade_verdict(nothing, up)
+        assert not ok and feedback.startswith("no verdict found") and "'reproduced'" in feedback
+
+
+def test_grade_verdict_reads_a_paired_row(runs):
+    """The rows report.paired writes carry what grade_verdict reads."""
+    _, rows = _claims(runs)
+    row = rows["no-kl beats kl-nopenalty"]  # seeds disagree: inconclusive
+    assert row["verdict"] == "inconclusive"
+    assert not report.grade_verdict("reproduced", row)[0]
+    assert report.grade_verdict(_said(row, "inconclusive", mde=True), row, strict=True)[0]
+
+
+def test_seeds_needed_is_the_fewest_seeds_whose_mde_reaches_the_effect():
+    n = report.seeds_needed(0.02, 0.03)
+    assert n is not None and n >= stats.MIN_SEEDS
+    assert stats.minimum_detectable_effect(n, 0.02) <= 0.03 < stats.minimum_detectable_effect(n - 1, 0.02)
+    assert report.seeds_needed(0.01, 0.5) == stats.MIN_SEEDS  # below MIN_SEEDS nothing is detectable
+    assert report.seeds_needed(0.1, 0.001) is None and report.seeds_needed(0.0, 0.05) is None
+    assert report.seeds_needed(0.02, 0.0) is None and report.seeds_needed(math.nan, 0.05) is None
+
+
+def test_grade_verdict_reads_a_row_back_from_json():
+    one = json.loads(json.dumps(report._finite(_row([0.3]))))  # infinite ends and MDE written as null
+    assert one["interval"] == [None, None] and one["mde"] is None
+    ok, feedback = report.grade_verdict("inconclusive [-inf, +inf], MDE +inf", one, strict=True)
+    assert ok, feedback

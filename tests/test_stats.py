@@ -280,3 +280,28 @@ def test_exploratory_comparisons_may_decide_on_three_agreeing_seeds_and_say_what
     assert stats.decide([0.40, -0.05, 0.45], within_se=0.02, family="exploratory")["verdict"] == "inconclusive"
     assert stats.decide([0.40, 0.45], within_se=0.02, family="exploratory")["verdict"] == "inconclusive"
     assert stats.decide([0.40, 0.35, 0.45], within_se=0.02)["verdict"] == "inconclusive"  # a paper claim needs 5
+
+
+def test_exploratory_mde_is_finite_at_three_seeds_and_a_paper_claims_is_not():
+    assert stats.minimum_detectable_effect(3, 0.02) == math.inf  # a paper claim needs 5 seeds
+    three = stats.minimum_detectable_effect(3, 0.02, min_seeds=stats.EXPLORATORY_MIN_SEEDS)
+    assert 0.02 < three < stats.minimum_detectable_effect(2, 0.02, min_seeds=2)
+    assert stats.decide([0.01, 0.03, 0.02], family="exploratory")["mde"] == pytest.approx(three, rel=0.5)
+    assert math.isfinite(stats.decide([0.01, 0.03, 0.02], family="exploratory")["mde"])
+    assert stats.decide([0.01, 0.03, 0.02])["mde"] == math.inf
+
+
+def test_planned_mde_from_a_pilot():
+    plan = stats.planned_mde([0.50, 0.56, 0.53], n_seeds=3, n_problems=500)
+    assert plan["sd"] == pytest.approx(0.03)
+    assert plan["sd_difference"] == pytest.approx(max(math.sqrt(2) * 0.03, math.sqrt(2 * 0.53 * 0.47 / 500)))
+    assert plan["mde"] == pytest.approx(stats.minimum_detectable_effect(3, plan["sd_difference"], min_seeds=3))
+    more = stats.planned_mde([0.50, 0.56, 0.53], n_seeds=8, n_problems=500)
+    assert more["mde"] < plan["mde"]  # more seeds find smaller effects
+    tight = stats.planned_mde([0.53, 0.53, 0.53], n_seeds=3, n_problems=500)
+    assert tight["sd_difference"] == pytest.approx(tight["se_floor"]) and tight["mde"] > 0  # identical seeds: the floor
+    assert stats.planned_mde([0.5, 0.6], 3, family="paper claim")["mde"] == math.inf
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.planned_mde([0.5], 3)
+    with pytest.raises(ValueError, match="family"):
+        stats.planned_mde([0.5, 0.6], 3, family="both")

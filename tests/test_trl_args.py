@@ -24,7 +24,8 @@ PROFILES = ("a6000x4", "rehearsal", "tiny")
 PINNED = ("loss_type", "scale_rewards", "beta", "vllm_importance_sampling_correction", "use_bias_correction_kl",
           "mask_truncated_completions", "save_total_limit", "report_to", "num_iterations", "epsilon",
           "epsilon_high", "temperature", "top_p", "max_completion_length", "num_generations", "shuffle_dataset",
-          "bf16", CHECKPOINTING, "learning_rate", "lr_scheduler_type", "optim", "seed", "max_steps")
+          "bf16", CHECKPOINTING, "learning_rate", "lr_scheduler_type", "optim", "seed", "max_steps",
+          "importance_sampling_level")
 
 
 def build(kwargs: dict) -> GRPOConfig:
@@ -124,6 +125,7 @@ def test_the_pins_differ_from_trls_defaults(tmp_path, trl_defaults):
     ("train.loss_type", "grpo", "loss_type", "grpo"),
     ("train.clip_eps_high", 0.28, "epsilon_high", 0.28),
     ("train.num_iterations", 2, "num_iterations", 2),
+    ("train.importance_sampling_level", "sequence", "importance_sampling_level", "sequence"),
     ("train.report_to", "none", "report_to", []),
     ("train.save_total_limit", 5, "save_total_limit", 5),
     ("train.max_prompt_length", 2048, "vllm_max_model_length", 2048 + 4096),
@@ -170,3 +172,16 @@ def test_accelerate_config_and_vllm_range():
         ClusterConfig(**cfg)  # accelerate's own schema takes every field
     spec = trl_vllm_range()
     assert spec is not None and "0.31.0" in spec and ">=" in spec
+
+
+def test_cispo_reaches_trl_with_its_cap_and_its_clip_metric(tmp_path):
+    """loss_type cispo: TRL's own objective (the kit's losses.cispo_surrogate), eps_max in epsilon_high, and its clip
+    metric read as the kit's clip_fraction."""
+    from supersmall.trl_args import TRL_METRICS
+
+    p = load_profile("tiny", **{"train.loss_type": "cispo", "train.clip_eps_high": 5.0})
+    cfg = build(grpo_config_kwargs(p, str(tmp_path)))
+    assert (cfg.loss_type, cfg.epsilon_high, cfg.epsilon) == ("cispo", 5.0, 0.2)
+    assert TRL_METRICS["cispo_clip_ratio"] == TRL_METRICS["clip_ratio/region_mean"] == "clip_fraction"
+    with pytest.raises(UserError, match="minimal backend"):
+        grpo_config_kwargs(load_profile("tiny", **{"train.loss_type": "group_token_mean"}), str(tmp_path))

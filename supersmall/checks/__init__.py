@@ -6,14 +6,21 @@ one name added to its topic's import line and to ``__all__``.
 """
 
 from supersmall.checks.advantages import check_group_advantages
+from supersmall.checks.capstone import check_seeds_needed, check_verdict_text
 from supersmall.checks.core import NOT_IMPLEMENTED, Case, CheckFailed, close, run_check
-from supersmall.checks.curriculum import check_cumulative_levels, check_difficulty_level
+from supersmall.checks.curriculum import (
+    check_balanced_levels,
+    check_cumulative_levels,
+    check_cumulative_shares,
+    check_difficulty_level,
+)
 from supersmall.checks.evaluation import check_paired_test, check_wilson_interval
-from supersmall.checks.grpo import check_grpo_step
+from supersmall.checks.grpo import check_grpo_step, check_logp_gradient
 from supersmall.checks.losses import check_k3, check_masked_surrogate
 from supersmall.checks.predict import predict, verdict_choice
 from supersmall.checks.report import check_verdict
 from supersmall.checks.rewards import check_extract_answer, check_length_penalty, check_supersmall_reward
+from supersmall.checks.scratch import check_grpo_loop, check_sequence_logps
 from supersmall.checks.setup import check_pass_at_1
 
 __all__ = [
@@ -22,8 +29,10 @@ __all__ = [
     "check_extract_answer", "check_length_penalty", "check_supersmall_reward",  # rewards
     "check_group_advantages",  # advantages
     "check_k3", "check_masked_surrogate",  # losses
-    "check_difficulty_level", "check_cumulative_levels",  # curriculum
-    "check_grpo_step",  # grpo
+    "check_difficulty_level", "check_cumulative_levels", "check_balanced_levels", "check_cumulative_shares",  # curriculum
+    "check_grpo_step", "check_logp_gradient",  # grpo
+    "check_sequence_logps", "check_grpo_loop",  # scratch (exercise 00: GRPO from scratch)
     "check_wilson_interval", "check_paired_test",  # evaluation
     "check_verdict",  # report
+    "check_seeds_needed", "check_verdict_text",  # capstone
 ]

@@ -75,6 +75,24 @@ def reference_grpo_step(completions, answers, lengths, logp, old_logp, mask, gro
     return r, adv, loss
 
 
+def _variant_step(completions, answers, lengths, logp, old_logp, mask, group_size, max_length, clip_eps=0.2,
+                  unbiased=True, penalty=-0.1, aggregation="grpo"):
+    """The step with one common bug injected (for the check's hints)."""
+    r = rewards.supersmall_reward(completions, answer=answers, completion_ids=[[0] * n for n in lengths],
+                                  max_length=max_length, penalty=penalty)
+    adv = _advantages(r, group_size, unbiased)
+    loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, aggregation=aggregation,
+                                 group_size=group_size)
+    return r, adv, loss
+
+
+def _advantages(r, group_size, unbiased=True):
+    g = torch.tensor(r, dtype=torch.float32).view(-1, group_size)
+    centred = g - g.mean(1, keepdim=True)
+    std = g.std(1, keepdim=True, unbiased=unbiased) if group_size > 1 else torch.zeros_like(centred)
+    return torch.where(centred == 0, torch.zeros_like(centred), centred / (std + 1e-6)).flatten()
+
+
 def _run(step: Callable[..., Any], args: tuple, kwargs: dict) -> tuple:
     """Call ``step`` on fresh copies (a leaf ``logp`` requiring grad); add d loss / d logp."""
     completions, answers, lengths, logp, old, mask = args
@@ -126,4 +144,85 @@ def check_grpo_step(fn: Callable[..., tuple]) -> bool:
     def explain(expected, got):
         return f"first difference: {_first_difference(expected, got)}"
 
-    return run_check("grpo_step", student, reference, cases, compare, explain=explain)
+    def bug(**kw):
+        return lambda *a, **k: _run(_variant_step, a, {**k, **kw})
+
+    hints = [(bug(unbiased=False), "looks like the population std (ddof=0): TRL uses the unbiased std (n - 1)"),
+             (bug(penalty=0.0), "looks like eq. 6 alone: eq. 7's -0.1 for overlong completions is missing"),
+             (bug(aggregation="dapo"), "looks like one global token mean ('dapo'): 'grpo' averages each sequence "
+                                       "over its own tokens, then the sequences")]
+    return run_check("grpo_step", student, reference, cases, compare, explain=explain, hints=hints)
+
+
+# --- 5.1: the gradient of one step, by hand ---------------------------------------------------------------
+AGGREGATIONS = ("grpo", "dapo", "dr_grpo")
+
+
+def reference_logp_gradient(rewards, lengths, group_size, T, aggregation="grpo", max_length=None):
+    """d loss / d logp by autograd: group advantages (mean / unbiased std), the clipped loss at ratio 1 (the first
+    update on a fresh batch, old_logp = logp), aggregated as ``aggregation``."""
+    mask = (torch.arange(T)[None] < torch.tensor(lengths)[:, None]).float()
+    logp = torch.zeros(len(lengths), T, requires_grad=True)
+    adv = advantages.group_advantages(rewards, group_size, scale="group")
+    loss, _ = losses.policy_loss(logp, logp.detach(), adv, mask, aggregation=aggregation, max_length=max_length)
+    (grad,) = torch.autograd.grad(loss, logp)
+    return grad
+
+
+def buggy_logp_gradient(rewards, lengths, group_size, T, aggregation="grpo", max_length=None, sign=-1.0,
+                        unbiased=True, weights=None, masked=True, scale="group"):
+    """The closed form with one common bug injected (for the check's hints)."""
+    B = len(lengths)
+    r = torch.tensor(rewards, dtype=torch.float32).view(-1, group_size)
+    centred = r - r.mean(1, keepdim=True)
+    if scale == "group":
+        std = r.std(1, keepdim=True, unbiased=unbiased) if group_size > 1 else torch.zeros_like(centred)
+        centred = torch.where(centred == 0, torch.zeros_like(centred), centred / (std + 1e-6))
+    adv = centred.flatten()
+    n = torch.tensor(lengths, dtype=torch.float32)
+    mask = (torch.arange(T)[None] < n[:, None]).float() if masked else torch.ones(B, T)
+    kind = weights or aggregation
+    w = {"grpo": 1 / (B * n.clamp(min=1)), "dapo": torch.full((B,), 1 / max(float(n.sum()), 1.0)),
+         "dr_grpo": torch.full((B,), 1 / (B * (max_length or T))), "sum": torch.ones(B),
+         "per_sequence": 1 / n.clamp(min=1)}[kind]
+    return sign * adv[:, None] * w[:, None] * mask
+
+
+def check_logp_gradient(fn: Callable[..., torch.Tensor]) -> bool:
+    """``fn(rewards, lengths, group_size, T, aggregation="grpo", max_length=None)`` -> the (B, T) gradient of the
+    loss with respect to ``logp`` at ratio 1, computed *without* autograd; compared with autograd through
+    :func:`supersmall.losses.policy_loss` for ``aggregation`` in ``grpo``, ``dapo`` and ``dr_grpo``."""
+    rng = random.Random(7)
+    cases = [Case(([1.0, 0.0, 0.0, 0.0], [4, 4, 4, 4], 4, 6), label="one group, equal lengths"),
+             Case(([1.0, 0.0, 1.0, 0.0], [2, 6, 2, 6], 2, 6), label="the same advantages, different lengths"),
+             Case(([1.0, 1.0, 0.0, 1.0], [3, 5, 2, 4], 2, 6), label="an equal-reward group: no gradient at all"),
+             Case(([1.0, 0.0, 0.9, -0.1], [0, 3, 6, 6], 4, 6), label="an empty completion (length 0)"),
+             Case(([1.0, 0.0, 0.0, 0.0], [2, 6, 4, 4], 4, 6), {"aggregation": "dapo"}, label="dapo: one global token mean"),
+             Case(([1.0, 0.0, 0.0, 0.0], [2, 6, 4, 4], 4, 6), {"aggregation": "dr_grpo", "max_length": 8},
+                  label="dr_grpo: a constant B * max_length")]
+    for i in range(24):
+        G, P, T = rng.choice([2, 3, 4]), rng.randint(1, 3), rng.randint(2, 8)
+        agg = AGGREGATIONS[i % 3]
+        cases.append(Case(([rng.choice([0.0, 1.0, 0.9, -0.1]) for _ in range(G * P)],
+                           [rng.randint(0, T) for _ in range(G * P)], G, T),
+                          {"aggregation": agg, "max_length": rng.choice([None, T + 2]) if agg == "dr_grpo" else None},
+                          label=f"random #{i + 1} ({agg})"))
+
+    def student(*args, **kwargs):
+        return torch.as_tensor(fn(*args, **kwargs), dtype=torch.float32)
+
+    def bug(**kw):
+        return lambda *a, **k: buggy_logp_gradient(*a, **k, **kw)
+
+    hints = [(bug(sign=1.0), "the sign is flipped: the loss is -ratio * A, so its gradient is -A (descent raises "
+                             "the log-probs of completions with A > 0)"),
+             (bug(unbiased=False), "looks like the population std (ddof=0): the advantages use the unbiased std"),
+             (bug(masked=False), "padding tokens get gradient: multiply by the mask"),
+             (bug(weights="per_sequence"), "each sequence's 1 / length is there, but not the 1 / B of the mean over "
+                                           "sequences"),
+             (bug(weights="dapo"), "looks like dapo's 1 / (tokens in the batch) for 'grpo': grpo weighs each token "
+                                   "1 / (B * its own sequence's length), so short completions get more per token"),
+             (bug(weights="grpo"), "looks like grpo's 1 / (B * length) for every aggregation: dapo divides by the "
+                                   "batch's token count, dr_grpo by B * max_length (T when max_length is None)"),
+             (bug(scale="none"), "the advantages are not divided by the group std (that is scale='none')")]
+    return run_check("logp_gradient", student, reference_logp_gradient, cases, hints=hints)

@@ -1,0 +1,46 @@
+"""supersmall.experiments: conditions resolved against a profile, and the plan made before an experiment."""
+
+import math
+
+import pytest
+
+from supersmall import experiments, stats
+from supersmall.config import load_profile
+
+
+def test_every_condition_resolves_to_plain_profile_values():
+    for profile in ("tiny", "a6000x4"):
+        p = load_profile(profile)
+        for name in experiments.CONDITIONS:
+            values = experiments.condition_overrides(p, name)
+            assert all(not callable(v) for v in values.values()), name
+            load_profile(profile, **values)  # every value passes the profile's validation
+
+
+def test_the_tight_limit_is_a_third_of_the_profiles():
+    for profile in ("tiny", "a6000x4"):
+        p = load_profile(profile)
+        on = experiments.condition_overrides(p, "zerogrpo-tight")
+        off = experiments.condition_overrides(p, "eq6-tight")
+        assert on["train.max_completion_length"] == off["train.max_completion_length"] == p.train.max_completion_length // 3
+        assert off["reward.name"] == "correctness" and "reward.name" not in on  # the two differ in eq. 7 only
+
+
+def test_plan_reads_the_pilots_seeds(monkeypatch, tmp_path):
+    scores = {0: 0.50, 1: 0.56, 2: 0.53}
+
+    class Ev:
+        def __init__(self, seed):
+            self.seed, self.records = seed, [{}] * 500
+
+        def accuracy(self):
+            return scores[self.seed]
+
+    monkeypatch.setattr(experiments, "run", lambda p, conds, d: {conds[0]: {s: tmp_path / str(s) for s in scores}})
+    monkeypatch.setattr(experiments, "evaluation", lambda d, c, s: Ev(s))
+    plan = experiments.plan("tiny", tmp_path)
+    expected = stats.planned_mde(list(scores.values()), 3, 500)
+    assert plan["mde"] == pytest.approx(expected["mde"]) and math.isfinite(plan["mde"])
+    assert plan["pilot_scores"] == scores and f"{100 * plan['mde']:.1f} points" in plan["sentence"]
+    few = experiments.plan("tiny", tmp_path, n_seeds=3, family="paper claim")
+    assert few["mde"] == math.inf and "fewer than the verdict rule needs" in few["sentence"]
