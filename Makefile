@@ -17,7 +17,7 @@ run: setup
 	$(BIN)/supersmall notebooks run --profile $(PROFILE) --out $(OUT)
 
 book: setup
-	$(BIN)/python -m supersmall.book --executed $(OUT) --out runs/book
+	$(BIN)/python -m supersmall.tools.book --executed $(OUT) --out runs/book
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

@@ -1,4 +1,4 @@
-"""One-GPU smoke test of ``supersmall.estimate``'s memory and time model, offline, in a few minutes.
+"""One-GPU smoke test of ``supersmall.fullscale.estimate``'s memory and time model, offline, in a few minutes.
 
 Builds a RANDOMLY INITIALISED Qwen2ForCausalLM with DeepSeek-R1-Distill-Qwen-1.5B's shape (no download), bf16,
 and for each arm runs a few training micro-steps the way TRL 1.16's GRPOTrainer does the tensor work: a
@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from supersmall import estimate as E  # noqa: E402
-from supersmall.model_shape import model_dims  # noqa: E402
+from supersmall.fullscale import estimate as E  # noqa: E402
+from supersmall.fullscale.model_shape import model_dims  # noqa: E402
 
 GIB = 2**30
 # deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B config.json (the shape; weights are random)

@@ -1,5 +1,5 @@
 """Seconds per step of the kit's TRL backend against a raw ``GRPOTrainer`` with the same config, and the
-minimal loop against both, in one run on the tiny model, and ``supersmall.estimate``'s FLOP prediction beside
+minimal loop against both, in one run on the tiny model, and ``supersmall.fullscale.estimate``'s FLOP prediction beside
 them. Usage: ``python benchmarks/train_step.py [--steps 20]``."""
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def matmul_gflops(size: int = 1024, seconds: float = 0.5) -> float:
 
 
 def flop_model_line(profile, measured_s: float) -> str:
-    """``supersmall.estimate``'s FLOP model for one tiny step (generation + training passes at this machine's
+    """``supersmall.fullscale.estimate``'s FLOP model for one tiny step (generation + training passes at this machine's
     large-matmul rate) beside the measured seconds. On a ~1M-parameter model two errors pull against each
     other: per-token Python and kernel-launch overhead (slower than the model) and small matmuls that do not
     reach the large-matmul rate either way, so the ratio says how far the FLOP model is from this machine."""
-    from supersmall import estimate
+    from supersmall.fullscale import estimate
 
     c = estimate.calibrate_tiny(profile, matmul_gflops())
     gflop = (c["generation_flops"] + c["training_flops"]) / 1e9

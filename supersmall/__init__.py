@@ -19,9 +19,11 @@ _SUBMODULES = {
     # data
     "config", "paper", "data", "tiny", "runcard",
     # run
-    "grpo", "train", "trl_args", "evaluate", "estimate", "cost", "gpus", "launch", "canary", "runner", "report", "experiments",
+    "grpo", "train", "trl_args", "evaluate", "runner", "report", "experiments",
+    # full scale (notebook 07 and the CLI) and repository tooling, in their own subpackages
+    "fullscale", "tools",
     # face
-    "cli", "plots", "widgets", "checks", "doctor", "exercises", "book",
+    "cli", "plots", "widgets", "checks", "doctor", "exercises",
 }
 
 

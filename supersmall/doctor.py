@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from supersmall import gpus, grading, model_shape, tiny
+from supersmall import grading, tiny
 from supersmall.config import load_profile
-from supersmall.launch import make_plan, validate
+from supersmall.fullscale import gpus, model_shape
+from supersmall.fullscale.launch import make_plan, validate
 from supersmall.runcard import hardware
 from supersmall.runcard import package_version as _version
 from supersmall.trl_args import trl_vllm_range

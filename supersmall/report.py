@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,19 +124,19 @@ def _kl_note(runs: Sequence[Evaluation]) -> str:
             "the KL, so they test a narrower claim.")
 
 
-def _points(x: float) -> str:
+def as_points(x: float) -> str:
     """A difference of fractions in percentage points, signed: 0.373 -> ``+37.3``."""
     return f"{100 * x:+.1f}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
 
 def interval_points(interval: list[float]) -> str:
     """A paired interval of fractions in percentage points: ``[0.314, 0.433]`` -> ``[+31.4, +43.3]``."""
-    return f"[{_points(interval[0])}, {_points(interval[1])}]"
+    return f"[{as_points(interval[0])}, {as_points(interval[1])}]"
 
 
 def points(row: dict[str, Any]) -> str:
     """A :func:`paired` row's mean difference and interval in points: ``+37.3 points [+31.4, +43.3]``."""
-    return f"{_points(row['mean_difference'])} points {interval_points(row['interval'])}"
+    return f"{as_points(row['mean_difference'])} points {interval_points(row['interval'])}"
 
 
 def paired(claim: str, pairs: list[tuple[Any, Evaluation, Evaluation]], direction: int = +1, paper_text: str = "",
@@ -166,9 +165,9 @@ def paired(claim: str, pairs: list[tuple[Any, Evaluation, Evaluation]], directio
                      paper_effect, size_transfers, family)
     where = f" on levels {', '.join(map(str, levels))}" if levels else ""
     mean_a, mean_b = (sum(p[k] for p in per_seed) / len(per_seed) for k in ("accuracy_a", "accuracy_b"))
-    measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {_points(d['mean'])} points over "
+    measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {as_points(d['mean'])} points over "
                 f"{d['n_seeds']} seed(s) {interval_points(d['interval'])}; per seed "
-                + ", ".join(f"{p['seed']}: {_points(p['difference'])} (n={p['n']})" for p in per_seed)
+                + ", ".join(f"{p['seed']}: {as_points(p['difference'])} (n={p['n']})" for p in per_seed)
                 + (f"; dropped: seed(s) {', '.join(map(str, dropped))}" if dropped else ""))
     decision = {k: d[k] for k in ("verdict", "reason", "interval", "n_seeds", "p_value", "p_adjusted", "mde",
                                   "seeds_same_sign", "seeds_against", "size", "paper_effect", "family", "direction",
@@ -285,7 +284,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
     paths["verdicts"].write_text(json.dumps(_finite(rows), indent=2) + "\n")
     shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds agreeing": r["seeds_same_sign"],
               "p": f"{r['p_value']:.2g}", "p (Holm)": f"{r['p_adjusted']:.2g}" if r["family"] == "paper claim"
-              else "exploratory", "MDE": f"{_points(r['mde'])} points",
+              else "exploratory", "MDE": f"{as_points(r['mde'])} points",
               "dropped": ", ".join(map(str, r["dropped_seeds"]))} for r in rows]
     left_out = "".join(f"\n- {s}" for s in evals.skipped)
     cells = [
@@ -324,123 +323,3 @@ def seeds_needed(sd: float, effect: float, max_seeds: int = 50, min_seeds: int =
         return None
     return next((n for n in range(2, max_seeds + 1)
                  if stats.minimum_detectable_effect(n, sd, min_seeds=min_seeds) <= effect), None)
-
-
-# A written verdict: its verdict word (the first one in the text), an interval "[a, b]" and an "MDE x", in points
-_SAID = re.compile(r"\b(not reproduced|did not reproduce|does not reproduce|failed to reproduce|inconclusive|"
-                   r"reproduced|reproduces)\b")
-_NO_EFFECT = re.compile(r"\b(no (?:real |clear |significant )?(?:effect|difference)|makes? no difference|"
-                        r"does(?:n't| not) matter|the same accuracy)\b")
-_NUM = r"([+-]?(?:inf|\d+(?:\.\d*)?|\.\d+))"
-_INTERVAL = re.compile(rf"\[\s*{_NUM}\s*,\s*{_NUM}\s*\]")
-_MDE = re.compile(rf"\b(?:mde|minimum detectable effect|smallest detectable effect)\b\D{{0,20}}?{_NUM}")
-_TOL = 0.001  # a stated interval or MDE may be rounded to 0.1 points
-
-
-def _read_statement(statement: str | dict[str, Any] | None) -> dict[str, Any]:
-    """What a written verdict states: ``verdict``, ``interval`` and ``mde`` (fractions), ``direction``,
-    ``no_effect``. Text states numbers in points (as :func:`interval_points` prints them), a dict in fractions."""
-    if statement is None:
-        return {}
-    if isinstance(statement, dict):
-        text = str(statement.get("verdict") or "").lower()
-        said = {k: statement.get(k) for k in ("interval", "mde", "direction")}
-    else:
-        text, said = str(statement)[:5000].lower(), {}
-        interval, mde = _INTERVAL.search(text), _MDE.search(text)
-        said["interval"] = [float(v) / 100 for v in interval.groups()] if interval else None
-        said["mde"] = float(mde.group(1)) / 100 if mde else None
-    found = _SAID.search(" ".join(text.split()))
-    word = found.group(1) if found else None
-    said["verdict"] = {"reproduces": "reproduced", "inconclusive": "inconclusive", "reproduced": "reproduced",
-                       None: None}.get(word, "not reproduced")
-    said["no_effect"] = bool(_NO_EFFECT.search(text))
-    return said
-
-
-def _same(x: float, y: float) -> bool:
-    return (x == y) if math.isinf(x) or math.isinf(y) else abs(x - y) <= _TOL
-
-
-def _could_find(row: dict[str, Any]) -> str:
-    """What the design could have detected (its MDE), in words."""
-    if math.isfinite(row["mde"]):
-        return f"with {row['n_seeds']} seeds the design could only have found effects of at least {_points(row['mde'])} points (MDE)"
-    return f"with {row['n_seeds']} seeds the design could not have detected any effect (MDE +inf: too few seeds)"
-
-
-def _why_inconclusive(row: dict[str, Any], said: str | None = None) -> str:
-    """The first condition of the rule the row fails, as :func:`supersmall.stats.decide` checks them, told to
-    someone who wrote ``said`` (a verdict, or None for "no effect")."""
-    n, (lo, hi), direction = row["n_seeds"], row["interval"], row["direction"]
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"with {n} seed(s) there is no spread across seeds and so no interval: that is inconclusive"
-    lo, hi = sorted((direction * lo, direction * hi))
-    if lo <= 0 <= hi:
-        if said == stats.VERDICTS[0]:
-            return (f"the interval {interval_points(row['interval'])} points crosses zero: an effect of either sign "
-                    "fits these seeds, so it is inconclusive")
-        return (f"your interval crosses zero ({interval_points(row['interval'])} points): that is inconclusive, not "
-                f"'no effect'; {_could_find(row)}")
-    family = row.get("family", "paper claim")
-    least = stats.MIN_SEEDS if family == "paper claim" else stats.EXPLORATORY_MIN_SEEDS
-    if n < least:
-        return (f"{n} seeds cannot reproduce a paper claim: needs {least}" if family == "paper claim" else
-                f"{n} seeds cannot decide an exploratory claim: needs {least}")
-    agree = int(row["seeds_same_sign"].split(" of ")[0]) if lo > 0 else row["seeds_against"]
-    if agree != n:
-        return (f"the interval is on one side of zero, but only {agree} of {n} seeds moved that way: the rule "
-                "needs every seed")
-    return (f"the interval is on one side of zero, but the Holm-adjusted p = {row['p_adjusted']:.3g} is not below "
-            f"{stats.ALPHA} (the paper's claims are tested as one family)")
-
-
-def grade_verdict(statement: str | dict[str, Any] | None, row: dict[str, Any], strict: bool = False) -> tuple[bool, str]:
-    """Grade a written verdict against a decided row (:func:`paired` or :func:`supersmall.stats.decide`): is it
-    the rule's verdict, and is what it states true? Returns ``(ok, feedback)``.
-
-    ``statement``: text naming one of ``stats.VERDICTS`` (the first named counts), optionally with the interval
-    across seeds as ``[lo, hi]`` and the ``MDE x``, both in points (e.g. ``"inconclusive: [-5.6, +3.1] points,
-    MDE +inf points"``), or a dict with ``verdict`` and optional ``interval``, ``mde`` (fractions) and
-    ``direction``. ``strict``: the interval must be stated, and an inconclusive verdict must state its MDE
-    (the smallest effect the design could have found)."""
-    lo, hi = row["interval"]  # a row read back from JSON holds null for an infinite end (_finite)
-    row = {**row, "interval": [-math.inf if lo is None else lo, math.inf if hi is None else hi],
-           "mde": math.inf if row.get("mde") is None else row["mde"]}
-    said, truth = _read_statement(statement), row["verdict"]
-    shown = f"{interval_points(row['interval'])} points"
-    if not said.get("verdict"):
-        if said.get("no_effect") and truth == stats.VERDICTS[2]:
-            return False, f"'no effect' is not a verdict: {_why_inconclusive(row)}"
-        return False, (f"no verdict found: write one of {', '.join(map(repr, stats.VERDICTS))} "
-                       f"(the rule says {truth!r}: {row['reason']})")
-    if said["verdict"] != truth:
-        if truth == stats.VERDICTS[2]:
-            return False, f"you wrote {said['verdict']!r}, but {_why_inconclusive(row, said['verdict'])}"
-        if said["verdict"] == stats.VERDICTS[2]:
-            agree = row["seeds_same_sign"] if truth == stats.VERDICTS[0] else f"{row['seeds_against']} of {row['n_seeds']}"
-            return False, (f"every condition of the rule holds ({agree} seeds agree, interval {shown} off zero, "
-                           f"p = {row['p_adjusted']:.3g}): the evidence decides it, write {truth!r}")
-        side = "the claimed side" if truth == stats.VERDICTS[0] else "the other side"
-        return False, (f"you wrote {said['verdict']!r}, but the interval {shown} lies on {side} of zero "
-                       f"(the claim's direction is {row['direction']:+d}: b - a {'up' if row['direction'] > 0 else 'down'}): "
-                       f"write {truth!r}")
-    if said.get("direction") is not None and said["direction"] != row["direction"]:
-        return False, f"the claim's direction is {row['direction']:+d}, you read it as {said['direction']:+d}"
-    stated = said.get("interval")
-    if stated is not None:
-        lo, hi = (float(v) for v in stated)
-        if not (_same(lo, row["interval"][0]) and _same(hi, row["interval"][1])):
-            flipped = _same(-hi, row["interval"][0]) and _same(-lo, row["interval"][1])
-            return False, (f"your interval {interval_points([lo, hi])} is not the row's {shown}"
-                           + ("; it is the row's with the sign flipped: the difference is b - a" if flipped else ""))
-    elif strict:
-        return False, f"state the interval across seeds ({shown}): a verdict without its interval hides its precision"
-    mde = said.get("mde")
-    if mde is not None and not _same(float(mde), row["mde"]):
-        return False, f"your MDE {_points(float(mde))} points is not the design's {_points(row['mde'])} points"
-    if strict and truth == stats.VERDICTS[2] and mde is None:
-        return False, (f"inconclusive is an honest answer only with the smallest effect the design could have "
-                       f"found: state the MDE ({_points(row['mde'])} points)")
-    note = f"; {_could_find(row)}" if truth == stats.VERDICTS[2] else ""
-    return True, f"right: {truth} ({row['reason']}; interval {shown}){note}"

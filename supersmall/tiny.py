@@ -14,7 +14,7 @@ under a short budget, which cuts its reasoning off; the tiny model tests the dir
 claims, not its mechanisms one for one.)
 
 The kit ships the model built (``supersmall/models/tiny``, with a checksum), so every machine starts from
-the same weights; :func:`supersmall.tiny_build.build_base_model` (``supersmall tiny build``) is how it was made. The folder
+the same weights; :func:`supersmall.tools.tiny_build.build_base_model` (``supersmall tiny build``) is how it was made. The folder
 loads with ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` like a hub model.
 """
 
@@ -160,7 +160,7 @@ def cache_root() -> Path:
 # every machine starts from the same weights: a build is chaotic (380 optimiser steps), and a different
 # CPU (another vector unit, so another summation order) builds a different model: five builds here scored
 # 12-23% greedy (models/builds.json). Evaluating the *shipped* weights gives the same completions on every
-# CPU we tried (AVX-512 and AVX2 kernels, 1 and 2 threads). supersmall.tiny_build is how they were made.
+# CPU we tried (AVX-512 and AVX2 kernels, 1 and 2 threads). supersmall.tools.tiny_build is how they were made.
 SHIPPED = Path(__file__).parent / "models"
 _VERIFIED: set[Path] = set()
 

@@ -1,6 +1,6 @@
 """One translation of a profile into the arguments of the libraries that run it: TRL's ``GRPOConfig``,
 accelerate's config file (with DeepSpeed), and vLLM's settings. Training (:mod:`supersmall.train`) and
-the launch plans (:mod:`supersmall.launch`) both call :func:`grpo_config_kwargs`, so the plan a
+the launch plans (:mod:`supersmall.fullscale.launch`) both call :func:`grpo_config_kwargs`, so the plan a
 replicator reads is exactly the config the run gets.
 
 Every TRL default that changes the algorithm is set here from the profile, never left implicit:

@@ -63,8 +63,8 @@ def test_doctor_is_a_plain_module_with_a_run_function():
 
 
 def test_disk_check_counts_live_checkpoints_and_final_models():
-    from supersmall import model_shape
     from supersmall.config import load_profile
+    from supersmall.fullscale import model_shape
 
     params = model_shape.model_dims(load_profile("a6000x4").model.name_or_path).params
     need = doctor.disk_needed_gb("a6000x4")

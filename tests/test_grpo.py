@@ -1,9 +1,9 @@
-"""supersmall.grpo.check_against_trl: the public check notebook 05 shows (TRL's loss and gradient against the
+"""supersmall.checks.check_against_trl: the public check notebook 05 shows (TRL's loss and gradient against the
 readable loop's on one batch). tests/test_train.py holds the same comparison written out, for every aggregation."""
 
 import pytest
 
-from supersmall import grpo, tiny
+from supersmall import checks, tiny
 from supersmall.config import load_profile
 from supersmall.train import make_trainer
 
@@ -16,7 +16,7 @@ def test_check_against_trl_reports_equal_loss_and_gradient(tmp_path, loss_type, 
     profile = load_profile("tiny", **{**SMALL, "train.loss_type": loss_type})
     rows = tiny.make_problems(1, levels=(1,), seed=0) * 4  # equal-length prompts: no padding ambiguity
     trainer = make_trainer(profile, arm, tmp_path, rows, tiny.model_path("tiny"), report_to="none")
-    out = grpo.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
+    out = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
     assert set(out) == {"trl_loss", "minimal_loss", "loss_difference", "max_gradient_difference", "max_gradient",
                         "clip_fraction"}
     assert out["clip_fraction"] == 0.0  # one update per batch: ratio 1, the clip never acts
@@ -24,7 +24,7 @@ def test_check_against_trl_reports_equal_loss_and_gradient(tmp_path, loss_type, 
     assert out["loss_difference"] == abs(out["trl_loss"] - out["minimal_loss"])
     assert out["max_gradient"] > 1e-4  # a real gradient, so an equal one means something
     assert out["max_gradient_difference"] < 1e-5 + 1e-3 * out["max_gradient"]
-    again = grpo.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
+    again = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
     assert again == pytest.approx(out)  # a fixed batch: the same numbers on a rerun (gradients are zeroed after)
 
 
@@ -49,7 +49,7 @@ def test_check_against_trl_off_policy_and_the_variants(tmp_path, name):
     trainer = make_trainer(profile, "no-kl", tmp_path, rows, tiny.model_path("tiny"), report_to="none")
     assert (trainer.loss_type, trainer.importance_sampling_level, trainer.num_iterations) == (
         profile.train.loss_type, profile.train.importance_sampling_level, profile.train.num_iterations)
-    out = grpo.check_against_trl(trainer, [r["prompt"] for r in rows], profile, old_logp_drift=0.3)
+    out = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile, old_logp_drift=0.3)
     assert out["minimal_loss"] == pytest.approx(out["trl_loss"], rel=1e-4, abs=1e-6)
     assert out["max_gradient"] > 1e-4
     assert out["max_gradient_difference"] < 1e-5 + 1e-3 * out["max_gradient"]
@@ -59,7 +59,7 @@ def test_check_against_trl_off_policy_and_the_variants(tmp_path, name):
     key = "cispo_clip_ratio" if profile.train.loss_type == "cispo" else "clip_ratio/region_mean"
     logged = trainer._metrics["train"][key] or trainer._metrics["eval"][key]  # the mode follows model.training
     assert logged[-1] == pytest.approx(out["clip_fraction"], abs=1e-6)
-    on_policy = grpo.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
+    on_policy = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
     assert on_policy["clip_fraction"] == 0.0 and abs(on_policy["trl_loss"] - out["trl_loss"]) > 1e-6
 
 

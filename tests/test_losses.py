@@ -134,7 +134,7 @@ def test_metrics_clip_fraction():
     assert m["clip_fraction"] == pytest.approx(0.5) and m["ratio_mean"] == pytest.approx(1.25)
 
 
-# --- what each KL estimator's gradient estimates (losses.kl_gradients) --------------------------------
+# --- what each KL estimator's gradient estimates (checks.kl_gradients) --------------------------------
 def _toy_policy(shift: float = 1.0, vocab: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     ref = torch.randn(vocab, generator=g)
@@ -142,7 +142,7 @@ def _toy_policy(shift: float = 1.0, vocab: int = 12, seed: int = 0) -> tuple[tor
 
 
 def test_exact_divergence_gradients_match_the_hand_derived_forms():
-    from supersmall.losses import kl_gradients
+    from supersmall.checks import kl_gradients
 
     logits, ref_logits = _toy_policy()
     pi, ref = torch.softmax(logits.double(), -1), torch.softmax(ref_logits.double(), -1)
@@ -158,7 +158,7 @@ def test_exact_divergence_gradients_match_the_hand_derived_forms():
 
 
 def test_per_sample_gradient_of_each_estimator_by_hand():
-    from supersmall.losses import kl_sample_gradients
+    from supersmall.checks.kl_gradients import kl_sample_gradients
 
     logits, ref_logits = _toy_policy(vocab=5)
     pi, ref = torch.softmax(logits.double(), -1), torch.softmax(ref_logits.double(), -1)
@@ -172,7 +172,7 @@ def test_per_sample_gradient_of_each_estimator_by_hand():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_sampled_kl_gradients_follow_zero_reverse_and_forward_kl(seed):
-    from supersmall.losses import kl_gradients
+    from supersmall.checks import kl_gradients
 
     res = kl_gradients(*_toy_policy(shift=1.0, seed=seed), n_samples=20_000, seed=seed)
     n_se = 4.5  # every component, 12 of them: a chance miss is ~1e-4 per estimator

@@ -10,7 +10,7 @@ import math
 import pytest
 from scipy import stats as st
 
-from supersmall import experiments, paper, report, stats
+from supersmall import checks, experiments, paper, report, stats
 from supersmall.evaluate import Evaluation
 from supersmall.runcard import write_run_card
 
@@ -302,83 +302,83 @@ def _said(row, verdict, mde=False):
 def test_grade_verdict_passes_the_rules_verdict_with_its_interval():
     up = _row(FIVE_UP)
     assert up["verdict"] == "reproduced"
-    ok, feedback = report.grade_verdict(_said(up, "Reproduced"), up, strict=True)
+    ok, feedback = checks.grade_verdict(_said(up, "Reproduced"), up, strict=True)
     assert ok and feedback.startswith("right: reproduced")
     down = _row(FIVE_UP, direction=-1)
-    assert report.grade_verdict(_said(down, "not reproduced"), down, strict=True)[0]
-    assert report.grade_verdict("It did not reproduce.", down)[0]  # a paraphrase of "not reproduced"
-    assert report.grade_verdict({"verdict": "not reproduced", "interval": down["interval"], "direction": -1}, down)[0]
+    assert checks.grade_verdict(_said(down, "not reproduced"), down, strict=True)[0]
+    assert checks.grade_verdict("It did not reproduce.", down)[0]  # a paraphrase of "not reproduced"
+    assert checks.grade_verdict({"verdict": "not reproduced", "interval": down["interval"], "direction": -1}, down)[0]
     cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
-    ok, feedback = report.grade_verdict(_said(cross, "inconclusive", mde=True), cross, strict=True)
+    ok, feedback = checks.grade_verdict(_said(cross, "inconclusive", mde=True), cross, strict=True)
     assert ok and "could only have found effects of at least" in feedback and "(MDE)" in feedback
-    ok, feedback = report.grade_verdict(_said(_row(FIVE_UP[:3]), "inconclusive"), _row(FIVE_UP[:3]))
+    ok, feedback = checks.grade_verdict(_said(_row(FIVE_UP[:3]), "inconclusive"), _row(FIVE_UP[:3]))
     assert ok and "could not have detected any effect (MDE +inf" in feedback
     three = _row(FIVE_UP[:3], family="exploratory")  # an exploratory claim may be decided on 3 seeds
-    assert three["verdict"] == "reproduced" and report.grade_verdict("reproduced", three)[0]
+    assert three["verdict"] == "reproduced" and checks.grade_verdict("reproduced", three)[0]
 
 
 def test_grade_verdict_interval_crossing_zero_is_not_no_effect():
     cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
-    ok, feedback = report.grade_verdict("not reproduced: the interval contains zero", cross)
+    ok, feedback = checks.grade_verdict("not reproduced: the interval contains zero", cross)
     assert not ok and "your interval crosses zero" in feedback and "inconclusive, not 'no effect'" in feedback
     assert "could only have found effects of at least" in feedback
-    ok, feedback = report.grade_verdict("There is no effect of std scaling.", cross)
+    ok, feedback = checks.grade_verdict("There is no effect of std scaling.", cross)
     assert not ok and feedback.startswith("'no effect' is not a verdict") and "crosses zero" in feedback
-    ok, feedback = report.grade_verdict("reproduced", cross)
+    ok, feedback = checks.grade_verdict("reproduced", cross)
     assert not ok and "an effect of either sign fits these seeds" in feedback
 
 
 def test_grade_verdict_names_the_condition_that_failed():
-    ok, feedback = report.grade_verdict("reproduced", _row(FIVE_UP[:3]))  # a paper claim on 3 seeds
+    ok, feedback = checks.grade_verdict("reproduced", _row(FIVE_UP[:3]))  # a paper claim on 3 seeds
     assert not ok and f"3 seeds cannot reproduce a paper claim: needs {stats.MIN_SEEDS}" in feedback
-    ok, feedback = report.grade_verdict("reproduced", _row(FIVE_UP[:2], family="exploratory"))
+    ok, feedback = checks.grade_verdict("reproduced", _row(FIVE_UP[:2], family="exploratory"))
     assert not ok and f"needs {stats.EXPLORATORY_MIN_SEEDS}" in feedback
     one_off = _row([0.30, 0.28, 0.32, 0.31, -0.01])
     assert one_off["verdict"] == "inconclusive" and one_off["interval"][0] > 0  # off zero, one seed against
-    ok, feedback = report.grade_verdict("reproduced", one_off)
+    ok, feedback = checks.grade_verdict("reproduced", one_off)
     assert not ok and "only 4 of 5 seeds" in feedback
     holm_row = {**_row(FIVE_UP), "p_adjusted": 0.2, "verdict": "inconclusive", "reason": "Holm"}
-    ok, feedback = report.grade_verdict("reproduced", holm_row)
+    ok, feedback = checks.grade_verdict("reproduced", holm_row)
     assert not ok and "Holm-adjusted p = 0.2" in feedback
-    ok, feedback = report.grade_verdict("reproduced", _row([0.3]))
+    ok, feedback = checks.grade_verdict("reproduced", _row([0.3]))
     assert not ok and "no interval" in feedback
 
 
 def test_grade_verdict_wrong_side_and_understated_evidence():
     down = _row(FIVE_UP, direction=-1)
-    ok, feedback = report.grade_verdict("reproduced", down)
+    ok, feedback = checks.grade_verdict("reproduced", down)
     assert not ok and "lies on the other side of zero" in feedback and "write 'not reproduced'" in feedback
-    ok, feedback = report.grade_verdict("not reproduced", _row(FIVE_UP))
+    ok, feedback = checks.grade_verdict("not reproduced", _row(FIVE_UP))
     assert not ok and "lies on the claimed side" in feedback
-    ok, feedback = report.grade_verdict("inconclusive, to be safe", _row(FIVE_UP))
+    ok, feedback = checks.grade_verdict("inconclusive, to be safe", _row(FIVE_UP))
     assert not ok and "every condition of the rule holds (5 of 5 seeds agree" in feedback
 
 
 def test_grade_verdict_checks_what_the_verdict_states():
     up = _row(FIVE_UP)
     lo, hi = up["interval"]
-    ok, feedback = report.grade_verdict(f"reproduced {report.interval_points([-hi, -lo])}", up)
+    ok, feedback = checks.grade_verdict(f"reproduced {report.interval_points([-hi, -lo])}", up)
     assert not ok and "sign flipped" in feedback
-    ok, feedback = report.grade_verdict("reproduced [+1.0, +2.0] points", up)
+    ok, feedback = checks.grade_verdict("reproduced [+1.0, +2.0] points", up)
     assert not ok and "is not the row's" in feedback
-    ok, feedback = report.grade_verdict({"verdict": "reproduced", "direction": -1}, up)
+    ok, feedback = checks.grade_verdict({"verdict": "reproduced", "direction": -1}, up)
     assert not ok and "direction is +1" in feedback
-    ok, feedback = report.grade_verdict("reproduced", up, strict=True)
+    ok, feedback = checks.grade_verdict("reproduced", up, strict=True)
     assert not ok and feedback.startswith("state the interval")
     cross = _row([0.10, -0.05, 0.08, -0.12, 0.09])
-    ok, feedback = report.grade_verdict(_said(cross, "inconclusive"), cross, strict=True)
+    ok, feedback = checks.grade_verdict(_said(cross, "inconclusive"), cross, strict=True)
     assert not ok and "state the MDE" in feedback
-    ok, feedback = report.grade_verdict(_said(cross, "inconclusive") + ", MDE 1.0 points", cross)
+    ok, feedback = checks.grade_verdict(_said(cross, "inconclusive") + ", MDE 1.0 points", cross)
     assert not ok and "is not the design's" in feedback
     three = _row(FIVE_UP[:3])
-    assert report.grade_verdict("inconclusive: [-inf, +inf]... MDE +inf", _row([0.3]), strict=True)[0]
-    assert math.isinf(three["mde"]) and report.grade_verdict(_said(three, "inconclusive", mde=True), three)[0]
+    assert checks.grade_verdict("inconclusive: [-inf, +inf]... MDE +inf", _row([0.3]), strict=True)[0]
+    assert math.isinf(three["mde"]) and checks.grade_verdict(_said(three, "inconclusive", mde=True), three)[0]
 
 
 def test_grade_verdict_without_a_verdict():
     up = _row(FIVE_UP)
     for nothing in (None, "", "it went up a bit", {"verdict": None}):
-        ok, feedback = report.grade_verdict(nothing, up)
+        ok, feedback = checks.grade_verdict(nothing, up)
         assert not ok and feedback.startswith("no verdict found") and "'reproduced'" in feedback
 
 
@@ -387,8 +387,8 @@ def test_grade_verdict_reads_a_paired_row(runs):
     _, rows = _claims(runs)
     row = rows["no-kl beats kl-nopenalty"]  # seeds disagree: inconclusive
     assert row["verdict"] == "inconclusive"
-    assert not report.grade_verdict("reproduced", row)[0]
-    assert report.grade_verdict(_said(row, "inconclusive", mde=True), row, strict=True)[0]
+    assert not checks.grade_verdict("reproduced", row)[0]
+    assert checks.grade_verdict(_said(row, "inconclusive", mde=True), row, strict=True)[0]
 
 
 def test_seeds_needed_is_the_fewest_seeds_whose_mde_reaches_the_effect():
@@ -403,5 +403,5 @@ def test_seeds_needed_is_the_fewest_seeds_whose_mde_reaches_the_effect():
 def test_grade_verdict_reads_a_row_back_from_json():
     one = json.loads(json.dumps(report._finite(_row([0.3]))))  # infinite ends and MDE written as null
     assert one["interval"] == [None, None] and one["mde"] is None
-    ok, feedback = report.grade_verdict("inconclusive [-inf, +inf], MDE +inf", one, strict=True)
+    ok, feedback = checks.grade_verdict("inconclusive [-inf, +inf], MDE +inf", one, strict=True)
     assert ok, feedback

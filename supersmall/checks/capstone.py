@@ -1,5 +1,5 @@
 """Checks for exercise 09, the capstone: plan the seeds from a pilot's spread, then write the verdict
-that :func:`supersmall.report.grade_verdict` grades."""
+that :func:`supersmall.checks.grade_verdict` grades."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from supersmall import report, stats
 from supersmall.checks.core import Case, run_check
+from supersmall.checks.verdicts import grade_verdict
 
 EVIDENCE = ("mean", "interval", "n_seeds", "seeds_same_sign", "seeds_against", "p_adjusted", "mde", "family",
             "direction")
@@ -46,7 +47,7 @@ class _Graded:
 
     def __repr__(self) -> str:
         r = self.row
-        return (f"a statement {report.grade_verdict.__name__} accepts: {r['verdict']} "
+        return (f"a statement {grade_verdict.__name__} accepts: {r['verdict']} "
                 f"{report.interval_points(r['interval'])} points, MDE {100 * r['mde']:+.1f} points ({r['reason']})")
 
 
@@ -75,7 +76,7 @@ def _rows() -> list[tuple[dict[str, Any], str]]:
 
 def check_verdict_text(fn: Callable[[dict[str, Any]], str]) -> bool:
     """``fn(evidence)`` -> a written verdict (:func:`evidence`: a decided row without its verdict) that
-    :func:`supersmall.report.grade_verdict` accepts strictly: the rule's verdict, the interval across seeds in
+    :func:`supersmall.checks.grade_verdict` accepts strictly: the rule's verdict, the interval across seeds in
     points, and for "inconclusive" the MDE, the smallest effect the design could have found."""
     decided = _rows()
     cases = [Case((evidence(r),), label=label) for r, label in decided]
@@ -85,11 +86,11 @@ def check_verdict_text(fn: Callable[[dict[str, Any]], str]) -> bool:
         return _Graded(rows[id(ev)])
 
     def accepted(expected: _Graded, got: Any) -> bool:
-        return isinstance(got, (str, dict)) and report.grade_verdict(got, expected.row, strict=True)[0]
+        return isinstance(got, (str, dict)) and grade_verdict(got, expected.row, strict=True)[0]
 
     def feedback(expected: _Graded, got: Any) -> str:
         if not isinstance(got, (str, dict)):
             return f"return the verdict as text (a str), not {type(got).__name__}"
-        return report.grade_verdict(got, expected.row, strict=True)[1]
+        return grade_verdict(got, expected.row, strict=True)[1]
 
     return run_check("verdict_text", fn, reference, cases, compare=accepted, explain=feedback)

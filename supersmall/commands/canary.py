@@ -1,6 +1,6 @@
 """``supersmall canary``: a few steps of every planned run and a few evaluation problems, measured, before the
 long run; the whole replication projected; ``DIR/canary.json`` and one go / no-go sentence
-(see :mod:`supersmall.canary`)."""
+(see :mod:`supersmall.fullscale.canary`)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from supersmall.canary import canary
     from supersmall.commands import parse_sets
     from supersmall.errors import UserError
+    from supersmall.fullscale.canary import canary
 
     if args.eval_problems < 1:
         raise UserError(f"--eval-problems must be >= 1, got {args.eval_problems}")

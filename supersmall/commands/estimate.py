@@ -33,8 +33,8 @@ def _arms(profile) -> list[str]:
 
 
 def _runs(args) -> list[tuple[str, str]]:
-    from supersmall import estimate as E
     from supersmall.errors import UserError
+    from supersmall.fullscale import estimate as E
 
     arms = ("no-kl", "kl-nopenalty", "kl-penalty")
     if args.arm is not None and args.arm not in arms:
@@ -50,11 +50,11 @@ def _runs(args) -> list[tuple[str, str]]:
 def run(args) -> int:
     import json
 
-    from supersmall import cost
-    from supersmall import estimate as E
     from supersmall.commands import parse_sets
     from supersmall.config import load_profile
     from supersmall.errors import UserError
+    from supersmall.fullscale import cost
+    from supersmall.fullscale import estimate as E
 
     profile = load_profile(args.profile, **parse_sets(args.set))
     kw = {} if args.mean_completion_fraction is None else {"mean_completion_fraction": args.mean_completion_fraction}

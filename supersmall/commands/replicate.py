@@ -1,5 +1,5 @@
 """``supersmall replicate``: the paper's runs in order (Table 3's arms, then the curriculum stages) for every
-seed, then the evaluation of the base and every model, then the report (see :func:`supersmall.launch.replicate`).
+seed, then the evaluation of the base and every model, then the report (see :func:`supersmall.fullscale.launch.replicate`).
 ``--dry-run`` works on CPU: it validates, prints the plan and writes ``DIR/plan.json``."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from supersmall.commands import parse_sets
     from supersmall.errors import UserError
-    from supersmall.launch import replicate
+    from supersmall.fullscale.launch import replicate
 
     def items(text: str) -> list[str]:
         return [x.strip() for x in text.split(",") if x.strip()]

@@ -24,8 +24,9 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from supersmall import tiny, tiny_build
+    from supersmall import tiny
     from supersmall.errors import UserError
+    from supersmall.tools import tiny_build
 
     out = Path(args.out) if args.out else tiny.cache_root() / "tiny-build"
     if out.exists() and not out.is_dir():

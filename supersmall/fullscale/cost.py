@@ -1,7 +1,7 @@
-"""The whole replication's cost, from :mod:`supersmall.estimate`'s per-run model: every arm, stage, seed and
+"""The whole replication's cost, from :mod:`supersmall.fullscale.estimate`'s per-run model: every arm, stage, seed and
 evaluation of ``supersmall replicate``, and Table 5 row by row beside the estimate.
 
-    from supersmall import cost
+    from supersmall.fullscale import cost
     cost.replicate_cost("a6000x4")["total_hours"]   # low / mid / high hours on the profile's GPUs
     cost.table5_rows("a6000x4")                     # every Table 5 row beside its estimate and the ratio
 """
@@ -14,7 +14,7 @@ from typing import Any
 from supersmall import paper
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import parse_stages
-from supersmall.estimate import (
+from supersmall.fullscale.estimate import (
     DECODE_STEP_S,
     EVAL_STARTUP_S,
     GIB,
@@ -29,7 +29,7 @@ from supersmall.estimate import (
     stage_lengths,
     step_seconds,
 )
-from supersmall.model_shape import model_dims
+from supersmall.fullscale.model_shape import model_dims
 
 
 def stage_steps(profile: Profile | str, stage: str) -> int:

@@ -1,10 +1,10 @@
 """Memory per GPU and time per run of a full-scale GRPO run, from the model's shape and the launch.
 
-    from supersmall import estimate
+    from supersmall.fullscale import estimate
     estimate.check_memory("a6000x4")      # None when it fits, else one sentence with the numbers and the fix
     estimate.estimate("a6000x4", "no-kl")  # minutes (low/mid/high), GPU-hours, cost, beside Table 5
-    (the whole replication's hours and Table 5 row by row: supersmall.cost; the model's shape and
-    parameter count: supersmall.model_shape)
+    (the whole replication's hours and Table 5 row by row: supersmall.fullscale.cost; the model's shape and
+    parameter count: supersmall.fullscale.model_shape)
 
 "GB" are GiB (2**30 bytes), as torch counts (an RTX A6000's 48 GB are 47.99 GiB). Per training GPU:
   weights      bf16 policy, 2 bytes/param (4 in fp32).
@@ -38,7 +38,7 @@ from typing import Any
 
 from supersmall import paper
 from supersmall.config import Profile, load_profile
-from supersmall.model_shape import MODELS, ModelDims, lora_params, model_dims
+from supersmall.fullscale.model_shape import MODELS, ModelDims, lora_params, model_dims
 from supersmall.trl_args import per_device_batch, training_processes
 
 GIB = 2**30

@@ -1,4 +1,4 @@
-"""supersmall.launch: plans (TRL and accelerate accept them), validation, the LoRA variant, replicate --dry-run."""
+"""supersmall.fullscale.launch: plans (TRL and accelerate accept them), validation, the LoRA variant, replicate --dry-run."""
 
 import json
 import shlex
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from supersmall import gpus, launch, paper, trl_args
+from supersmall import paper, trl_args
 from supersmall.config import load_profile
+from supersmall.fullscale import gpus, launch
 
 STAGES = ["level1-3", "level4", "level5", "level5.5", "level6"]
 
@@ -187,7 +188,7 @@ def test_estimate_and_lora():
     trainable = [n for n, w in peft_model.named_parameters() if w.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert len(trainable) == 2 * len(lora["target_modules"]) * len(model.model.layers)
-    from supersmall import model_shape
+    from supersmall.fullscale import model_shape
 
     counted = sum(w.numel() for w in peft_model.parameters() if w.requires_grad)
     assert model_shape.lora_params(model_shape.model_dims(model.config), lora["r"]) == counted  # the memory model's count

@@ -1,4 +1,4 @@
-"""The memory model, the time model and ``supersmall estimate`` (supersmall/estimate.py)."""
+"""The memory model, the time model and ``supersmall estimate`` (supersmall/fullscale/estimate.py)."""
 
 import importlib.util
 import json
@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from supersmall import cost, paper
-from supersmall import estimate as E
+from supersmall import paper
 from supersmall.cli import main
 from supersmall.config import LaunchConfig, load_profile
-from supersmall.model_shape import model_dims
+from supersmall.fullscale import cost
+from supersmall.fullscale import estimate as E
+from supersmall.fullscale.model_shape import model_dims
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 R1 = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 UTIL = {"launch.vllm_gpu_memory_utilization": 0.35} if hasattr(LaunchConfig(), "vllm_gpu_memory_utilization") else {}
 
@@ -303,7 +304,7 @@ def test_stage_length_model_from_paper_yaml():
 
 
 def test_paper_numbers_are_read_from_paper_yaml():
-    source = (ROOT / "supersmall" / "estimate.py").read_text() + (ROOT / "supersmall" / "cost.py").read_text()
+    source = (ROOT / "supersmall" / "fullscale" / "estimate.py").read_text() + (ROOT / "supersmall" / "fullscale" / "cost.py").read_text()
     for minutes in paper.table5_minutes().values():
         assert f"{minutes:g}" not in source.replace("0.5 GiB", ""), minutes
     assert "gpu_type" not in source  # no such profile field

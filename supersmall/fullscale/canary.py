@@ -23,12 +23,12 @@ from typing import Any
 
 import psutil
 
-from supersmall import cost, gpus, launch
-from supersmall import estimate as est
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import parse_stages
 from supersmall.errors import UserError
 from supersmall.evaluate import eval_rows, run_eval
+from supersmall.fullscale import cost, gpus, launch
+from supersmall.fullscale import estimate as est
 from supersmall.runcard import is_complete, read_run_card
 
 GIB = 2**30

@@ -31,12 +31,13 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from supersmall import cost, gpus, paper, report
-from supersmall import estimate as est
+from supersmall import paper, report
 from supersmall.config import Profile, ProfileError, load_profile
 from supersmall.data import template_opens_think, train_rows
 from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
+from supersmall.fullscale import cost, gpus
+from supersmall.fullscale import estimate as est
 from supersmall.runcard import code_version, is_complete, package_version, read_run_card, series_key
 from supersmall.trl_args import (
     accelerate_config,
@@ -229,7 +230,7 @@ def _wait_for_port(port: int, timeout: float = 900.0) -> None:
 
 def run_plan(plan: Plan, log_dir: Path, exit_timeout: float = gpus.EXIT_TIMEOUT_S) -> None:
     """Run a plan's commands; a run that wrote its complete card but hangs at exit is stopped after
-    ``exit_timeout`` seconds (:func:`supersmall.gpus.run_command`)."""
+    ``exit_timeout`` seconds (:func:`supersmall.fullscale.gpus.run_command`)."""
     env = {**os.environ, **plan.env}
     server = None
     try:
@@ -296,7 +297,7 @@ def eval_jobs(jobs: list[tuple[str, str, Profile, dict[str, Any]]], out: Path, l
         (job_dir / "profile.yaml").write_text(yaml.safe_dump(settings.to_dict(), sort_keys=False))
         (job_dir / "job.json").write_text(json.dumps({"model": model, "profile": str(job_dir / "profile.yaml"),
                                                       "out": str(job_dir), "meta": meta, "limit": limit}))
-        commands[name] = (f"{shlex.quote(sys.executable)} -c 'import sys; from supersmall.launch import eval_job; "
+        commands[name] = (f"{shlex.quote(sys.executable)} -c 'import sys; from supersmall.fullscale.launch import eval_job; "
                           f"eval_job(sys.argv[1])' {shlex.quote(str(job_dir / 'job.json'))}")
     return commands
 

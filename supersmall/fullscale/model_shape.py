@@ -1,10 +1,10 @@
 """A model's shape: its dimensions and parameter count, from a known id, a local folder or a transformers config.
 
-    from supersmall.model_shape import model_dims, lora_params
+    from supersmall.fullscale.model_shape import model_dims, lora_params
     model_dims("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B").params   # ~1.78e9, both embeddings counted
     lora_params(model_dims("tiny"), rank=8)                            # trainable LoRA parameters
 
-The memory and time models (:mod:`supersmall.estimate`, :mod:`supersmall.cost`) and ``supersmall doctor``
+The memory and time models (:mod:`supersmall.fullscale.estimate`, :mod:`supersmall.fullscale.cost`) and ``supersmall doctor``
 read every size from here; no model is loaded.
 """
 

@@ -1,4 +1,4 @@
-"""supersmall.canary: a few measured steps of every planned run, a few evaluation problems, a projection and one
+"""supersmall.fullscale.canary: a few measured steps of every planned run, a few evaluation problems, a projection and one
 go / no-go sentence. The slow test runs it for real on the rehearsal profile (torchrun, 2 processes)."""
 
 import json
@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from supersmall import canary, launch
 from supersmall.config import load_profile
 from supersmall.errors import UserError
+from supersmall.fullscale import canary, launch
 
 
 def _run(arm="no-kl", stage="level1-3", **over):

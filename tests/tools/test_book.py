@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from supersmall.book import (
+from supersmall.tools.book import (
     BookError,
     MathTally,
     build_book,
@@ -140,7 +140,7 @@ def test_markdown_math_delimiters_and_failures():
 
 def test_every_formula_in_the_course_notebooks_converts():
     """The real notebooks' markdown: every formula becomes MathML, and no `$` is left over as text."""
-    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert notebooks
     tally = MathTally()
     stray = []

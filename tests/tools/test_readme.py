@@ -6,8 +6,8 @@ import math
 import pytest
 from scipy import stats as st
 
-from supersmall import readme
 from supersmall.runner import REPO_ROOT
+from supersmall.tools import readme
 
 CLAIMS = REPO_ROOT / "docs" / "claims.json"
 
@@ -77,9 +77,9 @@ def test_replace_block_needs_the_markers():
 
 
 def test_committed_readme_is_what_its_claims_generate():
-    """The table in README.md is `python -m supersmall.readme docs/claims.json` of the committed claims file
+    """The table in README.md is `python -m supersmall.tools.readme docs/claims.json` of the committed claims file
     (a figure typed by hand, or a claims file updated without regenerating, fails here)."""
     claims = json.loads(CLAIMS.read_text())
     text = (REPO_ROOT / "README.md").read_text()
     assert readme.replace_block(text, readme.table(claims)) == text, \
-        "README.md's figures table is stale: run python -m supersmall.readme docs/claims.json"
+        "README.md's figures table is stale: run python -m supersmall.tools.readme docs/claims.json"

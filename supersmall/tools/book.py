@@ -1,11 +1,11 @@
 """The executed notebook series as a static book: one HTML page per notebook plus an index.
 
     make run && make book                    # runs/nb/*.ipynb -> runs/book/index.html
-    python -m supersmall.book --executed runs/nb --out runs/book
+    python -m supersmall.tools.book --executed runs/nb --out runs/book
 
 or, from Python::
 
-    from supersmall.book import build_book
+    from supersmall.tools.book import build_book
     index = build_book("runs/nb", "runs/book")
 
 Each executed notebook (``NN_name.ipynb``, as ``supersmall notebooks run --out runs/nb`` writes them)
@@ -294,7 +294,7 @@ def build_book(executed_dir: str | Path = "runs/nb", out_dir: str | Path = "runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m supersmall.book",
+    parser = argparse.ArgumentParser(prog="python -m supersmall.tools.book",
                                      description="Render the executed notebook series to static HTML pages.")
     parser.add_argument("--executed", default="runs/nb", help="folder of executed notebooks (make run's output)")
     parser.add_argument("--out", default="runs/book", help="where the pages and index.html go")

@@ -1,0 +1,6 @@
+"""Repository tooling, not library: nothing a notebook or a user's script imports.
+
+- ``readme``: the README's figures table from a series' ``claims.json`` (``python -m supersmall.tools.readme``);
+- ``book``: the executed series as a static HTML site (``make book``);
+- ``tiny_build``: how the shipped tiny models were made (``supersmall tiny build``).
+"""
