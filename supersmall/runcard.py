@@ -211,14 +211,58 @@ def is_complete(out_dir: str | Path) -> bool:
 
 
 # --- which run is which: code version, series key ---------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """A hash of the kit's own source files: a run made by other code is never reused silently."""
+# What a run's content depends on (globs under the package folder), hashed by :func:`code_version`. A file here
+# can change what a training run or an evaluation writes; every other file of the package is listed in
+# NOT_RUN_INPUTS with the reason it cannot, so editing a check's hint, a plot or the README generator keeps every
+# finished run and cache (tests/test_runcard.py checks that each file is in exactly one list).
+RUN_INPUTS: dict[str, tuple[str, ...]] = {
+    # the math a step computes
+    "math": ("grading.py", "_grader_worker.py", "rewards.py", "advantages.py", "losses.py", "curriculum.py",
+             "stats.py"),
+    # what a run reads: its profile's schema and rules, the papers' values, the problems, the shipped models
+    # (their build.json holds the weights' checksum, which tiny.model_path checks), and this file (the card)
+    "data": ("config.py", "profile_rules.py", "paper.py", "paper.yaml", "data.py", "tiny.py", "runcard.py",
+             "models/*/build.json", "fixtures/*.jsonl", "fixtures/*/*.jsonl"),
+    # what trains and evaluates: the readable loop, TRL's arguments and KL trainer, the evaluation and its records
+    "run": ("grpo.py", "train.py", "trl_kl.py", "trl_args.py", "evaluate.py", "evaluation.py"),
+    "profiles": ("profiles/*.yaml",),
+}
+NOT_RUN_INPUTS: dict[str, str] = {
+    "__init__.py": "lists the submodules and their layers; imports nothing a run computes with",
+    "errors.py": "the UserError type: a message's wording changes no result",
+    "pool.py": "schedules train() calls in worker processes (how many at once, threads each); what a run "
+               "computes is train's, and its thread count is on the card (hardware.torch_threads)",
+    "experiments.py": "names conditions as profile overrides (they reach the run through its config, compared "
+                      "on its own) and reads finished runs",
+    "report.py": "reads finished evaluations and decides verdicts; writes no run",
+    "runner.py": "executes notebooks; the runs they make are train's and evaluate's",
+    "plots.py": "draws finished metrics", "widgets.py": "interactive views for the notebooks",
+    "cli.py": "argument parsing", "commands/*.py": "the CLI's subcommands: they call train / run_eval",
+    "doctor.py": "environment checks", "exercises.py": "builds exercise notebooks from the solutions",
+    "checks/*.py": "course grading and hints: read by students, never by a run",
+    "tools/*.py": "repository tooling (README generator, book builder, tiny-model builder)",
+    "fullscale/*.py": "starts full-scale runs (commands, GPUs, cost estimates): a run's settings reach it as its "
+                      "profile (the card's config), its computation is train's and evaluate's",
+}
+
+
+def run_input_files(root: str | Path | None = None) -> list[Path]:
+    """The files :func:`code_version` hashes (:data:`RUN_INPUTS`), sorted, relative to the package folder."""
+    base = Path(root) if root else Path(__file__).resolve().parent
+    found = {p.relative_to(base) for globs in RUN_INPUTS.values() for g in globs for p in base.glob(g) if p.is_file()}
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+@functools.lru_cache(maxsize=4)
+def code_version(root: str | Path | None = None) -> str:
+    """A hash of the files a run depends on (:data:`RUN_INPUTS`: the math, data and run layers, the profiles,
+    ``paper.yaml``, the shipped models' checksums): a run made by other code is never reused silently, and an
+    edit elsewhere (a check's hint, a plot, the README generator) keeps every finished run. ``root``: another
+    copy of the package folder (tests)."""
+    base = Path(root) if root else Path(__file__).resolve().parent
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    for rel in run_input_files(base):
+        h.update(rel.as_posix().encode() + b"\0" + (base / rel).read_bytes())
     return h.hexdigest()[:12]
 
 

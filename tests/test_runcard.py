@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 from supersmall.config import load_profile
 from supersmall.runcard import (
@@ -58,6 +59,68 @@ def test_code_version_and_series_key():
     assert a == runcard.series_key({"seeds": [0, 1], "profile": "tiny"})  # key order does not matter
     assert a != runcard.series_key({"profile": "tiny", "seeds": [0, 2]}) and len(a) == 12
     assert runcard.series_key(load_profile("tiny")) == runcard.series_key(load_profile("tiny").to_dict())
+
+
+def _package_copy(tmp_path):
+    """A copy of the package's .py/.yaml/.json/.jsonl files (not the weights) to edit without touching the real ones."""
+    import shutil
+
+    from supersmall import runcard
+
+    src = Path(runcard.__file__).resolve().parent
+    dst = tmp_path / "supersmall"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.safetensors", "tokenizer*.json"))
+    return src, dst
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_code_version_follows_what_a_run_depends_on(tmp_path):
+    from supersmall import runcard
+
+    src, dst = _package_copy(tmp_path)
+    assert runcard.code_version(dst) == runcard.code_version(src) == runcard.code_version()  # same files, same key
+    before = runcard.code_version(dst)
+    # a check's hint, the README generator, a plot and the full-scale launcher do not change what a run computes
+    _edit(dst / "checks" / "scratch.py", '"""', '"""A hint reworded. ')
+    _edit(dst / "tools" / "readme.py", "def ", "# a comment\ndef ")
+    _edit(dst / "plots.py", "def ", "# a comment\ndef ")
+    runcard.code_version.cache_clear()
+    assert runcard.code_version(dst) == before
+    # the loss, a profile, paper.yaml and a shipped model's checksum do
+    for rel, old, new in [("losses.py", "def ", "# a comment\ndef "),
+                          ("profiles/tiny.yaml", "\n", "\n# a comment\n"),
+                          ("paper.yaml", "\n", "\n# a comment\n"),
+                          ("models/tiny/build.json", "{", "{ ")]:
+        original = (dst / rel).read_text()
+        _edit(dst / rel, old, new)
+        runcard.code_version.cache_clear()
+        assert runcard.code_version(dst) != before, f"editing {rel} must change the code version"
+        (dst / rel).write_text(original)
+    runcard.code_version.cache_clear()
+    assert runcard.code_version(dst) == before
+
+
+def test_every_package_file_is_a_run_input_or_says_why_not():
+    """A new module must be classified: hashed (RUN_INPUTS) or listed with the reason a run cannot depend on it."""
+    from fnmatch import fnmatch
+
+    from supersmall import runcard
+
+    root = Path(runcard.__file__).resolve().parent
+    inputs = {p.as_posix() for p in runcard.run_input_files()}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        if path.suffix not in (".py", ".yaml") or "__pycache__" in path.parts:
+            continue
+        skipped = [pat for pat in runcard.NOT_RUN_INPUTS if fnmatch(rel, pat)]
+        assert (rel in inputs) != bool(skipped), f"{rel}: hashed={rel in inputs}, excluded by {skipped}"
+    for rel in ("losses.py", "profiles/tiny.yaml", "paper.yaml", "models/tiny/build.json", "fixtures/math500.jsonl"):
+        assert rel in inputs
 
 
 def test_package_version():
