@@ -92,7 +92,7 @@ def eval_dir(runs_dir: str | Path, condition: str, seed: int | None = None, stag
 
 
 def evaluation(runs_dir: str | Path, condition: str, seed: int | None = None, stage: str = "final") -> Evaluation:
-    """One evaluation of the series (:func:`eval_dir`) as an :class:`~supersmall.evaluate.Evaluation`."""
+    """One evaluation of the series (:func:`eval_dir`) as an :class:`~supersmall.evaluation.Evaluation`."""
     return Evaluation.load(eval_dir(runs_dir, condition, seed, stage))
 
 

@@ -30,7 +30,7 @@ FIRST_STAGE = "level1-3"  # Table 3's arms are trained on Level 1-3 only
 
 
 class Evals(list):
-    """The :class:`~supersmall.evaluate.Evaluation` s of one ``series``; ``skipped`` says which cards were
+    """The :class:`~supersmall.evaluation.Evaluation` s of one ``series``; ``skipped`` says which cards were
     left out and why."""
 
     def __init__(self, runs=(), series: str | None = None, skipped: list[str] | None = None):

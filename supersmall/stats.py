@@ -159,8 +159,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], **boot: Any) -> di
             "se": se, "a_better": a_better, "b_better": b_better, "mcnemar_p": mcnemar_exact(a_better, b_better)}
 
 
-def _floor(within_se: float | Sequence[float] | None) -> float:
-    """The root mean square of the per-seed standard errors (0 when none are given)."""
+def within_seed_se(within_se: float | Sequence[float] | None) -> float:
+    """The root mean square of the per-seed standard errors, NaNs left out (0 when none are given): the floor of
+    the spread between seeds (:func:`across_seeds`)."""
     if within_se is None:
         return 0.0
     se = np.atleast_1d(np.asarray(within_se, dtype=float))
@@ -184,7 +185,7 @@ def across_seeds(diffs: Sequence[float], within_se: float | Sequence[float] | No
     n = int(x.size)
     mean = float(x.mean()) if n else math.nan
     sd = float(x.std(ddof=1)) if n >= 2 else math.nan
-    floor = _floor(within_se)
+    floor = within_seed_se(within_se)
     sd_used = max(sd, floor) if n >= 2 else math.nan
     out = {"mean": mean, "ci_low": -math.inf, "ci_high": math.inf, "n_seeds": n, "sd": sd, "se_floor": floor,
            "sd_used": sd_used, "p_value": 1.0}

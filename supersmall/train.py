@@ -41,7 +41,8 @@ from supersmall.config import Profile, load_profile
 from supersmall.curriculum import build_schedule, parse_stages
 from supersmall.data import drop_long_prompts, train_rows
 from supersmall.errors import UserError
-from supersmall.evaluate import Evaluation, run_eval
+from supersmall.evaluate import run_eval
+from supersmall.evaluation import Evaluation
 from supersmall.runcard import (
     RunLock,
     append_metrics,

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as st
 
 from supersmall import checks, experiments, paper, report, stats
-from supersmall.evaluate import Evaluation
+from supersmall.evaluation import Evaluation
 from supersmall.runcard import write_run_card
 
 N, PER_LEVEL, SEEDS = 50, 10, (0, 1, 2, 3, 4)  # 5 seeds: stats.MIN_SEEDS, the fewest that can reproduce
