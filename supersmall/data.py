@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from supersmall import paper
 from supersmall.curriculum import difficulty_level, parse_levels
 from supersmall.errors import UserError
 
@@ -20,9 +21,9 @@ DEEPMATH_HUB = "zwhe99/DeepMath-103K"
 MATH500_HUB = "HuggingFaceH4/MATH-500"
 # Open-RS (Dang & Ngo 2025): the 7,000-problem mix of experiments 2-3. Column names are our reading
 # of the public datasets (problem / answer; DeepScaleR: problem / answer), stated as an assumption.
+# The mix's counts are paper.yaml's ``openrs.data.mix``, under these keys.
 OPEN_RS_SOURCES = {"open-s1": "knoveleng/open-s1", "open-deepscaler": "knoveleng/open-deepscaler",
-                   "deepscaler": "agentica-org/DeepScaleR-Preview-Dataset"}
-OPEN_RS_MIX = {"open-s1": 3000, "open-deepscaler": 3000, "deepscaler": 1000}
+                   "deepscaler-easy": "agentica-org/DeepScaleR-Preview-Dataset"}
 # DeepSeek's recommended instruction for R1 models (the profiles' ``data.instruction``)
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 TEMPLATES = ("raw", "chat")
@@ -111,15 +112,20 @@ def load_math500(source: str | None = None, template: str = "chat", instruction:
     return ds.map(lambda r: {"prompt": format_prompt(r["problem"], template, instruction), "answer": str(r["answer"])})
 
 
-def load_open_rs_mix(sources: dict[str, str] | None = None, counts: dict[str, int] | None = None, seed: int = 42):
-    """The Open-RS mix: 3,000 open-s1 + 3,000 open-deepscaler + 1,000 raw DeepScaleR problems.
+def load_open_rs_mix(sources: dict[str, str] | None = None, counts: dict[str, int] | None = None,
+                     seed: int | None = None):
+    """The Open-RS mix (``paper.value("openrs.data.mix")``: 3,000 open-s1 + 3,000 open-deepscaler + 1,000 raw
+    DeepScaleR problems), shuffled with Open-RS's seed (``openrs.seed``) unless ``seed`` is given.
 
-    ``sources`` maps open-s1 / open-deepscaler / deepscaler to hub ids or local files.
+    ``sources`` maps open-s1 / open-deepscaler / deepscaler-easy to hub ids or local files. The paper takes
+    1,000 *easier* raw DeepScaleR problems (004:137) without saying how they were chosen; the kit takes a
+    random 1,000 (a choice).
     """
     import datasets
 
     sources = {**OPEN_RS_SOURCES, **(sources or {})}
-    counts = counts or OPEN_RS_MIX
+    counts = counts or paper.value("openrs.data.mix")
+    seed = paper.value("openrs.seed") if seed is None else seed
     parts = []
     for key, n in counts.items():
         ds = _load(sources[key], "train", f"load_open_rs_mix ({key})").shuffle(seed=seed)

@@ -52,16 +52,18 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     # updates per sampled batch (choice, measured on tiny: the clip acts on about a tenth of the tokens; TRL counts
     # updates, so 12 steps sample 3 batches): loss -min(r A, clip(r, 1-eps, 1+eps) A), r = pi / pi_old per token
     "offpolicy": {"train.num_iterations": 4, "train.backend": "minimal"},
-    # clip(r, 1-eps_low, 1+eps_high) with eps_high = 0.28 > eps_low = 0.2: DAPO's values (paper, arXiv:2503.14476)
-    "clip-higher": {"train.num_iterations": 4, "train.backend": "minimal", "train.clip_eps_high": 0.28},
-    # GSPO: s_i = exp(mean_t log(pi / pi_old)) per sequence, clipped to [1-3e-4, 1+4e-4] (GSPO paper's values, as
-    # TRL's docs give them: a mean of log-ratios moves far less than one token's ratio)
+    # clip(r, 1-eps_low, 1+eps_high) with eps_high above eps_low (DAPO's clip-higher; the value: paper.yaml)
+    "clip-higher": {"train.num_iterations": 4, "train.backend": "minimal",
+                    "train.clip_eps_high": lambda p: paper.value("variants.dapo.clip_eps_high")},
+    # GSPO: s_i = exp(mean_t log(pi / pi_old)) per sequence, clipped to [1-eps, 1+eps_high] far tighter than a token's
+    # ratio (a mean of log-ratios moves far less than one token's ratio; the values: paper.yaml)
     "gspo": {"train.num_iterations": 4, "train.backend": "minimal", "train.importance_sampling_level": "sequence",
-             "train.clip_eps": 3e-4, "train.clip_eps_high": 4e-4},
+             "train.clip_eps": lambda p: paper.value("variants.gspo.clip_eps"),
+             "train.clip_eps_high": lambda p: paper.value("variants.gspo.clip_eps_high")},
     # CISPO: -sg(min(r, eps_max)) A log pi, summed over the batch's tokens (TRL's cispo aggregates as dapo);
-    # eps_max = 5 (ScaleRL's value, as TRL's docs give it)
+    # eps_max is train.clip_eps_high (as TRL's epsilon_high; the value: paper.yaml)
     "cispo": {"train.num_iterations": 4, "train.backend": "minimal", "train.loss_type": "cispo",
-              "train.clip_eps_high": 5.0},
+              "train.clip_eps_high": lambda p: paper.value("variants.cispo.eps_max")},
 }
 
 

@@ -140,7 +140,7 @@ def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str,
     logp, entropy = sequence_logps(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.mask, t.temperature)
     old_logp = logp.detach() if b.old_logp is None else b.old_logp
     loss, metrics = losses.policy_loss(logp, old_logp, b.adv, b.mask, clip_eps=t.clip_eps,
-                                       aggregation=t.loss_type, ref_logp=b.ref_logp, beta=beta_loss,
+                                       loss_type=t.loss_type, ref_logp=b.ref_logp, beta=beta_loss,
                                        group_size=t.num_generations, max_length=t.max_completion_length,
                                        clip_eps_high=t.clip_eps_high,
                                        importance_sampling_level=t.importance_sampling_level)

@@ -18,7 +18,7 @@ The paper's three KL arms (Table 3) are one formula with two switches:
 
 Off-policy updates (old_logp from the sampling policy, TRL ``num_iterations`` > 1) and the modern variants are
 switches of :func:`policy_loss` too: ``clip_eps_high`` (DAPO's clip-higher), ``importance_sampling_level=
-"sequence"`` (GSPO), ``aggregation="cispo"`` (CISPO); notebook 05, section 6.
+"sequence"`` (GSPO), ``loss_type="cispo"`` (CISPO); notebook 05, section 6.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from __future__ import annotations
 import torch
 
 AGGREGATIONS = ("grpo", "dapo", "bnpo", "dr_grpo", "group_token_mean", "sequence")
-# TRL's loss_type names: the aggregations plus "cispo" (MiniMax-M1's objective, aggregated as dapo)
-LOSS_TYPES = (*AGGREGATIONS, "cispo")
+# A loss type (TRL's ``loss_type`` names, and the profile's ``train.loss_type``) is a per-token surrogate and an
+# aggregation: every aggregation with PPO's clipped surrogate, and "cispo" (MiniMax-M1's clipped weight on log pi,
+# summed over the batch's tokens as TRL does: dapo's aggregation)
+LOSS_PARTS: dict[str, tuple[str, str]] = {**{a: ("clipped", a) for a in AGGREGATIONS}, "cispo": ("cispo", "dapo")}
+LOSS_TYPES = tuple(LOSS_PARTS)
 KL_KINDS = ("k1", "k2", "k3")
 
 
@@ -178,20 +181,23 @@ def policy_loss(
     old_logp: torch.Tensor,
     adv: torch.Tensor,
     mask: torch.Tensor,
+    loss_type: str = "grpo",
+    *,
     clip_eps: float = 0.2,
-    aggregation: str = "grpo",
+    clip_eps_high: float | None = None,
+    importance_sampling_level: str = "token",
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
     group_size: int | None = None,
     max_length: int | None = None,
-    clip_eps_high: float | None = None,
-    importance_sampling_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped surrogate (+ beta * k3 when ``ref_logp`` is given), aggregated. Returns (loss, metrics).
+    """The loss of ``loss_type`` (:data:`LOSS_PARTS`: its per-token surrogate and its aggregation), + beta * k3
+    when ``ref_logp`` is given. Returns (loss, metrics).
 
-    ``aggregation="cispo"`` (TRL's ``loss_type="cispo"``) is :func:`cispo_surrogate` with the cap
-    eps_max = ``clip_eps_high`` (``clip_eps`` when None, as TRL), aggregated as ``dapo`` (TRL normalises it
-    by the batch's token count). ``importance_sampling_level="sequence"`` is GSPO's one ratio per sequence.
+    Surrogate ``clipped``: :func:`clipped_surrogate` (PPO's clip, ``clip_eps`` / ``clip_eps_high``); ``cispo``
+    (TRL's ``loss_type="cispo"``): :func:`cispo_surrogate` with the cap eps_max = ``clip_eps_high``
+    (``clip_eps`` when None, as TRL). ``importance_sampling_level="sequence"`` is GSPO's one ratio per sequence.
+    ``group_size`` and ``max_length`` are read by the aggregations that need them (:func:`aggregate`).
     Metrics: ``clip_fraction`` as TRL logs it (``clip_ratio/region_mean``: tokens, or sequences for GSPO,
     whose ratio is past the clip in the advantage's direction; for CISPO ``cispo_clip_ratio``: ratio >
     eps_max with A > 0) and ``ratio_mean``.
@@ -199,18 +205,18 @@ def policy_loss(
     Padded positions get exactly zero gradient: their log-probs are replaced by constants before
     anything is computed, so even -inf or NaN there cannot leak into the loss.
     """
+    if loss_type not in LOSS_PARTS:
+        raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {loss_type!r}")
+    surrogate, aggregation = LOSS_PARTS[loss_type]
     mask = mask.bool()
     zeros = torch.zeros_like(logp)
     logp = torch.where(mask, logp, zeros)
     old_logp = torch.where(mask, old_logp, zeros)
     level, high = importance_sampling_level, clip_eps if clip_eps_high is None else clip_eps_high
-    if aggregation == "cispo":  # MiniMax-M1's CISPO: clipped weight, no dropped tokens; TRL sums it like dapo
+    if surrogate == "cispo":  # MiniMax-M1's CISPO: clipped weight, no dropped tokens
         per_token = cispo_surrogate(logp, old_logp, adv, high, level, mask)
-        aggregation = "dapo"
-        cispo = True
     else:  # eq. 5 term, PPO-clipped (per token; per sequence for GSPO)
         per_token = clipped_surrogate(logp, old_logp, adv, clip_eps, clip_eps_high, level, mask)
-        cispo = False
     metrics: dict[str, float] = {}
     if ref_logp is not None and beta != 0.0:
         ref_logp = torch.where(mask, ref_logp, zeros)
@@ -221,7 +227,7 @@ def policy_loss(
     with torch.no_grad():
         ratio = importance_ratio(logp, old_logp, mask, level)
         a = adv.unsqueeze(-1) if adv.dim() == 1 else adv
-        if cispo:
+        if surrogate == "cispo":
             clipped = (ratio > high) & (a > 0)
         else:
             clipped = ((ratio < 1 - clip_eps) & (a < 0)) | ((ratio > 1 + high) & (a > 0))

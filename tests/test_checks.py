@@ -154,7 +154,7 @@ def _grpo_step(completions, answers, lengths, logp, old_logp, mask, group_size, 
     std = g.std(1, unbiased=unbiased, keepdim=True)
     adv = torch.where(centred == 0, torch.zeros_like(centred), centred / (std + 1e-6)).flatten()
     loss, _ = losses.policy_loss(logp.detach() if detach else logp, old_logp, adv, mask, clip_eps=clip_eps,
-                                 aggregation=aggregation)
+                                 loss_type=aggregation)
     if detach:
         loss = loss + 0 * logp.sum()  # the value is right, the gradient is gone
     return r, adv, loss

@@ -87,7 +87,7 @@ def updates(model, optimizer, prompt_ids, prompt_mask, completion_ids, completio
         if bug == "old_logp_attached":
             old = logp
         mask = torch.ones_like(completion_mask) if bug == "no_mask" else completion_mask
-        loss, _ = losses.policy_loss(logp, old, adv, mask, clip_eps=clip_eps, aggregation="grpo")
+        loss, _ = losses.policy_loss(logp, old, adv, mask, clip_eps=clip_eps, loss_type="grpo")
         if bug != "no_zero_grad":
             optimizer.zero_grad()
         loss.backward()

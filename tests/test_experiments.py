@@ -44,3 +44,24 @@ def test_plan_reads_the_pilots_seeds(monkeypatch, tmp_path):
     assert plan["pilot_scores"] == scores and f"{100 * plan['mde']:.1f} points" in plan["sentence"]
     few = experiments.plan("tiny", tmp_path, n_seeds=3, family="paper claim")
     assert few["mde"] == math.inf and "fewer than the verdict rule needs" in few["sentence"]
+
+
+def test_the_variants_read_their_values_from_paper_yaml():
+    """clip-higher, GSPO and CISPO take their clip values from paper.yaml, and experiments.py types none of them."""
+    from pathlib import Path
+
+    from supersmall import paper
+
+    p = load_profile("tiny")
+    expected = {"clip-higher": {"train.clip_eps_high": "variants.dapo.clip_eps_high"},
+                "gspo": {"train.clip_eps": "variants.gspo.clip_eps", "train.clip_eps_high": "variants.gspo.clip_eps_high"},
+                "cispo": {"train.clip_eps_high": "variants.cispo.eps_max"}}
+    source = Path(experiments.__file__).read_text()
+    for condition, keys in expected.items():
+        values = experiments.condition_overrides(p, condition)
+        for setting, key in keys.items():
+            fact = paper.fact(key)
+            assert values[setting] == fact.value and fact.kind in ("paper", "choice") and fact.source
+            sci = f"{fact.value:.0e}".replace("e-0", "e-")  # 3e-4 as one would type it
+            for typed in [repr(fact.value)] + ([sci] if fact.value < 0.01 else []):
+                assert typed not in source, f"experiments.py types {typed} ({key}); read it with paper.value"

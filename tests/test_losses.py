@@ -120,7 +120,7 @@ def test_padding_gets_exactly_zero_gradient_and_masked_rows_no_nan():
     mask = torch.tensor([[1, 1, 0], [0, 0, 0]])
     for agg in ("grpo", "dapo", "dr_grpo", "sequence"):
         logp.grad = None
-        loss, metrics = policy_loss(logp, old, torch.tensor([1.0, -1.0]), mask, aggregation=agg,
+        loss, metrics = policy_loss(logp, old, torch.tensor([1.0, -1.0]), mask, loss_type=agg,
                                     ref_logp=torch.zeros(2, 3), beta=0.1)
         loss.backward()
         assert torch.isfinite(loss), agg
@@ -231,7 +231,7 @@ def test_policy_loss_cispo_sums_over_tokens_and_reports_its_capped_fraction():
     logp = torch.log(torch.tensor([[2.0, 8.0, 1.0], [8.0, 1.0, 1.0]]))
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     adv = torch.tensor([1.0, -1.0])
-    loss, m = policy_loss(logp, torch.zeros(2, 3), adv, mask, aggregation="cispo", clip_eps_high=5.0)
+    loss, m = policy_loss(logp, torch.zeros(2, 3), adv, mask, loss_type="cispo", clip_eps_high=5.0)
     by_hand = (-(2.0 * math.log(2.0) + 5.0 * math.log(8.0)) + 5.0 * math.log(8.0)) / 5  # dapo: / 5 tokens
     assert loss.item() == pytest.approx(by_hand)
     assert m["clip_fraction"] == pytest.approx(1 / 5)  # ratio > eps_max with A > 0 (TRL's cispo_clip_ratio)
@@ -254,3 +254,22 @@ def test_reused_batch_ratio_and_clip_act_on_policy_they_do_not():
     _, off = policy_loss(logp, torch.zeros(1, 3), torch.tensor([1.0]), mask)
     assert on["clip_fraction"] == 0.0 and on["ratio_mean"] == pytest.approx(1.0)
     assert off["clip_fraction"] == pytest.approx(1 / 3)  # exp(0.5) > 1.2 with A > 0
+
+
+def test_a_loss_type_is_a_surrogate_and_an_aggregation():
+    """policy_loss reads its surrogate and its aggregation from LOSS_PARTS: no mode flag rebinds one behind the other."""
+    from supersmall.losses import LOSS_PARTS, LOSS_TYPES, aggregate, cispo_surrogate, clipped_surrogate
+
+    assert LOSS_TYPES == tuple(LOSS_PARTS) and LOSS_PARTS["cispo"] == ("cispo", "dapo")
+    torch.manual_seed(0)
+    logp, old = torch.randn(4, 3), torch.randn(4, 3)
+    adv, mask = torch.tensor([1.0, -1.0, 0.5, -0.5]), torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    for loss_type, (surrogate, aggregation) in LOSS_PARTS.items():
+        loss, _ = policy_loss(logp, old, adv, mask, loss_type, clip_eps_high=0.3, group_size=2, max_length=5)
+        per_token = (cispo_surrogate(logp, old, adv, 0.3, "token", mask) if surrogate == "cispo"
+                     else clipped_surrogate(logp, old, adv, 0.2, 0.3, "token", mask))
+        assert loss.item() == pytest.approx(aggregate(per_token, mask, aggregation, 2, 5).item()), loss_type
+    with pytest.raises(ValueError, match="loss_type must be one of"):
+        policy_loss(logp, old, adv, mask, "cisp0")
+    with pytest.raises(TypeError):  # one name per idea: the old keyword is gone
+        policy_loss(logp, old, adv, mask, aggregation="grpo")

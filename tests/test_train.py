@@ -66,7 +66,7 @@ def test_minimal_loss_and_gradient_equal_trl_on_one_batch(tmp_path, loss_type, a
     model.zero_grad()
     logp, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids, completion_mask,
                              profile.train.temperature)
-    ours, metrics = losses.policy_loss(logp, logp.detach(), adv, completion_mask, aggregation=loss_type,
+    ours, metrics = losses.policy_loss(logp, logp.detach(), adv, completion_mask, loss_type=loss_type,
                                        max_length=profile.train.max_completion_length, group_size=4,
                                        ref_logp=ref_logp if beta else None, beta=beta)
     ours.backward()
@@ -74,7 +74,7 @@ def test_minimal_loss_and_gradient_equal_trl_on_one_batch(tmp_path, loss_type, a
     for a, b in zip(trl_grads, (p.grad for p in model.parameters())):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)
     if beta:  # the KL term is in the loss: without it the losses differ
-        no_kl, _ = losses.policy_loss(logp.detach(), logp.detach(), adv, completion_mask, aggregation=loss_type,
+        no_kl, _ = losses.policy_loss(logp.detach(), logp.detach(), adv, completion_mask, loss_type=loss_type,
                                       max_length=profile.train.max_completion_length, group_size=4)
         assert abs(no_kl.item() - trl_loss.item()) > 1e-5
         assert trainer._metrics["train"]["kl"] or trainer._metrics["eval"]["kl"], "TRL logs the kl-nopenalty arm's KL"

@@ -70,7 +70,7 @@ def reference_grpo_step(completions, answers, lengths, logp, old_logp, mask, gro
     r = rewards.supersmall_reward(completions, answer=answers, completion_ids=[[0] * n for n in lengths],
                                   max_length=max_length)
     adv = advantages.group_advantages(r, group_size, scale="group")
-    loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, aggregation="grpo",
+    loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, loss_type="grpo",
                                  group_size=group_size)
     return r, adv, loss
 
@@ -81,7 +81,7 @@ def _variant_step(completions, answers, lengths, logp, old_logp, mask, group_siz
     r = rewards.supersmall_reward(completions, answer=answers, completion_ids=[[0] * n for n in lengths],
                                   max_length=max_length, penalty=penalty)
     adv = _advantages(r, group_size, unbiased)
-    loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, aggregation=aggregation,
+    loss, _ = losses.policy_loss(logp, old_logp, adv, mask, clip_eps=clip_eps, loss_type=aggregation,
                                  group_size=group_size)
     return r, adv, loss
 
@@ -164,7 +164,7 @@ def reference_logp_gradient(rewards, lengths, group_size, T, aggregation="grpo",
     mask = (torch.arange(T)[None] < torch.tensor(lengths)[:, None]).float()
     logp = torch.zeros(len(lengths), T, requires_grad=True)
     adv = advantages.group_advantages(rewards, group_size, scale="group")
-    loss, _ = losses.policy_loss(logp, logp.detach(), adv, mask, aggregation=aggregation, max_length=max_length)
+    loss, _ = losses.policy_loss(logp, logp.detach(), adv, mask, loss_type=aggregation, max_length=max_length)
     (grad,) = torch.autograd.grad(loss, logp)
     return grad
 

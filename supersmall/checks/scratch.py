@@ -224,7 +224,7 @@ def reference_grpo_updates(model, optimizer, prompt_ids, prompt_mask, completion
     for _ in range(num_iterations):
         logp = logps()
         old = logp if bug == "old_logp_attached" else logp.detach() if bug == "old_logp_each_iteration" else old_logp
-        loss, _ = losses.policy_loss(logp, old, adv, mask, clip_eps=clip_eps, aggregation="grpo")
+        loss, _ = losses.policy_loss(logp, old, adv, mask, clip_eps=clip_eps, loss_type="grpo")
         if bug != "no_zero_grad":
             optimizer.zero_grad()
         loss.backward()

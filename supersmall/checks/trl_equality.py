@@ -54,7 +54,7 @@ def check_against_trl(trainer, prompts: list[str], profile: Profile, group_size:
     model.zero_grad()
     logp, _ = sequence_logps(model, prompt_ids, prompt_mask, ids, mask, t.temperature)
     ours, metrics = losses.policy_loss(logp, logp.detach() if old_logp is None else old_logp, adv, mask,
-                                       clip_eps=t.clip_eps, aggregation=t.loss_type,
+                                       clip_eps=t.clip_eps, loss_type=t.loss_type,
                                        max_length=t.max_completion_length, group_size=group_size,
                                        ref_logp=ref_logp, beta=beta, clip_eps_high=t.clip_eps_high,
                                        importance_sampling_level=t.importance_sampling_level)
