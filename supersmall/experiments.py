@@ -144,8 +144,9 @@ def paired(profile: Profile | str, a: str, b: str, runs_dir: str | Path, claim: 
     return row
 
 
-def metric(runs: dict[int, Path], key: str, last: int = 5) -> list[float]:
-    """Per seed, the mean of a training metric over the last ``last`` logged steps (``metrics.jsonl``)."""
+def final_metric(runs: dict[int, Path], key: str, last: int = 5) -> list[float]:
+    """Per seed, a training metric at the end of training: its mean over the last ``last`` logged steps
+    (``metrics.jsonl``)."""
     out = []
     for folder in runs.values():
         vals = [m[key] for m in read_metrics(folder)[-last:] if m.get(key) is not None]
@@ -209,12 +210,12 @@ def series_claims(profile: Profile | str, runs_dir: str | Path) -> list[dict[str
     return report.paper_family(rows)
 
 
-def plan(profile: Profile | str, runs_dir: str | Path, n_seeds: int | None = None, pilot: str = "zerogrpo",
-         family: str = "exploratory") -> dict[str, Any]:
-    """Before an experiment: the smallest difference in held-out accuracy it can detect (80% power), planned
-    from the spread of a pilot condition's seeds (:func:`supersmall.stats.planned_mde`). The pilot is
-    ``pilot`` on the profile's ``notebooks.seeds`` (trained here if missing; ZeroGRPO is the series' shared
-    baseline, so it costs nothing later). ``n_seeds``: the experiment's seeds (default: as many as the
+def run_pilot_and_plan(profile: Profile | str, runs_dir: str | Path, n_seeds: int | None = None,
+                       pilot: str = "zerogrpo", family: str = "exploratory") -> dict[str, Any]:
+    """Train the pilot (what is missing of it), then plan: the smallest difference in held-out accuracy an
+    experiment can detect (80% power), from the spread of the pilot condition's seeds
+    (:func:`supersmall.stats.planned_mde`). The pilot is ``pilot`` on the profile's ``notebooks.seeds``
+    (trained here with :func:`run` if missing; ZeroGRPO is the series' shared baseline, so it costs nothing later). ``n_seeds``: the experiment's seeds (default: as many as the
     pilot's). Returns the plan with the pilot's per-seed accuracies and a one-line ``sentence``."""
     from supersmall import stats
 

@@ -123,7 +123,7 @@ def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile:
                    ref_logp if beta_loss else None, metrics)
 
 
-def minimal_step(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
+def rollout_and_update(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
                  beta_loss: float, beta_reward: float, reward_funcs: list[Callable],
                  reward_weights: list[float] | None = None, batch: Rollout | None = None) -> dict[str, float]:
     """One GRPO / ZeroGRPO step on ``prompts``: steps 1-4 (:func:`rollout`), then one update; returns metrics.
@@ -186,7 +186,7 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
         if mu > 1 and (step % mu == 0 or batch is None):
             batch = rollout(model, ref_model, tokenizer, prompts, profile, beta_loss, beta_reward, reward_funcs,
                             weights)
-        m = minimal_step(model, ref_model, tokenizer, optimizer, prompts, profile, beta_loss, beta_reward,
+        m = rollout_and_update(model, ref_model, tokenizer, optimizer, prompts, profile, beta_loss, beta_reward,
                          reward_funcs, weights, batch=batch)
         on_step(step + 1, m, model, tokenizer)
         bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")

@@ -9,7 +9,7 @@ TRL builds, prepares and runs the reference model when ``beta > 0`` (on the trai
 sampling temperature, chunked). :class:`KLPenaltyTrainer` reuses that path and changes three of TRL's
 steps, named in :attr:`KLPenaltyTrainer.TRL_HOOKS` with the parameters the kit relies on;
 ``tests/test_train.py`` checks TRL still has them, so a TRL release that renames one fails loudly. The
-readable loop (:func:`supersmall.grpo.minimal_step`) does the same in three lines.
+readable loop (:func:`supersmall.grpo.rollout_and_update`) does the same in three lines.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ def test_plan_reads_the_pilots_seeds(monkeypatch, tmp_path):
 
     monkeypatch.setattr(experiments, "run", lambda p, conds, d: {conds[0]: {s: tmp_path / str(s) for s in scores}})
     monkeypatch.setattr(experiments, "evaluation", lambda d, c, s: Ev(s))
-    plan = experiments.plan("tiny", tmp_path)
+    plan = experiments.run_pilot_and_plan("tiny", tmp_path)
     expected = stats.planned_mde(list(scores.values()), 3, 500)
     assert plan["mde"] == pytest.approx(expected["mde"]) and math.isfinite(plan["mde"])
     assert plan["pilot_scores"] == scores and f"{100 * plan['mde']:.1f} points" in plan["sentence"]
-    few = experiments.plan("tiny", tmp_path, n_seeds=3, family="paper claim")
+    few = experiments.run_pilot_and_plan("tiny", tmp_path, n_seeds=3, family="paper claim")
     assert few["mde"] == math.inf and "fewer than the verdict rule needs" in few["sentence"]
 
 

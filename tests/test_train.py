@@ -16,7 +16,7 @@ from supersmall import train as T
 from supersmall.config import load_profile
 from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
-from supersmall.grpo import minimal_step, sequence_logps
+from supersmall.grpo import rollout_and_update, sequence_logps
 from supersmall.runcard import read_metrics
 from supersmall.train import make_trainer, train
 
@@ -98,7 +98,7 @@ def test_minimal_step_trains_and_reports(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     torch.manual_seed(0)
     rows = tiny.make_problems(2, levels=(2, 3), seed=1)
-    m = minimal_step(model, None, tok, opt, rows, profile, 0.0, 0.0, [*funcs, alternating], [1.0, 1.0])
+    m = rollout_and_update(model, None, tok, opt, rows, profile, 0.0, 0.0, [*funcs, alternating], [1.0, 1.0])
     assert set(m) >= {"loss", "reward", "reward_std", "frac_reward_zero_std", "truncated_fraction",
                       "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction"}
     assert "kl" not in m  # ZeroGRPO: no reference model
@@ -107,13 +107,13 @@ def test_minimal_step_trains_and_reports(tmp_path):
     assert m["frac_reward_zero_std"] == 0.0 and m["grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     ref = AutoModelForCausalLM.from_pretrained(path).eval()
-    m2 = minimal_step(model, ref, tok, opt, rows, profile, 0.5, 0.0, funcs)
+    m2 = rollout_and_update(model, ref, tok, opt, rows, profile, 0.5, 0.0, funcs)
     assert m2["kl"] > 0  # the policy moved away from the reference
 
 
 @pytest.mark.slow
 def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
-    real = grpo.minimal_step
+    real = grpo.rollout_and_update
     calls = {"n": 0}
 
     def crash_on_third(*a, **k):
@@ -122,13 +122,13 @@ def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt("killed mid-run")
         return real(*a, **k)
 
-    monkeypatch.setattr(grpo, "minimal_step", crash_on_third)
+    monkeypatch.setattr(grpo, "rollout_and_update", crash_on_third)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
     assert (out / "checkpoint-2").is_dir() and json.loads((out / "run_card.json").read_text())["status"] == "running"
     assert not (out / ".lock.owner").exists()  # the lock is released on a crash
-    monkeypatch.setattr(grpo, "minimal_step", real)
+    monkeypatch.setattr(grpo, "rollout_and_update", real)
     card = train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, **SMALL)
     assert "resuming from checkpoint-2: step 2 of 4" in capsys.readouterr().out
     assert card["status"] == "complete" and card["metrics"]["resumed_from_step"] == 2
@@ -138,12 +138,12 @@ def test_minimal_run_resumes_after_a_crash(tmp_path, monkeypatch, capsys):
     assert again == card  # complete: not retrained
     # --no-resume after another crash: starts over from step 0, not from the checkpoint the crash left
     calls["n"] = 0
-    monkeypatch.setattr(grpo, "minimal_step", crash_on_third)
+    monkeypatch.setattr(grpo, "rollout_and_update", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False, resume=False,
               **SMALL)
     assert (out / "checkpoint-2").is_dir()
-    monkeypatch.setattr(grpo, "minimal_step", real)
+    monkeypatch.setattr(grpo, "rollout_and_update", real)
     fresh = train("tiny", steps=4, backend="minimal", out_dir=out, evaluate_model=False, progress=False,
                   resume=False, **SMALL)
     assert fresh["metrics"]["resumed_from_step"] == 0 and [m["step"] for m in read_metrics(out)] == [1, 2, 3, 4]
