@@ -28,8 +28,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from supersmall import grading
 from supersmall.config import EvalConfig, Profile, load_profile
 from supersmall.data import format_prompt, load_math500, prompt_text
+from supersmall.errors import UserError
 from supersmall.evaluation import RECORDS, SUMMARY_KEYS, Evaluation
-from supersmall.runcard import code_version, is_complete, read_run_card, write_run_card
+from supersmall.runcard import code_version, read_run_card, reuse_decision, write_run_card
 from supersmall.tiny import model_path, test_problems
 
 
@@ -229,16 +230,25 @@ def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer:
 
     ``meta`` goes into the run card (``role``: base | trained, ``arm``, ``stage``, ``seed``, ``series``), which
     :mod:`supersmall.report` reads. A complete evaluation of the same model, settings and code version in
-    ``out_dir`` is reused, not redone (the base model is evaluated once and shared).
+    ``out_dir`` is reused, not redone (the base model is evaluated once and shared); one of older code or an
+    unfinished one is done again; one of other settings is a :class:`~supersmall.errors.UserError`
+    (:func:`supersmall.runcard.reuse_decision`, the policy training follows too).
     """
     profile = load_profile(profile)
     cfg = dataclasses.replace(profile.eval, **overrides)
     out = Path(out_dir)
     name = model if isinstance(model, (str, Path)) else getattr(model, "name_or_path", "in-memory model")
-    key = {"model": str(name), "settings": dataclasses.asdict(cfg), "dataset": dataset, "limit": limit,
-           "code_version": code_version()}
-    if isinstance(model, (str, Path)) and is_complete(out) and read_run_card(out).get("eval_key") == key:
-        return json.loads((out / "summary.json").read_text())
+    key = {"model": str(name), "settings": dataclasses.asdict(cfg), "dataset": dataset, "limit": limit}
+    if isinstance(model, (str, Path)):  # an in-memory model has no name to check: it is always evaluated
+        try:
+            card = read_run_card(out)
+        except (FileNotFoundError, json.JSONDecodeError):
+            card = None
+        decision = reuse_decision(card, key, field="eval_key")  # the one policy, as train's
+        if decision.action == "refuse":
+            raise UserError(f"{out} {decision.reason}")
+        if decision.action == "reuse":
+            return json.loads((out / "summary.json").read_text())
     rows = eval_rows(profile, dataset)[:limit] if limit else eval_rows(profile, dataset)
     result = evaluate(model, rows, tokenizer, settings=cfg, progress=progress)
     result.to_jsonl(out / RECORDS)
@@ -249,7 +259,8 @@ def run_eval(model: Any, profile: Profile | str, out_dir: str | Path, tokenizer:
     meta = {"role": "trained", "series": f"{profile.name}-{code_version()}", "name": out.name, **(meta or {})}
     write_run_card(out, kind="eval", config=profile, seed=meta.get("seed"), metrics=summary,
                    timings={"eval_seconds": result.settings["seconds"]},
-                   extra={"model": str(name), "settings": result.settings, "eval_key": key, **meta})
+                   extra={"model": str(name), "settings": result.settings, "eval_key": key,
+                          "code_version": code_version(), **meta})
     return summary
 
 

@@ -272,6 +272,59 @@ def series_key(config: Any) -> str:
     return hashlib.sha256(f"{code_version()}:{text}".encode()).hexdigest()[:12]
 
 
+# --- reusing a finished run: one policy for training, evaluation and the replication -------------------------
+REUSE_ACTIONS = ("reuse", "resume", "retrain", "refuse")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReuseDecision:
+    """What to do with the run already in a folder (:func:`reuse_decision`), and why, in one sentence."""
+
+    action: str  # one of REUSE_ACTIONS
+    reason: str
+
+
+def reuse_decision(card: dict[str, Any] | None, config: Any, version: str | None = None,
+                   field: str = "config") -> ReuseDecision:
+    """The one policy for a folder that may hold a run (training: :func:`supersmall.train.train`, the pool and the
+    replication's plans; evaluation: :func:`supersmall.evaluate.run_eval`), given the run about to be made:
+
+    ========================================  =========  ==================================================
+    the folder holds                          action     the caller
+    ========================================  =========  ==================================================
+    no run card                               resume     trains (from the last checkpoint, if any)
+    an unfinished run of this config          resume     continues it from its last checkpoint
+    an unfinished run of another config       refuse     raises: continuing it would mix two experiments
+    a finished run of other code              retrain    trains again (the config is not compared: other
+                                                         code may name its settings differently)
+    a finished run of this code, other config refuse     raises: never replaced or reused silently
+    a finished run of this code and config    reuse      returns it, trains nothing
+    ========================================  =========  ==================================================
+
+    ``config``: the run's settings as recorded on its card under ``field`` (a training run's profile under
+    ``config``; an evaluation's key under ``eval_key``), compared as JSON. ``version``: the code version to
+    compare with the card's ``code_version`` (default :func:`code_version`). A refusal's ``reason`` ends with the
+    fix (another ``--out``, ``--no-resume`` or deleting the folder).
+    """
+    if card is None:
+        return ReuseDecision("resume", "no run here yet: it runs (from its last checkpoint, if any)")
+    version = code_version() if version is None else version
+    same_config = card.get(field) == json.loads(json.dumps(_jsonable(config)))
+    kind = card.get("kind") or "run"
+    if card.get("status") != "complete":
+        if not same_config:
+            return ReuseDecision("refuse", f"holds an unfinished {kind} run with another config: pass --no-resume "
+                                           "to start over, or choose another --out")
+        return ReuseDecision("resume", f"holds an unfinished {kind} run of this config: it continues from its "
+                                       "last checkpoint, if any")
+    if card.get("code_version") != version:
+        return ReuseDecision("retrain", f"finished with other code ({card.get('code_version')}); training again")
+    if not same_config:
+        return ReuseDecision("refuse", f"holds a finished {kind} run with another config: choose another --out "
+                                       "or delete it")
+    return ReuseDecision("reuse", "is complete (same config and code): not retraining; delete the folder to rerun")
+
+
 # --- one writer per run: rank 0, and a lock --------------------------------------------------------
 def is_main_process() -> bool:
     """True on the process that writes (rank 0 under torchrun / accelerate, or a single process)."""

@@ -18,7 +18,6 @@ at once: :func:`supersmall.pool.train_many`.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 import warnings
@@ -53,6 +52,7 @@ from supersmall.runcard import (
     is_main_process,
     latest_checkpoint,
     read_run_card,
+    reuse_decision,
     trim_metrics,
     write_run_card,
 )
@@ -196,10 +196,10 @@ def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, A
     """Make ``out`` ready for this run; return the card of a finished run to reuse instead, else None.
 
     ``resume=False`` DELETES the earlier run's ``model/``, every checkpoint and ``metrics.jsonl`` (the run
-    starts over). Otherwise: a finished run of the same config and code version is reused (its card is
-    returned); one of older code is trained again (its ``metrics.jsonl`` is DELETED); a run of another
-    config, finished or not, is a :class:`UserError` (never continued or reused silently); an unfinished
-    run of this config is resumed from its last checkpoint.
+    starts over). Otherwise :func:`supersmall.runcard.reuse_decision` decides: a finished run of the same config
+    and code version is reused (its card is returned); one of older code is trained again (its ``metrics.jsonl``
+    is DELETED); a run of another config, finished or not, is a :class:`UserError` (never continued or reused
+    silently); an unfinished run of this config is resumed from its last checkpoint.
     """
     try:
         card = read_run_card(out)
@@ -210,22 +210,16 @@ def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, A
             shutil.rmtree(old, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
-    if not card:
-        return None
-    same_config = card.get("config") == json.loads(json.dumps(profile.to_dict()))
-    if card.get("status") != "complete":
-        if not same_config:  # resuming its checkpoint would silently continue another experiment
-            raise UserError(f"{out} holds an unfinished run with another config: pass --no-resume to start over, "
-                            "or choose another --out")
-        return None
-    if card.get("code_version") != code_version():  # other code (its profiles may have other keys): redo
-        print(f"{out}: finished with other code ({card.get('code_version')}); training again")
+    decision = reuse_decision(card, profile)  # the one policy (runcard.reuse_decision's table)
+    if decision.action == "refuse":
+        raise UserError(f"{out} {decision.reason}")
+    if decision.action == "retrain":
+        print(f"{out}: {decision.reason}")
         (out / "metrics.jsonl").unlink(missing_ok=True)
-        return None
-    if not same_config:
-        raise UserError(f"{out} holds a finished run with another config: choose another --out or delete it")
-    print(f"{out} is complete (same config and code): not retraining; delete the folder to rerun")
-    return card
+    elif decision.action == "reuse":
+        print(f"{out} {decision.reason}")
+        return card
+    return None
 
 
 def reusable_card(profile: Profile | str = "tiny", arm: str | None = None, steps: int | None = None,
@@ -243,9 +237,7 @@ def reusable_card(profile: Profile | str = "tiny", arm: str | None = None, steps
         card = read_run_card(Path(out_dir))
     except FileNotFoundError:
         return None
-    same = (card.get("status") == "complete" and card.get("code_version") == code_version()
-            and card.get("config") == json.loads(json.dumps(p.to_dict())))
-    return card if same else None
+    return card if reuse_decision(card, p).action == "reuse" else None
 
 
 # --- the entry point ---------------------------------------------------------------------------------------

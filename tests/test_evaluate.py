@@ -13,6 +13,7 @@ from supersmall import evaluate as ev
 from supersmall import plots, stats, tiny
 from supersmall.config import EvalConfig, load_profile
 from supersmall.data import BOXED_INSTRUCTION, format_prompt, prompt_text
+from supersmall.errors import UserError
 from supersmall.evaluate import (
     budget_curve,
     eval_rows,
@@ -483,18 +484,22 @@ def test_run_eval_writes_its_files_and_reuses_a_complete_eval(tmp_path, monkeypa
     assert run_eval("tiny", profile, out, meta={"role": "base", "seed": 5}, progress=False) == s
     assert run_eval("tiny", _tiny_eval_profile(), out, progress=False) == s  # an equal profile, loaded again
 
-    # other settings, another dataset size or an in-memory model: evaluated again
+    # other settings or another dataset size in the same folder: refused (runcard.reuse_decision, as training),
+    # evaluated in another folder
     monkeypatch.setattr(ev, "evaluate", counting)
-    s8 = run_eval("tiny", profile, out, progress=False, max_new_tokens=8)
+    for other in ({"max_new_tokens": 8}, {"limit": 4}):
+        with pytest.raises(UserError, match="another config"):
+            run_eval("tiny", profile, out, progress=False, **other)
+    assert len(calls) == 1 and json.loads((out / "summary.json").read_text()) == s  # the finished one is kept
+    s8 = run_eval("tiny", profile, tmp_path / "eval" / "short", progress=False, max_new_tokens=8)
     assert len(calls) == 2 and calls[-1]["settings"].max_new_tokens == 8
-    assert json.loads((out / "run_card.json").read_text())["eval_key"]["settings"]["max_new_tokens"] == 8
-    assert all(r["length"] <= 8 for r in map(json.loads, (out / "records.jsonl").read_text().splitlines()))
+    short = tmp_path / "eval" / "short"
+    assert json.loads((short / "run_card.json").read_text())["eval_key"]["settings"]["max_new_tokens"] == 8
+    assert all(r["length"] <= 8 for r in map(json.loads, (short / "records.jsonl").read_text().splitlines()))
     assert s8["n"] == 10
-    run_eval("tiny", profile, out, progress=False, limit=4)
-    assert len(calls) == 3 and len((out / "records.jsonl").read_text().splitlines()) == 4
     model, tok = tiny.load_base()
     run_eval(model, profile, out, tokenizer=tok, progress=False, limit=4)
-    assert len(calls) == 4  # an in-memory model has no name to check: it is always evaluated
+    assert len(calls) == 3  # an in-memory model has no name to check: it is always evaluated
 
 
 def test_run_eval_redoes_an_eval_of_other_code(tmp_path, monkeypatch):
@@ -502,7 +507,7 @@ def test_run_eval_redoes_an_eval_of_other_code(tmp_path, monkeypatch):
     out = tmp_path / "e"
     run_eval("tiny", profile, out, progress=False, limit=3)
     card = json.loads((out / "run_card.json").read_text())
-    card["eval_key"]["code_version"] = "0123456789ab"  # as if written by an older kit
+    card["code_version"] = "0123456789ab"  # as if written by an older kit
     (out / "run_card.json").write_text(json.dumps(card))
     calls = []
     real = ev.evaluate

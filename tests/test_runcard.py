@@ -2,8 +2,11 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from supersmall.config import load_profile
 from supersmall.runcard import (
+    build_run_card,
     find_run_cards,
     is_complete,
     read_run_card,
@@ -192,3 +195,48 @@ def test_a_file_cannot_be_a_run_folder(tmp_path):
             check_run_folder(out)
         with pytest.raises(UserError, match="is a file"), RunLock(out):
             pass
+
+
+# --- the one reuse policy (train, the pool, the replication's plans and run_eval all call it) ----------------------
+_CONFIG = {"train": {"steps": 5, "seed": 0}, "model": "tiny"}
+_OTHER = {"train": {"steps": 6, "seed": 0}, "model": "tiny"}
+
+
+def _card(status="complete", config=_CONFIG, version="v1", field="config"):
+    return {"kind": "train", "status": status, field: config, "code_version": version}
+
+
+@pytest.mark.parametrize(("card", "config", "action", "says"), [
+    (None, _CONFIG, "resume", "no run here yet"),  # nothing there: train (from a checkpoint, if any)
+    (_card("running"), _CONFIG, "resume", "unfinished train run of this config"),
+    (_card("failed"), _CONFIG, "resume", "continues from its last checkpoint"),
+    (_card("running"), _OTHER, "refuse", "pass --no-resume to start over, or choose another --out"),
+    (_card("running", version="v0"), _OTHER, "refuse", "unfinished"),  # other code does not excuse mixing runs
+    (_card(version="v0"), _CONFIG, "retrain", "finished with other code (v0)"),
+    (_card(version="v0"), _OTHER, "retrain", "other code"),  # other code: the config is not compared
+    ({**_card(), "code_version": None}, _CONFIG, "retrain", "other code (None)"),  # a card from before versions
+    (_card(), _OTHER, "refuse", "finished train run with another config: choose another --out or delete it"),
+    (_card(), _CONFIG, "reuse", "same config and code"),
+    (_card(config={"model": "tiny", "train": {"seed": 0, "steps": 5}}), _CONFIG, "reuse", "same config"),  # key order
+    (_card(config={**_CONFIG, "train": {"steps": 5.0, "seed": 0}}), _CONFIG, "reuse", "same config"),  # 5 == 5.0 (JSON)
+    (_card(field="eval_key"), _CONFIG, "refuse", "another config"),  # compared under the caller's field only
+])
+def test_reuse_decision_table(card, config, action, says):
+    from supersmall.runcard import REUSE_ACTIONS, reuse_decision
+
+    d = reuse_decision(card, config, version="v1")
+    assert d.action == action and d.action in REUSE_ACTIONS
+    assert says in d.reason
+
+
+def test_reuse_decision_of_an_evaluation_key_and_of_a_profile():
+    from supersmall.runcard import reuse_decision
+
+    key = {"model": "tiny", "settings": {"max_new_tokens": 16}, "dataset": None, "limit": None}
+    card = {"kind": "eval", "status": "complete", "eval_key": key, "code_version": "v1"}
+    assert reuse_decision(card, dict(key), "v1", field="eval_key").action == "reuse"
+    assert reuse_decision(card, {**key, "limit": 4}, "v1", field="eval_key").action == "refuse"
+    profile = load_profile("tiny")  # a Profile is compared as its JSON, the way write_run_card stored it
+    written = json.loads(json.dumps(build_run_card("train", config=profile)))
+    assert reuse_decision({**written, "code_version": "v1"}, profile, "v1").action == "reuse"
+    assert reuse_decision({**written, "code_version": "v1"}, profile.replace(**{"train.steps": 3}), "v1").action == "refuse"

@@ -135,8 +135,8 @@ def _fix(p: Profile, arm: str, **kw: Any) -> str:
             if memory_gb(q, arm, procs, **kw)["fits"]:
                 return (f"raise train.gradient_accumulation_steps to {ga} ({per_device_batch(q, procs)} completions "
                         "per GPU)")
-    return ("lower launch.vllm_gpu_memory_utilization or train.max_completion_length, or use the LoRA plan "
-            "(launch.lora_plan)")
+    return ("lower launch.vllm_gpu_memory_utilization or train.max_completion_length, or train LoRA adapters on one "
+            "card (--profile single-gpu)")
 
 
 def check_memory(profile: Profile | str, arm: str = "no-kl", **kw: Any) -> str | None:

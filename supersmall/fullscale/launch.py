@@ -38,11 +38,10 @@ from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
 from supersmall.fullscale import cost, gpus
 from supersmall.fullscale import estimate as est
-from supersmall.runcard import code_version, is_complete, package_version, read_run_card, series_key
+from supersmall.runcard import is_complete, package_version, read_run_card, reuse_decision, series_key
 from supersmall.trl_args import (
     accelerate_config,
     grpo_config_kwargs,
-    lora_config_kwargs,
     training_processes,
     trl_vllm_range,
 )
@@ -206,17 +205,6 @@ def validate(plan: Plan, check_hardware: bool = True, tokenizer: Any = None,
     return errors
 
 
-def lora_plan(profile: Profile | str = "a6000x4", gpu_memory_gb: float = 24.0) -> tuple[Profile, dict[str, Any]]:
-    """A 1-GPU variant: LoRA adapters (peft, ``train.lora_rank``) instead of full fine-tuning, vLLM colocated,
-    8 prompts x G per step in micro-batches of 4. Returns the adjusted profile (train with it as usual: ``make_trainer`` passes the
-    ``peft.LoraConfig``) and the LoRA arguments (:func:`supersmall.trl_args.lora_config_kwargs`)."""
-    p = load_profile(profile).replace(**{
-        "launch.num_gpus": 1, "launch.gpu_memory_gb": gpu_memory_gb, "launch.deepspeed_stage": 0,
-        "launch.vllm_mode": "colocate", "train.gradient_checkpointing": True, "train.prompts_per_step": 8,
-        "train.gradient_accumulation_steps": 16, "train.learning_rate": 1e-5, "train.lora_rank": 16})
-    return p, lora_config_kwargs(p)
-
-
 # --- replicate -------------------------------------------------------------------------------------------
 def _wait_for_port(port: int, timeout: float = 900.0) -> None:
     t0 = time.time()
@@ -259,17 +247,18 @@ def _finished_since(out_dir: str, t0: float) -> bool:
 
 def reusable(plan: Plan) -> bool:
     """True for a complete run of the plan's exact config and this code version (skipped); False when it must
-    train (no run, unfinished, or older code: ``train`` redoes it); a complete run of another config is an error."""
-    if not is_complete(plan.out_dir):
-        return False
-    card = read_run_card(plan.out_dir)
-    if card.get("code_version") != code_version():
-        print(f"{plan.out_dir}: finished with other code ({card.get('code_version')}); training again")
-        return False
-    if card.get("config") != json.loads(json.dumps(plan.settings.to_dict())):
-        raise UserError(f"{plan.out_dir} holds a finished run with another config than this plan's: choose another "
-                        "--out, or delete that folder to retrain it")
-    return True
+    train (no run, unfinished, or older code: ``train`` resumes or redoes it); a run of another config is an
+    error (:func:`supersmall.runcard.reuse_decision`, the policy ``train`` applies too)."""
+    try:
+        card = read_run_card(plan.out_dir)
+    except FileNotFoundError:
+        card = None
+    decision = reuse_decision(card, plan.settings)
+    if decision.action == "refuse":
+        raise UserError(f"{plan.out_dir} {decision.reason}")
+    if decision.action == "retrain":
+        print(f"{plan.out_dir}: {decision.reason}")
+    return decision.action == "reuse"
 
 
 def prepare_data(profile: Profile) -> None:
