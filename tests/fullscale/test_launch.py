@@ -46,7 +46,8 @@ def test_every_a6000x4_plan_is_valid_and_trl_and_accelerate_accept_it(arm, stage
     assert acc.distributed_type.value == "DEEPSPEED" and str(acc.mixed_precision).endswith("bf16")
     assert len(plan.commands) == 1
     cmd = plan.commands[0]
-    assert cmd.startswith(f"CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch --config_file {tmp_path}/accelerate_4gpu.yaml")
+    assert cmd.startswith("CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch --config_file "
+                          f"{tmp_path}/accelerate_4gpu.yaml")
     assert f"--arm {arm}" in cmd and "--no-eval" in cmd and f"--out {plan.out_dir}" in cmd
     assert f"--set data.levels={'+'.join(map(str, plan.levels))}" in cmd
     assert plan.estimate["completions_per_step"] == 128 and plan.estimate["fits"]
@@ -120,8 +121,8 @@ def test_validation_catches_each_mistake(tmp_path, monkeypatch):
                           "level1-3", None, str(tmp_path))
     assert launch.validate(ok, check_hardware=False) == []
     assert ok.num_processes == 3 and ok.grpo_args["vllm_server_port"] == 8000
-    assert ok.commands[0].startswith("CUDA_VISIBLE_DEVICES=3 trl vllm-serve")
-    assert "--max-model-len 5120" in ok.commands[0] and ok.commands[1].startswith("CUDA_VISIBLE_DEVICES=0,1,2 ")
+    assert "CUDA_VISIBLE_DEVICES=3 trl vllm-serve" in ok.commands[0]
+    assert "--max-model-len 5120" in ok.commands[0] and "CUDA_VISIBLE_DEVICES=0,1,2 accelerate" in ok.commands[1]
     hw = launch.validate(ok, check_hardware=True)
     assert any("needs 4 GPUs but 0 are visible" in m for m in hw)
     assert any("vLLM is not installed" in m for m in hw)
@@ -268,11 +269,12 @@ def test_nccl_p2p_is_disabled_on_pcie_hosts_in_the_command_line(tmp_path):
         return launch.make_plan(load_profile("a6000x4", **over), "no-kl", "level1-3", 42, str(tmp_path),
                                 topology=lambda: topology).commands[0]
 
-    assert cmd(PCIE).startswith("NCCL_P2P_DISABLE=1 CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
-    assert cmd(NVLINK).startswith("CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
-    assert cmd(None).startswith("CUDA_VISIBLE_DEVICES=")  # unknown (a plan made on CPU): nothing guessed
+    pin = "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES="
+    assert cmd(PCIE).startswith(f"NCCL_P2P_DISABLE=1 {pin}0,1,2,3 accelerate launch")
+    assert cmd(NVLINK).startswith(f"{pin}0,1,2,3 accelerate launch")
+    assert cmd(None).startswith(pin)  # unknown (a plan made on CPU): nothing guessed
     assert cmd(NVLINK, **{"launch.nccl_p2p": "off"}).startswith("NCCL_P2P_DISABLE=1 ")
-    assert cmd(PCIE, **{"launch.nccl_p2p": "on"}).startswith("CUDA_VISIBLE_DEVICES=")
+    assert cmd(PCIE, **{"launch.nccl_p2p": "on"}).startswith(pin)
     assert gpus.nvlink_present(lambda: PCIE) is False and gpus.nvlink_present(lambda: NVLINK) is True
 
 
@@ -342,8 +344,8 @@ def test_replicate_evaluates_each_model_in_its_own_process_one_per_gpu(tmp_path,
     calls, parallel = [], {}
     _fake_replicate(monkeypatch, calls)
 
-    def run_parallel(jobs, gpu_ids, query, log_dir):
-        parallel.update(jobs=jobs, gpus=list(gpu_ids))
+    def run_parallel(jobs, gpu_ids, query, log_dir, env):
+        parallel.update(jobs=jobs, gpus=list(gpu_ids), env=env)
         return dict.fromkeys(jobs, 0)
 
     monkeypatch.setattr(launch.gpus, "run_parallel", run_parallel)
@@ -352,7 +354,8 @@ def test_replicate_evaluates_each_model_in_its_own_process_one_per_gpu(tmp_path,
     # the data is prepared once, before any rank starts; each training run waits for free GPUs
     assert calls[0] == "prepare" and calls.count("prepare") == 1
     assert calls[1:3] == ["free [0, 1, 2, 3]", "train no-kl/level1-3"] and calls.count("free [0, 1, 2, 3]") == 15
-    assert parallel["gpus"] == [0, 1, 2, 3] and len(parallel["jobs"]) == 16 and "base" in parallel["jobs"]
+    assert parallel["gpus"] == ["0", "1", "2", "3"] and len(parallel["jobs"]) == 16 and "base" in parallel["jobs"]
+    assert parallel["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # nvidia-smi's numbering, which wait_until_free asks
     for name, cmd in parallel["jobs"].items():
         assert "eval_job" in cmd and "CUDA_VISIBLE_DEVICES" not in cmd  # run_parallel adds the GPU
         job = json.loads((tmp_path / "eval" / name / "job.json").read_text())
