@@ -85,9 +85,11 @@ def replicate_cost(profile: Profile | str, arms: tuple[str, ...] | list[str] = p
     gpus = max(1, p.launch.num_gpus)  # evaluations: one per GPU of this (the rank-0) host
     evaluations = 1 + len(runs) * len(seeds)
     rounds = math.ceil(evaluations / gpus)
+    # launch.gpus_per_run: several seeds' chains at once on one host; the busiest group of GPUs sets the time
+    slots = max(1, gpus // (p.launch.gpus_per_run or gpus))
     hours = {}
     for k in SCENARIOS:
-        train_h = len(seeds) * sum(m[k] for m in per_run.values()) / 60
+        train_h = math.ceil(len(seeds) / slots) * sum(m[k] for m in per_run.values()) / 60
         hours[k] = {"training": train_h, "evaluation": rounds * eval_minutes(p, k, gpu) / 60}
     mid = hours["mid"]["training"] + hours["mid"]["evaluation"]
     gpu_hours = mid * gpus * p.launch.num_machines

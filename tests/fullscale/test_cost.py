@@ -74,3 +74,13 @@ def test_estimate_prints_the_hours_for_1_2_and_4_hosts(capsys):
     assert [r["hosts"] for r in out["hosts"]["rows"]] == [1, 2, 4]
     assert main(["estimate", "--profile", "rehearsal", "--json"]) == 0  # CPU: no hosts table, no error
     assert json.loads(capsys.readouterr().out)["hosts"] is None
+
+
+def test_two_runs_at_once_on_an_8_gpu_host_halve_the_training_hours():
+    p = load_profile("a6000x4")
+    eight = cost.replicate_cost(p.replace(**{"launch.num_gpus": 8, "launch.gpus_per_run": 4}))
+    four = cost.replicate_cost(p)
+    # 5 seeds on 2 groups of 4 GPUs: the busier group trains 3 seeds' chains, each run as on a 4-GPU host
+    assert eight["training_hours"] == pytest.approx(four["training_hours"] * 3 / 5, abs=0.1)
+    assert eight["evaluation_hours"] < four["evaluation_hours"]  # 26 evaluations over 8 GPUs
+    assert eight["minutes_per_run"] == four["minutes_per_run"]
