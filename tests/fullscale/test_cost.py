@@ -84,3 +84,18 @@ def test_two_runs_at_once_on_an_8_gpu_host_halve_the_training_hours():
     assert eight["training_hours"] == pytest.approx(four["training_hours"] * 3 / 5, abs=0.1)
     assert eight["evaluation_hours"] < four["evaluation_hours"]  # 26 evaluations over 8 GPUs
     assert eight["minutes_per_run"] == four["minutes_per_run"]
+
+
+def test_the_readmes_hosts_table_is_what_estimate_prints():
+    """The README's 'Past one machine' figures are the step model's output: a change to it must update them."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## Past one machine", 1)[1].split("\n## ", 1)[0]
+    stated = {int(h): (float(a), float(b)) for h, a, b in
+              re.findall(r"^\| (\d) \| ([\d.]+) h \| ([\d.]+) h \|$", section, re.M)}
+    many = cost.hosts(load_profile("a6000x4"))
+    assert stated == {r["hosts"]: (r["sharded_hours"], r["multinode_hours"]) for r in many["rows"]}
+    s = many["one_run_speedup"]["2"]
+    assert f"takes {s['one_host_s']} s" in section and f"({s['ratio']:.2f}x)" in section
