@@ -170,6 +170,7 @@ def test_the_three_kl_arms_aggregation_clip_and_importance_sampling_map_key_by_k
         verl.verl_args(p.replace(**{"train.scale_rewards": "batch"}), "/tmp/x")
 
 
+@pytest.mark.slow
 def test_export_verl_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "export", "verl", "--profile", "tiny", "--arm",
                           "kl-nopenalty", "--set", "curriculum.stages=1-3:2", "--out", str(tmp_path)],
