@@ -57,13 +57,14 @@ DEVICE_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
 
 def visible_devices(count: int, environ: Mapping[str, str] | None = None) -> list[str]:
     """The host's first ``count`` GPUs as ``CUDA_VISIBLE_DEVICES`` entries: the user's own entries when they set
-    ``CUDA_VISIBLE_DEVICES`` (a shared host: ``2,3,6,7`` -> runs pinned to those), else ``0 .. count-1``.
-    Too few entries is a UserError sentence."""
+    ``CUDA_VISIBLE_DEVICES`` (a shared host: ``2,3,6,7`` -> runs pinned to those), else ``0 .. count-1`` (also
+    when it hides every GPU, ``""`` or ``-1``: a plan made on a CPU host for a GPU host). Too few entries is a
+    UserError sentence."""
     env = os.environ if environ is None else environ
     given = env.get("CUDA_VISIBLE_DEVICES")
-    if given is None:
+    entries = [e.strip() for e in (given or "").split(",") if e.strip()]
+    if not entries or all(e.startswith("-") for e in entries):  # unset, or GPUs hidden ("" or -1: a plan made on CPU)
         return [str(i) for i in range(count)]
-    entries = [e.strip() for e in given.split(",") if e.strip()]
     if len(entries) < count:
         raise UserError(f"CUDA_VISIBLE_DEVICES={given} names {len(entries)} GPU(s) but the profile uses "
                         f"launch.num_gpus={count}: name {count} GPUs there, or set --set launch.num_gpus={len(entries)}")

@@ -428,6 +428,9 @@ def test_commands_pin_the_users_own_gpus_in_pci_order(tmp_path, monkeypatch):
                               "no-kl", "level1-3", 42, str(tmp_path))
     assert "CUDA_VISIBLE_DEVICES=7 trl vllm-serve" in server.commands[0]  # the last of the user's GPUs
     assert "CUDA_VISIBLE_DEVICES=2,3,6 accelerate" in server.commands[1]
+    for hidden in ("", "-1"):  # GPUs hidden (a CPU host making a plan for a GPU host): the plan's own numbering
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert gpus.visible_devices(4) == ["0", "1", "2", "3"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     with pytest.raises(launch.UserError, match="names 1 GPU.*launch.num_gpus=4"):
         launch.make_plan("a6000x4", "no-kl", "level1-3", 42, str(tmp_path))
