@@ -19,7 +19,8 @@ from supersmall.errors import UserError
 
 __all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
-COMMANDS = ("train", "eval", "replicate", "canary", "estimate", "notebooks", "exercises", "tiny", "doctor")
+COMMANDS = ("train", "eval", "replicate", "report", "canary", "estimate", "export", "notebooks", "exercises", "tiny",
+            "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -147,6 +147,14 @@ class LaunchConfig:
     vllm_gpu_memory_utilization: float = 0.35  # colocate: the share of each GPU vLLM may take
     deepspeed_stage: int = 0  # 0 = plain DDP
     usd_per_gpu_hour: float = 0.0
+    # past one machine (supersmall.fullscale.launch): these say *where* runs go, never what they compute
+    gpus_per_run: int = 0  # GPUs of one run; 0 = all num_gpus (runs one after another); 4 on 8 GPUs: 2 at once
+    num_machines: int = 1  # hosts of ONE run (accelerate across nodes); seeds across hosts: replicate --shard
+    machine_rank: int = 0  # this host's rank in a multi-node run (0 = the main process's host)
+    main_process_ip: str = ""  # the rank-0 host's address, reachable from every host (multi-node only)
+    main_process_port: int = 29500  # the rank-0 host's rendezvous port
+    vllm_server_host: str = ""  # server mode: "" = a local server on the last GPU; a host = trl vllm-serve there
+    vllm_server_port: int = 8000  # server mode: the server's HTTP port
 
 
 @dataclass
@@ -197,6 +205,13 @@ def check_profile(profile: Profile) -> Profile:
         value = data[section][key]
         if not ok(value):
             raise ProfileError(f"{dotted} = {value!r} is not valid: expected {expected}")
+    launch = profile.launch
+    if launch.machine_rank >= launch.num_machines:
+        raise ProfileError(f"launch.machine_rank = {launch.machine_rank} is not valid with launch.num_machines = "
+                           f"{launch.num_machines}: ranks are 0 .. {launch.num_machines - 1}, one per host")
+    if launch.gpus_per_run > launch.num_gpus:
+        raise ProfileError(f"launch.gpus_per_run = {launch.gpus_per_run} is more than the host's launch.num_gpus = "
+                           f"{launch.num_gpus}: set it to {launch.num_gpus} or less (0 = all)")
     t = profile.train
     if t.loss_type == "cispo" and t.clip_eps_high is None:  # TRL would cap the ratio at clip_eps (0.2)
         raise ProfileError("train.loss_type = 'cispo' needs train.clip_eps_high: CISPO's eps_max, the cap on the "

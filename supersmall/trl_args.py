@@ -44,13 +44,23 @@ def arm_betas(profile: Profile, arm: str) -> tuple[float, float]:
     return (t.beta_kl_loss if loss else 0.0, t.beta_kl_reward if arm == "kl-penalty" else 0.0)
 
 
+LOCAL_HOSTS = ("", "127.0.0.1", "localhost")  # launch.vllm_server_host values that mean "a server on this host"
+
+
+def local_vllm_server(profile: Profile) -> bool:
+    """Server mode with the server on this host's last GPU (``launch.vllm_server_host`` empty or loopback)."""
+    return profile.launch.vllm_mode == "server" and profile.launch.vllm_server_host in LOCAL_HOSTS
+
+
 def training_processes(profile: Profile) -> int:
-    """Processes that train: every GPU with vLLM colocated, all but one with a vLLM server; on CPU
-    ``launch.num_processes`` (DDP on gloo)."""
+    """Processes that train ONE run, over all its hosts: on each of ``launch.num_machines`` hosts every GPU of
+    the run (``launch.gpus_per_run``, 0 = ``num_gpus``) with vLLM colocated or on a remote server, all but one
+    with a local vLLM server; on CPU ``launch.num_processes`` (DDP on gloo)."""
     launch = profile.launch
     if launch.num_gpus == 0:
         return launch.num_processes
-    return launch.num_gpus - 1 if launch.vllm_mode == "server" else launch.num_gpus
+    gpus = launch.gpus_per_run or launch.num_gpus
+    return (gpus - 1 if local_vllm_server(profile) else gpus) * launch.num_machines
 
 
 def per_device_batch(profile: Profile, procs: int | None = None) -> int:
@@ -71,7 +81,9 @@ def _vllm_args(profile: Profile) -> dict[str, Any]:
     if launch.vllm_mode == "colocate":
         out["vllm_gpu_memory_utilization"] = launch.vllm_gpu_memory_utilization
     else:
-        out.update(vllm_server_host="127.0.0.1", vllm_server_port=8000)
+        # a local server listens on loopback; a remote one (trl vllm-serve on another host) at its address
+        host = "127.0.0.1" if launch.vllm_server_host in LOCAL_HOSTS else launch.vllm_server_host
+        out.update(vllm_server_host=host, vllm_server_port=launch.vllm_server_port)
     return out
 
 
@@ -123,14 +135,19 @@ def grpo_config_kwargs(profile: Profile, output_dir: str, arm: str | None = None
     return kwargs
 
 
-def accelerate_config(num_processes: int, zero_stage: int = 2, mixed_precision: str = "bf16") -> dict[str, Any]:
-    """An accelerate config (the same fields as TRL's ``accelerate_configs/zero2.yaml``)."""
+def accelerate_config(num_processes: int, zero_stage: int = 2, mixed_precision: str = "bf16", num_machines: int = 1,
+                      machine_rank: int = 0, main_process_ip: str = "", main_process_port: int = 29500
+                      ) -> dict[str, Any]:
+    """An accelerate config (the same fields as TRL's ``accelerate_configs/zero2.yaml``). ``num_processes`` counts
+    every host's processes (accelerate's meaning); across hosts each one passes its own ``--machine_rank``."""
     cfg: dict[str, Any] = {
-        "compute_environment": "LOCAL_MACHINE", "debug": False, "machine_rank": 0, "main_training_function": "main",
-        "mixed_precision": mixed_precision, "num_machines": 1, "num_processes": num_processes,
-        "rdzv_backend": "static", "same_network": True, "tpu_env": [], "tpu_use_cluster": False,
-        "tpu_use_sudo": False, "use_cpu": False, "downcast_bf16": "no",
+        "compute_environment": "LOCAL_MACHINE", "debug": False, "machine_rank": machine_rank,
+        "main_training_function": "main", "mixed_precision": mixed_precision, "num_machines": num_machines,
+        "num_processes": num_processes, "rdzv_backend": "static", "same_network": True, "tpu_env": [],
+        "tpu_use_cluster": False, "tpu_use_sudo": False, "use_cpu": False, "downcast_bf16": "no",
     }
+    if num_machines > 1:
+        cfg.update(main_process_ip=main_process_ip, main_process_port=main_process_port)
     if zero_stage:
         cfg["distributed_type"] = "DEEPSPEED"
         cfg["deepspeed_config"] = {"deepspeed_multinode_launcher": "standard", "offload_optimizer_device": "none",

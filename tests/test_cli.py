@@ -7,7 +7,8 @@ import pytest
 from supersmall.cli import COMMANDS as LISTED
 from supersmall.cli import build_parser, main
 
-COMMANDS = {"canary", "doctor", "eval", "estimate", "exercises", "notebooks", "replicate", "train", "tiny"}
+COMMANDS = {"canary", "doctor", "eval", "estimate", "exercises", "export", "notebooks", "replicate", "report", "train",
+            "tiny"}
 
 
 def _cli(*args):
@@ -34,6 +35,8 @@ def test_every_command_registers_a_handler():
     for name in COMMANDS:
         handler = parser.parse_args([name, *(["run"] if name in ("notebooks",) else []),
                                      *(["--out", "x"] if name in ("train", "eval", "replicate", "canary") else []),
+                                     *(["--runs", "x", "--out", "x"] if name == "report" else []),
+                                     *(["verl", "--out", "x"] if name == "export" else []),
                                      *(["build"] if name in ("exercises", "tiny") else [])]).handler
         assert handler.__module__ == f"supersmall.commands.{name}", name
 

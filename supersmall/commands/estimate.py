@@ -71,7 +71,8 @@ def run(args) -> int:
                 "usable_memory_gb": e["memory"]["usable"], "memory_check": E.check_memory(profile, e["arm"]),
                 "vllm_check": E.check_vllm(profile)} for e in runs]
         whole = cost.replicate_cost(profile, arms=_arms(profile))
-        print(json.dumps({"runs": out, **whole}, indent=2))
+        many = cost.hosts(profile, arms=_arms(profile)) if profile.launch.num_gpus else None
+        print(json.dumps({"runs": out, **whole, "hosts": many}, indent=2))
         return 0
 
     print(f"{profile.name}: Table 5 (4x RTX A6000) beside the estimate (minutes; mid, with the low-high range)")
@@ -100,6 +101,8 @@ def run(args) -> int:
           f"{t['high']:.0f}), {w['days']} days, {w['gpu_hours']} GPU-hours, ~${w['cost_usd']}; a cap hit in a step "
           f"of {next(iter(w['truncation'].values()))['rollouts_per_step']} rollouts: "
           + ", ".join(f"{s} {v['cap_hit_per_step']:.0%}" for s, v in w["truncation"].items()))
+    if profile.launch.num_gpus:
+        _print_hosts(profile, cost.hosts(profile, arms=_arms(profile)))
     if args.run:
         from supersmall.runcard import read_run_card
 
@@ -108,3 +111,18 @@ def run(args) -> int:
             mid = runs[0]["minutes"]["mid"]
             print(f"measured: {measured / 60:.1f} min ({measured / 60 / max(mid, 1e-9):.2f}x the estimate)")
     return 0
+
+
+def _print_hosts(profile, many) -> None:
+    """The hosts table: sharded by seed (replicate --shard) vs one run over all hosts (launch.num_machines)."""
+    g = profile.launch.num_gpus
+    print(f"\nthe whole replicate on H hosts of {g} GPUs (hours, mid; one run over all hosts adds "
+          f"~{many['rows'][-1]['network_s_per_step']:.0f} s per step of gradients over {many['internode_gbit']:.0f} "
+          "Gbit/s Ethernet):")
+    print(f"{'hosts':>5} {'GPUs':>5} {'sharded by seed':>16} {'one multi-node run':>19}")
+    for r in many["rows"]:
+        print(f"{r['hosts']:>5} {r['gpus']:>5} {r['sharded_hours']:>16.1f} {r['multinode_hours']:>19.1f}")
+    for h, s in many["one_run_speedup"].items():
+        print(f"one step on {h} hosts: {s['hosts_s']:.1f} s against {s['one_host_s']:.1f} s on one ({s['ratio']:.2f}x, "
+              f"not {h}x: every step waits for its longest decode); {h} hosts running separate seeds finish {h}x the "
+              "runs (the busiest shard sets the wall time)")

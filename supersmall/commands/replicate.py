@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--reading", default="isolated", help="arms: isolated (same reward, only KL differs) | paper")
     p.add_argument("--curriculum", default="staged", help="staged | cumulative (two readings of Sec. 4.4.1)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; run nothing")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="only shard I of N (every N-th seed from the I-th; the base evaluated on shard 0), for N "
+                        "hosts at once; merge the shards' folders with supersmall report --runs")
     add_set_argument(p)
     p.add_argument("--out", required=True)
     p.set_defaults(handler=run)
@@ -36,9 +39,15 @@ def run(args) -> int:
         seeds = [int(s) for s in items(args.seeds)] if args.seeds else None
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    shard = None
+    if args.shard:
+        i, sep, n = args.shard.partition("/")
+        if not sep or not i.strip().isdigit() or not n.strip().isdigit():
+            raise UserError(f"--shard must be I/N, e.g. --shard 0/2 and --shard 1/2, got {args.shard!r}")
+        shard = (int(i), int(n))
     try:
         result = replicate(args.profile, args.out, items(args.arms) if args.arms else None, items(args.stages), seeds,
-                           args.reading, args.curriculum, args.dry_run, overrides=parse_sets(args.set))
+                           args.reading, args.curriculum, args.dry_run, overrides=parse_sets(args.set), shard=shard)
     except ValueError as e:
         raise UserError(str(e)) from None
     print(json.dumps({k: v for k, v in result.items() if k != "problems"}))

@@ -4,6 +4,7 @@ evaluation of ``supersmall replicate``, and Table 5 row by row beside the estima
     from supersmall.fullscale import cost
     cost.replicate_cost("a6000x4")["total_hours"]   # low / mid / high hours on the profile's GPUs
     cost.table5_rows("a6000x4")                     # every Table 5 row beside its estimate and the ratio
+    cost.hosts("a6000x4")                           # 1, 2, 4 hosts: sharded by seed vs one multi-node run
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from supersmall import paper
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import parse_stages
+from supersmall.errors import UserError
 from supersmall.fullscale.estimate import (
     DECODE_STEP_S,
     EVAL_STARTUP_S,
@@ -30,6 +32,11 @@ from supersmall.fullscale.estimate import (
     step_seconds,
 )
 from supersmall.fullscale.model_shape import model_dims
+from supersmall.trl_args import training_processes
+
+# choice: the network between hosts, Gbit/s (common cloud and lab Ethernet is 10-100; 25 is a middle value). NCCL's
+# rings cross it once per direction, so every byte of a collective crosses it about once.
+INTERNODE_GBIT = 25.0
 
 
 def stage_steps(profile: Profile | str, stage: str) -> int:
@@ -71,17 +78,21 @@ def replicate_cost(profile: Profile | str, arms: tuple[str, ...] | list[str] = p
     runs = [(a, "level1-3") for a in arms] + [("no-kl", STAGES.get(s, s)) for s in stages if s not in ("level1-3", "1-3")]
     per_run = {}
     for arm, stage in runs:
-        e = estimate(p.replace(**{"train.steps": stage_steps(p, stage)}), arm, stage, gpu=gpu)
-        per_run[f"{arm}/{stage}"] = {k: v + RUN_STARTUP_S / 60 for k, v in e["minutes"].items()}
-    gpus = max(1, p.launch.num_gpus)
+        steps = stage_steps(p, stage)
+        e = estimate(p.replace(**{"train.steps": steps}), arm, stage, gpu=gpu)
+        network = internode_seconds(p) * steps / 60  # across hosts: ZeRO's collectives over Ethernet
+        per_run[f"{arm}/{stage}"] = {k: v + RUN_STARTUP_S / 60 + network for k, v in e["minutes"].items()}
+    gpus = max(1, p.launch.num_gpus)  # evaluations: one per GPU of this (the rank-0) host
     evaluations = 1 + len(runs) * len(seeds)
     rounds = math.ceil(evaluations / gpus)
+    # launch.gpus_per_run: several seeds' chains at once on one host; the busiest group of GPUs sets the time
+    slots = max(1, gpus // (p.launch.gpus_per_run or gpus))
     hours = {}
     for k in SCENARIOS:
-        train_h = len(seeds) * sum(m[k] for m in per_run.values()) / 60
+        train_h = math.ceil(len(seeds) / slots) * sum(m[k] for m in per_run.values()) / 60
         hours[k] = {"training": train_h, "evaluation": rounds * eval_minutes(p, k, gpu) / 60}
     mid = hours["mid"]["training"] + hours["mid"]["evaluation"]
-    gpu_hours = mid * gpus
+    gpu_hours = mid * gpus * p.launch.num_machines
     return {"total_hours": {k: round(v["training"] + v["evaluation"], 1) for k, v in hours.items()},
             "training_hours": round(hours["mid"]["training"], 1), "evaluation_hours": round(hours["mid"]["evaluation"], 1),
             "days": round(mid / 24, 2), "training_runs": len(runs) * len(seeds), "evaluations": evaluations,
@@ -118,3 +129,71 @@ def table5_rows(profile: Profile | str = "a6000x4", mean_completion_fraction: fl
                      "ratio": e["ratio"], "peak_memory_gb": e["peak_memory_gb"], "fits": e["fits"],
                      "implied_mean_completion_fraction": implied_fraction(p, arm, paper_min) if e["ratio"] else None})
     return rows
+
+
+def internode_seconds(profile: Profile | str) -> float:
+    """Seconds per optimizer step that one run over ``launch.num_machines`` > 1 hosts spends on the network
+    between them (0 on one host). ZeRO-2 reduce-scatters the bf16 gradients at every micro-step (gradient
+    accumulation does not save it: DeepSpeed reduces each micro-step's gradients into its partition) and
+    all-gathers the updated bf16 weights once per step; each moves (N-1)/N of 2 bytes x params, which crosses the
+    hosts' link (:data:`INTERNODE_GBIT`, a choice). Within a host NVLink/PCIe is ~10x faster and is left in the
+    step model's overhead. With ZeRO-0 (DDP) the all-reduce moves twice the bytes, once per step."""
+    p = load_profile(profile)
+    n = training_processes(p)
+    if p.launch.num_machines <= 1 or n <= 1:
+        return 0.0
+    grad_bytes = 2 * model_dims(p.model.name_or_path).params * (n - 1) / n
+    per_link = INTERNODE_GBIT * 1e9 / 8
+    if p.launch.deepspeed_stage >= 2:
+        return (p.train.gradient_accumulation_steps + 1) * grad_bytes / per_link
+    return 2 * grad_bytes / per_link
+
+
+def hosts(profile: Profile | str, counts: tuple[int, ...] = (1, 2, 4), arms: tuple[str, ...] | list[str] = paper.ARMS,
+          stages: tuple[str, ...] | list[str] = ("level1-3", "level4", "level5"), seeds: list[int] | None = None,
+          gpu: str | None = None) -> dict[str, Any]:
+    """The whole replicate on H hosts of the profile's ``launch.num_gpus`` GPUs each, two ways, from the same step
+    model (:func:`replicate_cost`):
+
+    - **sharded** (``replicate --shard i/H`` on each host): every run on one host, the seeds spread; the wall time
+      is shard 0's (the most seeds, and the base evaluation), the other hosts finish sooner;
+    - **one multi-node run** (``launch.num_machines`` = H): every run on all H x G GPUs in turn; each step still
+      waits for its longest decode, which more GPUs do not shorten (:func:`speedup`), plus the gradients over the
+      network (:func:`internode_seconds`); the rank-0 host evaluates.
+
+    Returns ``{"rows": [{hosts, sharded_hours, multinode_hours, ...}], "one_run_speedup": {...}}``."""
+    p = load_profile(profile)
+    if not p.launch.num_gpus:
+        raise UserError(f"profile {p.name!r} runs on CPU (launch.num_gpus 0): hosts of GPUs need a GPU profile, "
+                        "e.g. --profile a6000x4")
+    seeds = list(seeds) if seeds else p.notebooks.claim_seeds
+    rows = []
+    for h in counts:
+        busiest = seeds[0::h] if h <= len(seeds) else seeds[:1]  # shard 0 (launch.shard_seeds): ceil(S / H) seeds
+        sharded = replicate_cost(p, arms, stages, busiest, gpu)
+        multi = replicate_cost(p.replace(**{"launch.num_machines": h, "launch.main_process_ip": "host0"}), arms,
+                               stages, seeds, gpu)
+        rows.append({"hosts": h, "gpus": h * p.launch.num_gpus, "seeds_on_busiest_host": len(busiest),
+                     "sharded_hours": sharded["total_hours"]["mid"], "multinode_hours": multi["total_hours"]["mid"],
+                     "sharded_range": [sharded["total_hours"]["low"], sharded["total_hours"]["high"]],
+                     "multinode_range": [multi["total_hours"]["low"], multi["total_hours"]["high"]],
+                     "network_s_per_step": round(internode_seconds(p.replace(**{"launch.num_machines": h})), 1)})
+    return {"rows": rows, "one_run_speedup": {str(h): speedup(p, h, gpu) for h in counts if h > 1},
+            "internode_gbit": INTERNODE_GBIT}
+
+
+def speedup(profile: Profile | str, machines: int, gpu: str | None = None, arm: str = "no-kl") -> dict[str, float]:
+    """One level 1-3 step on ``machines`` hosts against one host (mid scenario, the stage's length model): the
+    seconds per step both ways and their ratio. Generation waits for the longest completion whatever the GPU
+    count (fewer sequences per GPU shorten only what is not memory-bound), so the ratio stays well under
+    ``machines``, while ``machines`` hosts running separate seeds finish ``machines`` x the runs."""
+    p = load_profile(profile)
+    lengths = stage_lengths(p, "level1-3")
+
+    def step(q: Profile) -> float:
+        return (step_seconds(q, arm, lengths["mean_fraction"], lengths["longest_fraction"], gpu=gpu)["total_s"]
+                + internode_seconds(q))
+
+    one = step(p)
+    many = step(p.replace(**{"launch.num_machines": machines, "launch.main_process_ip": "host0"}))
+    return {"one_host_s": round(one, 1), "hosts_s": round(many, 1), "ratio": round(one / many, 2)}

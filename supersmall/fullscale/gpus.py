@@ -47,6 +47,41 @@ def memory_used() -> dict[int, float]:
     return {int(i): float(mib) / 1024 for i, mib in rows}
 
 
+# choice: CUDA numbers GPUs fastest-first by default, nvidia-smi by PCI bus: with PCI_BUS_ID both agree, so the
+# GPU that wait_until_free checked (nvidia-smi index) is the GPU a command pinned with CUDA_VISIBLE_DEVICES gets
+DEVICE_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+              # choice: PyTorch's allocator grows segments instead of fragmenting them (fewer OOMs at the same peak
+              # when completion lengths vary step to step); vLLM keeps its own pool (sleep mode stays off)
+              "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+
+
+def visible_devices(count: int, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The host's first ``count`` GPUs as ``CUDA_VISIBLE_DEVICES`` entries: the user's own entries when they set
+    ``CUDA_VISIBLE_DEVICES`` (a shared host: ``2,3,6,7`` -> runs pinned to those), else ``0 .. count-1`` (also
+    when it hides every GPU, ``""`` or ``-1``: a plan made on a CPU host for a GPU host). Too few entries is a
+    UserError sentence."""
+    env = os.environ if environ is None else environ
+    given = env.get("CUDA_VISIBLE_DEVICES")
+    entries = [e.strip() for e in (given or "").split(",") if e.strip()]
+    if not entries or all(e.startswith("-") for e in entries):  # unset, or GPUs hidden ("" or -1: a plan made on CPU)
+        return [str(i) for i in range(count)]
+    if len(entries) < count:
+        raise UserError(f"CUDA_VISIBLE_DEVICES={given} names {len(entries)} GPU(s) but the profile uses "
+                        f"launch.num_gpus={count}: name {count} GPUs there, or set --set launch.num_gpus={len(entries)}")
+    return entries[:count]
+
+
+def device_slots(devices: Sequence[str], per_run: int) -> list[list[str]]:
+    """The host's GPUs split into disjoint groups of ``per_run`` (one concurrent run each); leftovers stay idle."""
+    per_run = per_run or len(devices)
+    return [list(devices[i:i + per_run]) for i in range(0, len(devices) - per_run + 1, per_run)]
+
+
+def indices(devices: Sequence[str]) -> list[int]:
+    """The nvidia-smi indices among ``devices`` (UUID entries cannot be asked about and are skipped)."""
+    return [int(d) for d in devices if d.isdigit()]
+
+
 def nvlink_present(topology: Callable[[], str | None] = lambda: _smi("topo", "-m")) -> bool | None:
     """Whether the GPUs reach each other over NVLink (``nvidia-smi topo -m`` shows ``NV#`` links); None when
     unknown (no nvidia-smi). PCIe-only hosts (most RTX A6000 boxes) often hang or crawl with NCCL's P2P."""
@@ -126,7 +161,7 @@ def run_command(cmd: str, env: Mapping[str, str] | None = None, done: Callable[[
             out.close()
 
 
-def run_parallel(jobs: Mapping[str, str], gpus: Sequence[int], env: Mapping[str, str] | None = None,
+def run_parallel(jobs: Mapping[str, str], gpus: Sequence[int | str], env: Mapping[str, str] | None = None,
                  query: Query = memory_used, poll: float = 2.0, wait_timeout: float = 180.0,
                  log_dir: Path | None = None) -> dict[str, int]:
     """Run each job's command on one GPU (``CUDA_VISIBLE_DEVICES=<gpu> <command>``), as many at once as there
@@ -138,7 +173,7 @@ def run_parallel(jobs: Mapping[str, str], gpus: Sequence[int], env: Mapping[str,
     while pending or running:
         while pending and free:
             gpu = free.pop(0)
-            wait_until_free([gpu], query, timeout=wait_timeout)
+            wait_until_free(indices([str(gpu)]), query, timeout=wait_timeout)
             name, cmd = pending.pop(0)
             line = f"CUDA_VISIBLE_DEVICES={gpu} {cmd}"
             print(f"$ {line}", flush=True)

@@ -21,7 +21,9 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from supersmall import paper, report
-from supersmall.config import Profile, ProfileError, load_profile
+from supersmall.config import Profile, ProfileError, _build, load_profile
 from supersmall.data import template_opens_think, train_rows
 from supersmall.errors import UserError
 from supersmall.evaluate import run_eval
@@ -42,11 +44,19 @@ from supersmall.runcard import is_complete, package_version, read_run_card, reus
 from supersmall.trl_args import (
     accelerate_config,
     grpo_config_kwargs,
+    local_vllm_server,
     training_processes,
     trl_vllm_range,
 )
 
-ENV = {"TOKENIZERS_PARALLELISM": "false", "NCCL_ASYNC_ERROR_HANDLING": "1", "PYTHONUNBUFFERED": "1"}
+# every process of a plan gets these (the trainer and a trl vllm-serve alike), with the GPU settings of gpus.py
+ENV = {"TOKENIZERS_PARALLELISM": "false", "NCCL_ASYNC_ERROR_HANDLING": "1", "PYTHONUNBUFFERED": "1",
+       **gpus.DEVICE_ENV}
+# launch keys that say which host is which (not what a run computes) and the host's description, which the run's
+# process count sums up: runs that differ only in these are the same run (shards on unlike hosts merge)
+WHERE = ("machine_rank", "main_process_ip", "main_process_port", "vllm_server_host", "vllm_server_port")
+HOST = ("num_gpus", "gpus_per_run", "num_machines", "num_processes", "gpu_memory_gb", "gpu_usable_gb",
+        "usd_per_gpu_hour", "nccl_p2p")
 
 
 @dataclass
@@ -65,6 +75,9 @@ class Plan:
     commands: list[str]
     settings: Profile = field(default_factory=Profile)  # the exact profile of the run
     estimate: dict[str, Any] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)  # this host's GPUs of the run (CUDA_VISIBLE_DEVICES entries)
+    slot: int = 0  # which of the host's concurrent runs (launch.gpus_per_run) it is
+    elsewhere: dict[str, list[str]] = field(default_factory=dict)  # commands for other hosts (printed, never run)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,11 +97,32 @@ def _differences(base: Profile, p: Profile) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, sec in b.items() if isinstance(sec, dict) for k, v in sec.items() if a[s][k] != v}
 
 
+def run_identity(profile: Profile) -> dict[str, Any]:
+    """What a run computes: the profile less the launch keys of :data:`WHERE` and :data:`HOST`, plus its number of
+    training processes (which sets the per-device batch). The series key and the reuse check compare this."""
+    d = profile.to_dict()
+    d["launch"] = {k: v for k, v in d["launch"].items() if k not in WHERE + HOST}
+    d["launch"]["training_processes"] = training_processes(profile)
+    return d
+
+
+def local_processes(profile: Profile) -> int:
+    """Training processes of one run on each of its hosts."""
+    return training_processes(profile) // max(1, profile.launch.num_machines)
+
+
+def _prefix(env: dict[str, str]) -> str:
+    return "".join(f"{k}={shlex.quote(v)} " for k, v in env.items())
+
+
 def make_plan(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3", seed: int | None = None,
               out_dir: str = "runs/full", model: str | None = None, reading: str = "isolated",
-              curriculum: str = "staged", topology: Any = None, overrides: dict[str, Any] | None = None) -> Plan:
+              curriculum: str = "staged", topology: Any = None, overrides: dict[str, Any] | None = None,
+              devices: list[str] | None = None, slot: int = 0) -> Plan:
     """The plan of one run: ``arm`` (Table 3) on ``stage`` (Sec. 4.4), under one ``seed``. ``topology`` (tests):
-    a function returning ``nvidia-smi topo -m``'s text, for ``launch.nccl_p2p: auto``."""
+    a function returning ``nvidia-smi topo -m``'s text, for ``launch.nccl_p2p: auto``. ``devices``: this host's
+    GPUs of the run (default: the first ``gpus_per_run`` of :func:`supersmall.fullscale.gpus.visible_devices`);
+    ``slot``: which concurrent run on the host it is (its own rendezvous port)."""
     stages = paper.stages(curriculum)
     if stage not in stages:
         raise UserError(f"unknown stage {stage!r}; valid stages are: {', '.join(stages)}")
@@ -98,6 +132,7 @@ def make_plan(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3
     sets = {**paper.arm_settings(arm, reading), "train.arm": arm, "train.seed": seed,
             "train.steps": cost.stage_steps(base, stage), "data.levels": "+".join(map(str, levels))}
     p = base.replace(**sets)
+    launch = p.launch
     run_dir = f"{out_dir}/{arm}/{stage}/seed{seed}"
     start = model or p.model.name_or_path
     procs = training_processes(p)
@@ -109,26 +144,68 @@ def make_plan(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3
     set_args = " ".join(f"--set {k}={shlex.quote(_yaml(v))}" for k, v in sets.items() if k != "train.arm")
     cli = (f"-m supersmall.cli train --profile {shlex.quote(profile_arg)} --arm {arm} {set_args} "
            f"--model {shlex.quote(start)} --no-eval --out {shlex.quote(run_dir)}")
-    if p.launch.num_gpus:
-        nccl = "".join(f"{k}={v} " for k, v in gpus.nccl_env(p.launch.nccl_p2p, topology).items())
-        visible = ",".join(str(i) for i in range(procs))
-        launcher = (f"{nccl}CUDA_VISIBLE_DEVICES={visible} accelerate launch --config_file "
-                    f"{out_dir}/accelerate_{procs}gpu.yaml")
-    elif procs > 1:
-        launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {procs}"
+    devices = list(devices) if devices else (gpus.visible_devices(launch.gpus_per_run or launch.num_gpus)
+                                             if launch.num_gpus else [])
+    elsewhere: dict[str, list[str]] = {}
+    max_len = p.train.max_prompt_length + p.train.max_completion_length
+    nccl = gpus.nccl_env(launch.nccl_p2p, topology) if launch.num_gpus else {}
+    # the trainer's NCCL settings, for a vLLM server too (its weight-sync group is an NCCL group with rank 0)
+    server_env = {**nccl, "NCCL_ASYNC_ERROR_HANDLING": ENV["NCCL_ASYNC_ERROR_HANDLING"], **gpus.DEVICE_ENV}
+    if launch.num_gpus:
+        local = local_processes(p)
+        pin = f"{_prefix({**nccl, 'CUDA_DEVICE_ORDER': gpus.DEVICE_ENV['CUDA_DEVICE_ORDER']})}" \
+              f"CUDA_VISIBLE_DEVICES={','.join(devices[:local])}"
+        config = f"{out_dir}/{accelerate_file(p)}"
+        port = f" --main_process_port {launch.main_process_port + slot}" if slot else ""
+
+        def node(rank: int) -> str:
+            machine = f" --machine_rank {rank}" if launch.num_machines > 1 else ""
+            return f"{pin} accelerate launch --config_file {config}{machine}{port} {cli}"
+
+        commands = [node(launch.machine_rank)]
+        elsewhere.update({f"host {r} (machine_rank {r})": [node(r)] for r in range(launch.num_machines)
+                          if r != launch.machine_rank})
     else:
-        launcher = shlex.quote(sys.executable)
-    commands = [f"{launcher} {cli}"]
-    if p.launch.vllm_mode == "server":
-        commands.insert(0, f"CUDA_VISIBLE_DEVICES={p.launch.num_gpus - 1} trl vllm-serve --model {shlex.quote(start)} "
-                           f"--host 127.0.0.1 --port 8000 --max-model-len "
-                           f"{p.train.max_prompt_length + p.train.max_completion_length}")
+        if procs > 1:
+            launcher = f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node {procs}"
+        else:
+            launcher = shlex.quote(sys.executable)
+        commands = [f"{launcher} {cli}"]
+    if launch.vllm_mode == "server":
+        serve = f"trl vllm-serve --model {shlex.quote(start)} --port {launch.vllm_server_port} --max-model-len {max_len}"
+        if local_vllm_server(p):  # started by run_plan, on this host's last GPU of the run, stopped with the run
+            commands.insert(0, f"{_prefix(server_env)}CUDA_VISIBLE_DEVICES={devices[-1] if devices else 0} "
+                               f"{serve.replace(' --port', ' --host 127.0.0.1 --port')}")
+        else:  # a server on another host: started there by the user, listening on every interface
+            elsewhere[f"vLLM server on {launch.vllm_server_host}"] = [
+                f"{_prefix(server_env)}CUDA_VISIBLE_DEVICES=0 {serve.replace(' --port', ' --host 0.0.0.0 --port')}"]
+    acc = accelerate_config(procs, launch.deepspeed_stage, "bf16" if p.train.bf16 else "no", launch.num_machines,
+                            launch.machine_rank, launch.main_process_ip, launch.main_process_port)
     return Plan(arm=arm, stage=stage, seed=seed, levels=list(levels), out_dir=run_dir, model=start,
-                num_processes=procs, vllm_mode=p.launch.vllm_mode,
-                accelerate_config=accelerate_config(procs, p.launch.deepspeed_stage,
-                                                    "bf16" if p.train.bf16 else "no"),
+                num_processes=procs, vllm_mode=launch.vllm_mode, accelerate_config=acc,
                 grpo_args=grpo_config_kwargs(p, run_dir, arm=arm), env=dict(ENV), commands=commands, settings=p,
-                estimate=est.estimate(p, arm, stage) if p.launch.num_gpus else {})
+                estimate=est.estimate(p, arm, stage) if launch.num_gpus else {}, devices=devices, slot=slot,
+                elsewhere=elsewhere)
+
+
+def accelerate_file(profile: Profile) -> str:
+    """The accelerate config's file name: ``accelerate_4gpu.yaml``, across hosts ``accelerate_2x4gpu.yaml``."""
+    machines, procs = profile.launch.num_machines, training_processes(profile)
+    return f"accelerate_{procs}gpu.yaml" if machines == 1 else f"accelerate_{machines}x{procs // machines}gpu.yaml"
+
+
+def shard_seeds(seeds: list[int], shard: tuple[int, int] | None) -> list[int]:
+    """Shard ``i`` of ``n`` (``replicate --shard i/n``) takes every n-th seed from the i-th: the shards are
+    disjoint and together hold every seed (a curriculum chain stays within one seed, so within one shard)."""
+    if shard is None:
+        return list(seeds)
+    i, n = shard
+    if not 0 <= i < n:
+        raise UserError(f"--shard {i}/{n} is not valid: use i/n with 0 <= i < n, e.g. --shard 0/2 and --shard 1/2")
+    if n > len(seeds):
+        raise UserError(f"--shard {i}/{n} splits {len(seeds)} seed(s) over {n} shards, leaving some empty: use at "
+                        f"most {len(seeds)} shards")
+    return list(seeds)[i::n]
 
 
 def plans_for(profile: Profile | str, arms: list[str] | tuple[str, ...] = paper.ARMS,
@@ -137,11 +214,15 @@ def plans_for(profile: Profile | str, arms: list[str] | tuple[str, ...] = paper.
               overrides: dict[str, Any] | None = None) -> list[Plan]:
     """Table 3's arms on level 1-3, then the curriculum stages of the no-kl model, each starting from the
     model of the stage it names (``start_from``), for every seed."""
-    seeds = list(seeds) if seeds else load_profile(profile, **(overrides or {})).notebooks.claim_seeds
-    kw = {"overrides": overrides}
+    p0 = load_profile(profile, **(overrides or {}))
+    seeds = list(seeds) if seeds else p0.notebooks.claim_seeds
+    # launch.gpus_per_run: the host's GPUs in disjoint groups, one seed's chain per group (seeds in turn)
+    slots = gpus.device_slots(gpus.visible_devices(p0.launch.num_gpus), p0.launch.gpus_per_run) \
+        if p0.launch.num_gpus else [[]]
     presets = paper.stages(curriculum)
     plans = []
-    for seed in seeds:
+    for k, seed in enumerate(seeds):
+        kw = {"overrides": overrides, "devices": slots[k % len(slots)] or None, "slot": k % len(slots)}
         plans += [make_plan(profile, arm, "level1-3", seed, out_dir, None, reading, curriculum, **kw) for arm in arms]
         for stage in [s for s in stages if s != "level1-3"]:
             if stage not in presets:
@@ -158,7 +239,7 @@ def write_plan_files(plans: list[Plan], out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for plan in plans:
         if plan.settings.launch.num_gpus:
-            cfg = out / f"accelerate_{plan.num_processes}gpu.yaml"
+            cfg = out / accelerate_file(plan.settings)
             cfg.write_text(yaml.safe_dump(plan.accelerate_config, sort_keys=False))
     path = out / "plan.json"
     path.write_text(json.dumps([p.to_dict() for p in plans], indent=2, default=str) + "\n")
@@ -180,6 +261,16 @@ def validate(plan: Plan, check_hardware: bool = True, tokenizer: Any = None,
         if torch.cuda.device_count() < p.launch.num_gpus:
             errors.append(f"this plan needs {p.launch.num_gpus} GPUs but {torch.cuda.device_count()} are visible: run "
                           "it on a GPU host (check CUDA_VISIBLE_DEVICES), or use --dry-run here.")
+    launch = p.launch
+    if launch.num_machines > 1 and not launch.main_process_ip:
+        errors.append(f"a run over {launch.num_machines} hosts needs the rank-0 host's address: set "
+                      "launch.main_process_ip (and launch.machine_rank on each host).")
+    if launch.vllm_server_host and launch.vllm_mode != "server":
+        errors.append(f"launch.vllm_server_host is {launch.vllm_server_host!r} but launch.vllm_mode is "
+                      f"{launch.vllm_mode!r}: set launch.vllm_mode to server to use that server.")
+    if local_vllm_server(p) and launch.num_gpus and (launch.gpus_per_run or launch.num_gpus) < launch.num_gpus:
+        errors.append("concurrent runs (launch.gpus_per_run) with a local vLLM server each would share TRL's "
+                      "weight-sync port: use launch.vllm_mode colocate, or one run at a time (gpus_per_run 0).")
     if p.launch.num_gpus and (memory := est.check_memory(p, plan.arm)):
         errors.append(memory)
     if p.launch.num_gpus and (share := est.check_vllm(p)):
@@ -225,9 +316,9 @@ def run_plan(plan: Plan, log_dir: Path, exit_timeout: float = gpus.EXIT_TIMEOUT_
         for cmd in plan.commands:
             print(f"$ {cmd}", flush=True)
             if "vllm-serve" in cmd:  # a server for this run, stopped when the run ends
-                server = subprocess.Popen(cmd, shell=True, env=env, stdout=(log_dir / "vllm.log").open("w"),
+                server = subprocess.Popen(cmd, shell=True, env=env, stdout=(log_dir / f"vllm{plan.slot}.log").open("w"),
                                           stderr=subprocess.STDOUT, start_new_session=True)
-                _wait_for_port(8000)
+                _wait_for_port(plan.settings.launch.vllm_server_port)
                 continue
             done = functools.partial(_finished_since, plan.out_dir, time.time())
             if gpus.run_command(cmd, env, done=done, exit_timeout=exit_timeout) != 0:
@@ -248,17 +339,28 @@ def _finished_since(out_dir: str, t0: float) -> bool:
 def reusable(plan: Plan) -> bool:
     """True for a complete run of the plan's exact config and this code version (skipped); False when it must
     train (no run, unfinished, or older code: ``train`` resumes or redoes it); a run of another config is an
-    error (:func:`supersmall.runcard.reuse_decision`, the policy ``train`` applies too)."""
+    error (:func:`supersmall.runcard.reuse_decision`, the policy ``train`` applies too). Configs are compared by
+    :func:`run_identity`: where a run is launched (hosts, GPUs, ports) is not what it computes."""
     try:
         card = read_run_card(plan.out_dir)
     except FileNotFoundError:
         card = None
-    decision = reuse_decision(card, plan.settings)
+    if card is not None:
+        card = {**card, "config": _identity_of(card.get("config"))}
+    decision = reuse_decision(card, run_identity(plan.settings))
     if decision.action == "refuse":
         raise UserError(f"{plan.out_dir} {decision.reason}")
     if decision.action == "retrain":
         print(f"{plan.out_dir}: {decision.reason}")
     return decision.action == "reuse"
+
+
+def _identity_of(config: Any) -> Any:
+    """:func:`run_identity` of a run card's config (None when it is not a profile)."""
+    try:
+        return json.loads(json.dumps(run_identity(_build(Profile, config, where="run card"))))
+    except (ProfileError, TypeError, ValueError, KeyError):
+        return None
 
 
 def prepare_data(profile: Profile) -> None:
@@ -296,54 +398,96 @@ def default_arms(profile: Profile) -> list[str]:
     return [a for a in paper.ARMS if not (profile.train.lora_rank and a == "kl-penalty")]
 
 
+def _train_slots(plans: list[Plan], out: Path, query: gpus.Query) -> None:
+    """Train the plans, the plans of one slot (one group of GPUs, ``launch.gpus_per_run``) in order, the slots at
+    once; an error in one slot lets the others finish, then is raised."""
+    slots: dict[int, list[Plan]] = {}
+    for plan in plans:
+        slots.setdefault(plan.slot, []).append(plan)
+    lock = threading.Lock()
+
+    def train(todo: list[Plan]) -> None:
+        for plan in todo:
+            with lock:  # the reuse check prints and may raise: one slot at a time
+                skip = reusable(plan)
+            if skip:
+                print(f"skip {plan.arm}/{plan.stage}/seed{plan.seed}: complete, same config and code")
+                continue
+            if plan.settings.launch.num_gpus:
+                gpus.wait_until_free(gpus.indices(plan.devices), query)
+            run_plan(plan, out)
+
+    if len(slots) == 1:
+        train(next(iter(slots.values())))
+        return
+    with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        futures = [pool.submit(train, todo) for todo in slots.values()]
+    for f in futures:
+        f.result()
+
+
 def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tuple[str, ...] | None = None,
               stages: list[str] | tuple[str, ...] = ("level1-3", "level4", "level5"), seeds: list[int] | None = None,
               reading: str = "isolated", curriculum: str = "staged", dry_run: bool = False,
-              overrides: dict[str, Any] | None = None, query: gpus.Query = gpus.memory_used) -> dict[str, Any]:
-    """The replication, in order: train every plan (reusing complete runs of the same config and code), then
-    evaluate the base model once and every trained model with one protocol (on GPUs: one process per
-    evaluation, one per GPU in parallel, each GPU checked free first), then write the report
-    (``out/report/verdicts.json``). ``overrides``: dotted profile keys, as ``--set``."""
+              overrides: dict[str, Any] | None = None, query: gpus.Query = gpus.memory_used,
+              shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The replication, in order: train every plan (reusing complete runs of the same config and code; with
+    ``launch.gpus_per_run`` several seeds at once on disjoint GPUs), then evaluate the base model once and every
+    trained model with one protocol (on GPUs: one process per evaluation, one per GPU in parallel, each GPU checked
+    free first), then write the report (``out/report/verdicts.json``). ``overrides``: dotted profile keys, as
+    ``--set``. ``shard=(i, n)``: only shard i's seeds (:func:`shard_seeds`), the base evaluated on shard 0 only,
+    and no report (``supersmall report --runs`` merges the shards'). On a host with ``launch.machine_rank`` > 0
+    (a run over several hosts) only the training runs: the rank-0 host evaluates and reports."""
     out = Path(out_dir)
     p0 = load_profile(profile, **(overrides or {}))
     if arms is None:
         arms = default_arms(p0)
         if len(arms) < len(paper.ARMS):
             print("# kl-penalty is left out: it needs a reference model, which LoRA does not build")
+    seeds = shard_seeds(list(seeds) if seeds else p0.notebooks.claim_seeds, shard)
     plans = plans_for(profile, arms, stages, seeds, str(out), reading, curriculum, overrides)
     write_plan_files(plans, out)
     problems = {f"{p.arm}/{p.stage}/seed{p.seed}": validate(p, check_hardware=not dry_run) for p in plans}
+    if shard:
+        print(f"# shard {shard[0]}/{shard[1]}: seeds {', '.join(map(str, seeds))}"
+              + (", and the base model's evaluation" if shard[0] == 0 else ""))
+    print("# every command runs with " + " ".join(f"{k}={v}" for k, v in ENV.items()))
     for plan in plans:
-        print(f"# {plan.arm} / {plan.stage} / seed {plan.seed}: {plan.num_processes} training process(es), "
-              f"vLLM {plan.vllm_mode}" + (f", ~{plan.estimate['minutes']['mid']:.0f} min" if plan.estimate else ""))
+        print(f"# {plan.arm} / {plan.stage} / seed {plan.seed}: {plan.num_processes} training process(es)"
+              + (f" on GPUs {','.join(plan.devices)}" if plan.devices else "") + f", vLLM {plan.vllm_mode}"
+              + (f", ~{plan.estimate['minutes']['mid']:.0f} min" if plan.estimate else ""))
         print("\n".join(plan.commands + [f"  ! {m}" for m in problems[f"{plan.arm}/{plan.stage}/seed{plan.seed}"]]))
+        for where, cmds in plan.elsewhere.items():
+            print("\n".join(f"# on {where}: {c}" for c in cmds))
     if dry_run:
         return {"plan": str(out / "plan.json"), "problems": problems}
     blocking = [m for msgs in problems.values() for m in msgs]
     if blocking:
         raise UserError(f"{len(blocking)} problem(s) above; fix them or use --dry-run")
-    series = series_key({"profile": p0.to_dict(), "reading": reading, "curriculum": curriculum})
-    todo = [plan for plan in plans if not reusable(plan)]
-    if todo:
+    series = series_key({"profile": run_identity(p0), "reading": reading, "curriculum": curriculum})
+    if any(not reusable(plan) for plan in plans):
         prepare_data(p0)
-    for plan in plans:
-        if plan not in todo:
-            print(f"skip {plan.arm}/{plan.stage}/seed{plan.seed}: complete, same config and code")
-            continue
-        if p0.launch.num_gpus:
-            gpus.wait_until_free(range(p0.launch.num_gpus), query)
-        run_plan(plan, out)
-    jobs = [("base", p0.model.name_or_path, p0, {"role": "base", "series": series})]
+    _train_slots(plans, out, query)
+    if p0.launch.machine_rank > 0:
+        print(f"# machine_rank {p0.launch.machine_rank}: training done; the rank-0 host evaluates and reports")
+        return {"plan": str(out / "plan.json"), "series": series}
+    jobs = [("base", p0.model.name_or_path, p0, {"role": "base", "series": series})] if not shard or shard[0] == 0 \
+        else []
     jobs += [(f"{p.arm}-{p.stage}-seed{p.seed}", f"{p.out_dir}/model", p.settings,
               {"role": "trained", "arm": p.arm, "stage": p.stage, "seed": p.seed, "series": series, "reading": reading})
              for p in plans]
     if p0.launch.num_gpus:
-        failed = [n for n, rc in gpus.run_parallel(eval_jobs(jobs, out), range(p0.launch.num_gpus), query=query,
+        failed = [n for n, rc in gpus.run_parallel(eval_jobs(jobs, out), gpus.visible_devices(p0.launch.num_gpus),
+                                                   env={**os.environ, **ENV}, query=query,
                                                    log_dir=out / "eval" / "logs").items() if rc]
         if failed:
             raise UserError(f"evaluation(s) {', '.join(failed)} failed: see {out}/eval/logs; rerun to redo only those")
     else:  # CPU: one process, the evaluations in turn
         for name, model, settings, meta in jobs:
             run_eval(model, settings, out / "eval" / name, meta=meta)
+    if shard and shard[1] > 1:
+        print(f"# shard {shard[0]}/{shard[1]} done: merge every shard's folder with supersmall report --runs DIR ... "
+              "--out DIR")
+        return {"plan": str(out / "plan.json"), "series": series, "shard": list(shard)}
     paths = report.write_report(out, out / "report", series=series)
     return {"plan": str(out / "plan.json"), "report": {k: str(v) for k, v in paths.items()}, "series": series}

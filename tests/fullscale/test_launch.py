@@ -46,7 +46,8 @@ def test_every_a6000x4_plan_is_valid_and_trl_and_accelerate_accept_it(arm, stage
     assert acc.distributed_type.value == "DEEPSPEED" and str(acc.mixed_precision).endswith("bf16")
     assert len(plan.commands) == 1
     cmd = plan.commands[0]
-    assert cmd.startswith(f"CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch --config_file {tmp_path}/accelerate_4gpu.yaml")
+    assert cmd.startswith("CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch --config_file "
+                          f"{tmp_path}/accelerate_4gpu.yaml")
     assert f"--arm {arm}" in cmd and "--no-eval" in cmd and f"--out {plan.out_dir}" in cmd
     assert f"--set data.levels={'+'.join(map(str, plan.levels))}" in cmd
     assert plan.estimate["completions_per_step"] == 128 and plan.estimate["fits"]
@@ -120,8 +121,8 @@ def test_validation_catches_each_mistake(tmp_path, monkeypatch):
                           "level1-3", None, str(tmp_path))
     assert launch.validate(ok, check_hardware=False) == []
     assert ok.num_processes == 3 and ok.grpo_args["vllm_server_port"] == 8000
-    assert ok.commands[0].startswith("CUDA_VISIBLE_DEVICES=3 trl vllm-serve")
-    assert "--max-model-len 5120" in ok.commands[0] and ok.commands[1].startswith("CUDA_VISIBLE_DEVICES=0,1,2 ")
+    assert "CUDA_VISIBLE_DEVICES=3 trl vllm-serve" in ok.commands[0]
+    assert "--max-model-len 5120" in ok.commands[0] and "CUDA_VISIBLE_DEVICES=0,1,2 accelerate" in ok.commands[1]
     hw = launch.validate(ok, check_hardware=True)
     assert any("needs 4 GPUs but 0 are visible" in m for m in hw)
     assert any("vLLM is not installed" in m for m in hw)
@@ -270,11 +271,12 @@ def test_nccl_p2p_is_disabled_on_pcie_hosts_in_the_command_line(tmp_path):
         return launch.make_plan(load_profile("a6000x4", **over), "no-kl", "level1-3", 42, str(tmp_path),
                                 topology=lambda: topology).commands[0]
 
-    assert cmd(PCIE).startswith("NCCL_P2P_DISABLE=1 CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
-    assert cmd(NVLINK).startswith("CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate launch")
-    assert cmd(None).startswith("CUDA_VISIBLE_DEVICES=")  # unknown (a plan made on CPU): nothing guessed
+    pin = "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES="
+    assert cmd(PCIE).startswith(f"NCCL_P2P_DISABLE=1 {pin}0,1,2,3 accelerate launch")
+    assert cmd(NVLINK).startswith(f"{pin}0,1,2,3 accelerate launch")
+    assert cmd(None).startswith(pin)  # unknown (a plan made on CPU): nothing guessed
     assert cmd(NVLINK, **{"launch.nccl_p2p": "off"}).startswith("NCCL_P2P_DISABLE=1 ")
-    assert cmd(PCIE, **{"launch.nccl_p2p": "on"}).startswith("CUDA_VISIBLE_DEVICES=")
+    assert cmd(PCIE, **{"launch.nccl_p2p": "on"}).startswith(pin)
     assert gpus.nvlink_present(lambda: PCIE) is False and gpus.nvlink_present(lambda: NVLINK) is True
 
 
@@ -344,8 +346,8 @@ def test_replicate_evaluates_each_model_in_its_own_process_one_per_gpu(tmp_path,
     calls, parallel = [], {}
     _fake_replicate(monkeypatch, calls)
 
-    def run_parallel(jobs, gpu_ids, query, log_dir):
-        parallel.update(jobs=jobs, gpus=list(gpu_ids))
+    def run_parallel(jobs, gpu_ids, query, log_dir, env):
+        parallel.update(jobs=jobs, gpus=list(gpu_ids), env=env)
         return dict.fromkeys(jobs, 0)
 
     monkeypatch.setattr(launch.gpus, "run_parallel", run_parallel)
@@ -354,7 +356,8 @@ def test_replicate_evaluates_each_model_in_its_own_process_one_per_gpu(tmp_path,
     # the data is prepared once, before any rank starts; each training run waits for free GPUs
     assert calls[0] == "prepare" and calls.count("prepare") == 1
     assert calls[1:3] == ["free [0, 1, 2, 3]", "train no-kl/level1-3"] and calls.count("free [0, 1, 2, 3]") == 15
-    assert parallel["gpus"] == [0, 1, 2, 3] and len(parallel["jobs"]) == 16 and "base" in parallel["jobs"]
+    assert parallel["gpus"] == ["0", "1", "2", "3"] and len(parallel["jobs"]) == 16 and "base" in parallel["jobs"]
+    assert parallel["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # nvidia-smi's numbering, which wait_until_free asks
     for name, cmd in parallel["jobs"].items():
         assert "eval_job" in cmd and "CUDA_VISIBLE_DEVICES" not in cmd  # run_parallel adds the GPU
         job = json.loads((tmp_path / "eval" / name / "job.json").read_text())
@@ -413,3 +416,129 @@ def test_lora_refuses_the_kl_penalty_arm_and_single_gpu_plans(tmp_path):
     assert plans[0]["settings"]["model"]["name_or_path"] == load_profile("a6000x4").model.name_or_path
     assert plans[0]["settings"]["eval"] == load_profile("a6000x4").to_dict()["eval"]  # the same evaluation
     assert plans[0]["settings"]["curriculum"] == load_profile("a6000x4").to_dict()["curriculum"]
+
+
+# --- issue 28 (devices) and issue 31 (past one machine) ------------------------------------------------------
+def test_commands_pin_the_users_own_gpus_in_pci_order(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpus.visible_devices(4) == ["0", "1", "2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,6,7")  # a shared host: the user's GPUs are 2, 3, 6 and 7
+    assert gpus.visible_devices(4) == ["2", "3", "6", "7"]
+    plan = launch.make_plan("a6000x4", "no-kl", "level1-3", 42, str(tmp_path))
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=2,3,6,7 accelerate launch" in plan.commands[0]
+    server = launch.make_plan(load_profile("a6000x4", **{"launch.vllm_mode": "server", "train.num_generations": 6}),
+                              "no-kl", "level1-3", 42, str(tmp_path))
+    assert "CUDA_VISIBLE_DEVICES=7 trl vllm-serve" in server.commands[0]  # the last of the user's GPUs
+    assert "CUDA_VISIBLE_DEVICES=2,3,6 accelerate" in server.commands[1]
+    for hidden in ("", "-1"):  # GPUs hidden (a CPU host making a plan for a GPU host): the plan's own numbering
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert gpus.visible_devices(4) == ["0", "1", "2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    with pytest.raises(launch.UserError, match="names 1 GPU.*launch.num_gpus=4"):
+        launch.make_plan("a6000x4", "no-kl", "level1-3", 42, str(tmp_path))
+    # every process gets PCI order (nvidia-smi's numbering, which wait_until_free asks) and expandable segments
+    assert plan.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert plan.env["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    assert gpus.indices(["2", "GPU-8f3a", "7"]) == [2, 7]  # UUID entries cannot be asked about
+
+
+def test_vllm_serve_gets_the_trainers_nccl_settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    p = load_profile("a6000x4", **{"launch.vllm_mode": "server", "train.num_generations": 6})
+    plan = launch.make_plan(p, "no-kl", "level1-3", 42, str(tmp_path), topology=lambda: PCIE)
+    server, trainer = plan.commands
+    assert trainer.startswith("NCCL_P2P_DISABLE=1 ")
+    for setting in ("NCCL_P2P_DISABLE=1", "NCCL_ASYNC_ERROR_HANDLING=1", "CUDA_DEVICE_ORDER=PCI_BUS_ID"):
+        assert setting in server.split(" trl vllm-serve")[0], setting
+    nvlink = launch.make_plan(p, "no-kl", "level1-3", 42, str(tmp_path), topology=lambda: NVLINK)
+    assert "NCCL_P2P_DISABLE" not in nvlink.commands[0] and "NCCL_P2P_DISABLE" not in nvlink.commands[1]
+
+
+def test_gpus_per_run_runs_two_seeds_at_once_on_disjoint_gpus_of_an_8_gpu_host(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    over = {"launch.num_gpus": 8, "launch.gpus_per_run": 4}
+    plans = launch.plans_for("a6000x4", ["no-kl"], ["level1-3", "level4"], [42, 43], str(tmp_path), overrides=over)
+    by_seed = {p.seed: p for p in plans if p.stage == "level1-3"}
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate" in by_seed[42].commands[0]
+    assert "CUDA_VISIBLE_DEVICES=4,5,6,7 accelerate" in by_seed[43].commands[0]
+    assert "--main_process_port 29501" in by_seed[43].commands[0]  # its own rendezvous port on the shared host
+    assert "--main_process_port" not in by_seed[42].commands[0]
+    for plan in plans:  # each run is a 4-GPU run: 4 processes, the a6000x4 batch split over them
+        assert plan.num_processes == 4 and plan.grpo_args["per_device_train_batch_size"] == 8
+        assert plan.accelerate_config["num_processes"] == 4 and launch.validate(plan, check_hardware=False) == []
+    # the level-4 stage of a seed stays on that seed's GPUs (its chain)
+    assert [p.devices for p in plans if p.seed == 43] == [["4", "5", "6", "7"]] * 2
+    with pytest.raises(launch.ProfileError, match="gpus_per_run = 8 is more than"):
+        load_profile("a6000x4", **{"launch.gpus_per_run": 8})
+    served = launch.make_plan(load_profile("a6000x4", **over, **{"launch.vllm_mode": "server"}), "no-kl")
+    assert any("weight-sync port" in m for m in launch.validate(served, check_hardware=False))
+    # replicate runs the two slots at once: each fake run waits for the other to start (a barrier)
+    calls, barrier, inside = [], threading.Barrier(2, timeout=20), set()
+    _fake_replicate(monkeypatch, calls)
+
+    def run_plan(plan, out):
+        inside.add(tuple(plan.devices))
+        if plan.stage == "level1-3":
+            barrier.wait()  # times out (BrokenBarrierError) if the runs go one after another
+
+    monkeypatch.setattr(launch, "run_plan", run_plan)
+    monkeypatch.setattr(launch.gpus, "run_parallel", lambda jobs, gpu_ids, **kw: dict.fromkeys(jobs, 0))
+    launch.replicate("a6000x4", tmp_path / "r", ["no-kl"], ["level1-3", "level4"], [42, 43], overrides=over)
+    assert inside == {("0", "1", "2", "3"), ("4", "5", "6", "7")}
+    assert sorted(c for c in calls if c.startswith("free")) == ["free [0, 1, 2, 3]"] * 2 + ["free [4, 5, 6, 7]"] * 2
+
+
+def test_a_two_node_dry_run_prints_both_nodes_command_lines(tmp_path, capsys, monkeypatch):
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    over = {"launch.num_machines": 2, "launch.main_process_ip": "10.0.0.1", "launch.main_process_port": 29600}
+    result = launch.replicate("a6000x4", tmp_path, ["no-kl"], ["level1-3"], [42], dry_run=True, overrides=over)
+    assert result["problems"] == {"no-kl/level1-3/seed42": []}
+    printed = capsys.readouterr().out
+    rank0 = [line for line in printed.splitlines() if "accelerate launch" in line and "--machine_rank 0" in line]
+    rank1 = [line for line in printed.splitlines() if "accelerate launch" in line and "--machine_rank 1" in line]
+    assert len(rank0) == 1 and len(rank1) == 1 and rank1[0].startswith("# on host 1 (machine_rank 1): ")
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate" in rank1[0]  # 4 local GPUs on each host
+    cfg = ClusterConfig.from_yaml_file(str(tmp_path / "accelerate_2x4gpu.yaml"))  # accelerate's own schema
+    assert (cfg.num_machines, cfg.num_processes, cfg.machine_rank) == (2, 8, 0)
+    assert (cfg.main_process_ip, cfg.main_process_port) == ("10.0.0.1", 29600)
+    (plan,) = json.loads((tmp_path / "plan.json").read_text())
+    # 8 processes in all: the step's 128 completions split 2 per process and micro-step (batch unchanged)
+    assert plan["num_processes"] == 8 and plan["grpo_args"]["per_device_train_batch_size"] == 4
+    assert plan["grpo_args"]["per_device_train_batch_size"] * 8 * plan["grpo_args"]["gradient_accumulation_steps"] \
+        == 16 * 8
+    host1 = load_profile("a6000x4", **{**over, "launch.machine_rank": 1})
+    p1 = launch.make_plan(host1, "no-kl", "level1-3", 42, str(tmp_path))
+    assert "--machine_rank 1" in p1.commands[0] and "--machine_rank 0" in p1.elsewhere["host 0 (machine_rank 0)"][0]
+    assert launch.run_identity(host1) == launch.run_identity(load_profile("a6000x4", **over))  # one run, one series
+    no_ip = launch.make_plan(load_profile("a6000x4", **{"launch.num_machines": 2}), "no-kl")
+    assert any("launch.main_process_ip" in m for m in launch.validate(no_ip, check_hardware=False))
+    with pytest.raises(launch.ProfileError, match="machine_rank = 2 is not valid"):
+        load_profile("a6000x4", **{**over, "launch.machine_rank": 2})
+
+
+def test_a_remote_vllm_server_reaches_trl_and_starts_no_local_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    p = load_profile("a6000x4", **{"launch.vllm_mode": "server", "launch.vllm_server_host": "10.0.0.9",
+                                   "launch.vllm_server_port": 8010})
+    plan = launch.make_plan(p, "no-kl", "level1-3", 42, str(tmp_path), topology=lambda: PCIE)
+    cfg = _grpo_config(plan.grpo_args)  # TRL's own config takes them
+    assert (cfg.vllm_mode, cfg.vllm_server_host, cfg.vllm_server_port) == ("server", "10.0.0.9", 8010)
+    assert len(plan.commands) == 1 and "vllm-serve" not in plan.commands[0]  # no local server
+    assert "CUDA_VISIBLE_DEVICES=0,1,2,3 accelerate" in plan.commands[0]  # every local GPU trains
+    assert plan.num_processes == 4 and launch.validate(plan, check_hardware=False) == []
+    (remote,) = plan.elsewhere["vLLM server on 10.0.0.9"]
+    assert "trl vllm-serve" in remote and "--host 0.0.0.0 --port 8010" in remote
+    assert "NCCL_P2P_DISABLE=1" in remote and "NCCL_ASYNC_ERROR_HANDLING=1" in remote  # NCCL on both sides
+    calls = []
+    monkeypatch.setattr(launch.gpus, "run_command", lambda cmd, env, **kw: calls.append(cmd) or 0)
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda *a, **k: pytest.fail("no local server"))
+    launch.run_plan(plan, tmp_path)
+    assert calls == plan.commands
+    local = launch.make_plan(p.replace(**{"launch.vllm_server_host": "", "train.num_generations": 6}), "no-kl")
+    assert local.grpo_args["vllm_server_host"] == "127.0.0.1" and "vllm-serve" in local.commands[0]
+    wrong = launch.make_plan(load_profile("a6000x4", **{"launch.vllm_server_host": "10.0.0.9"}), "no-kl")
+    assert any("set launch.vllm_mode to server" in m for m in launch.validate(wrong, check_hardware=False))
