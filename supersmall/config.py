@@ -201,6 +201,13 @@ def check_profile(profile: Profile) -> Profile:
     if t.loss_type == "cispo" and t.clip_eps_high is None:  # TRL would cap the ratio at clip_eps (0.2)
         raise ProfileError("train.loss_type = 'cispo' needs train.clip_eps_high: CISPO's eps_max, the cap on the "
                            "importance ratio itself (ScaleRL recommends 5.0, TRL's docs), not an offset from 1")
+    if t.lora_rank and t.arm == "kl-penalty":  # refused before any model loads (TRL would fail at the first step)
+        raise ProfileError(f"train.lora_rank = {t.lora_rank} with the kl-penalty arm: the kl-penalty arm needs a separate "
+                           "reference model, which LoRA does not build (TRL disables the adapters instead); use "
+                           "another arm or set train.lora_rank=0")
+    if t.lora_rank and t.backend == "minimal":  # grpo.py trains every weight; it would ignore the rank silently
+        raise ProfileError(f"train.lora_rank = {t.lora_rank} with the minimal backend: the readable loop (grpo.py) "
+                           "trains every weight, only TRL trains LoRA adapters; use --backend trl or train.lora_rank=0")
     return profile
 
 
