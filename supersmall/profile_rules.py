@@ -57,7 +57,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "eval.max_new_tokens": _POSITIVE, "eval.temperature": _NON_NEGATIVE, "eval.top_p": _FRACTION,
     "eval.n_samples": _POSITIVE, "eval.batch_size": _POSITIVE, "eval.backend": _one_of("hf", "vllm"),
     "eval.prompt_template": _one_of("raw", "chat"),
-    "eval.problems_per_level": _NON_NEGATIVE,
+    "eval.problems_per_level": _NON_NEGATIVE, "eval.min_new_tokens": _NON_NEGATIVE,
     "eval.budgets": ((lambda v: all(b > 0 for b in v)), "a list of token budgets > 0"),
     "data.train": _one_of("tiny", "deepmath", "open_rs"),
     "data.levels": (_parses(parse_levels), "levels like '1-3', '4' or '5+6'"),

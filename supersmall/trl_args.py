@@ -115,6 +115,9 @@ def grpo_config_kwargs(profile: Profile, output_dir: str, arm: str | None = None
         report_to=[] if t.report_to == "none" else [t.report_to], disable_tqdm=True,
         **_importance_sampling(profile), **_vllm_args(profile),
     )
+    if t.force_max_length:  # the canary's worst case: no rollout ends before the cap (vLLM / transformers names)
+        key = "min_tokens" if kwargs["use_vllm"] else "min_new_tokens"
+        kwargs["generation_kwargs"] = {key: t.max_completion_length}
     if profile.launch.num_gpus == 0:
         kwargs["use_cpu"] = True
         if training_processes(profile) > 1:

@@ -184,6 +184,34 @@ def check_vllm(profile: Profile | str) -> str | None:
             f"{math.ceil((v['fixed'] + v['kv_per_sequence']) / p.launch.gpu_memory_gb * 20) / 20:.2f}.")
 
 
+def eval_concurrency(profile: Profile | str, mean_tokens: float, samples: int) -> int:
+    """Samples one evaluation decodes at once. vLLM (``eval.backend: vllm``, 0.9 of the GPU, its defaults): up to
+    its ``max_num_seqs`` (:data:`VLLM_DEFAULT_SEQS`), fewer when the KV cache of sequences of ``mean_tokens`` (+ the
+    prompt) does not hold them (the same arithmetic as :func:`supersmall.fullscale.cost.eval_minutes`);
+    transformers: ``eval.batch_size``."""
+    p = load_profile(profile)
+    if p.eval.backend != "vllm":
+        return max(1, min(p.eval.batch_size, samples))
+    dims = model_dims(p.model.name_or_path)
+    kv_token, weights = 2 * dims.layers * dims.kv_dim * 2, 2 * dims.params
+    free = 0.9 * (p.launch.gpu_memory_gb or 48) * GIB - weights - VLLM_RUNTIME_GB * GIB
+    return max(1, min(VLLM_DEFAULT_SEQS, samples, int(free / (kv_token * (PROMPT_TOKENS + mean_tokens)))))
+
+
+def decode_step_seconds(profile: Profile | str, sequences: int, mean_tokens: float, scenario: str = "mid",
+                        gpu: str | None = None) -> float:
+    """One vLLM decode step of ``sequences`` running sequences of ``mean_tokens`` on average: the weights read once
+    and every sequence's KV cache (prompt + half the completion on average), or the FLOPs when compute-bound, +
+    the scheduler's share (the step of :func:`supersmall.fullscale.cost.eval_minutes`)."""
+    p = load_profile(profile)
+    dims, s = model_dims(p.model.name_or_path), SCENARIOS[scenario]
+    _, tflops, gbps = gpu_spec(gpu)
+    bw, flops = gbps * 1e9 * s["bw"], tflops * 1e12 * s["mfu"]
+    kv_token, weights = 2 * dims.layers * dims.kv_dim * 2, 2 * dims.params
+    return max(weights / bw + sequences * (PROMPT_TOKENS + mean_tokens / 2) * kv_token / bw,
+               sequences * 2 * dims.params / flops) + DECODE_STEP_S
+
+
 def gpu_spec(name: str | None) -> tuple[str, float, float]:
     """(key, peak dense bf16 TFLOPS, bandwidth GB/s) for a GPU name; the A6000 when unknown."""
     low = (name or "").lower()
