@@ -82,6 +82,7 @@ class TrainConfig:
     kl_ratio_weighting: bool = False  # TRL's use_bias_correction_kl: multiply the KL loss by the importance ratio
     mask_truncated_completions: bool = False
     lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank on every linear layer (peft)
+    lora_dropout: float = 0.0  # LoRA: 0 = the policy scored as it was sampled (TRL scores with dropout on)
     force_max_length: bool = False  # every rollout runs to max_completion_length (min_tokens): the canary's worst case
 
 

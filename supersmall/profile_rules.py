@@ -50,6 +50,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "train.vllm_importance_sampling": _one_of("off", "token_truncate", "token_mask", "sequence_truncate",
                                               "sequence_mask"),
     "train.vllm_importance_sampling_cap": _POSITIVE, "train.lora_rank": _NON_NEGATIVE,
+    "train.lora_dropout": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
     "reward.name": _one_of(*REWARDS), "reward.length_threshold": _FRACTION,
     "reward.length_unit": _one_of("tokens", "chars"), "reward.grading_timeout": _POSITIVE,
     "curriculum.scheme": _one_of(*SCHEMES), "curriculum.schedule": _one_of(*SCHEDULES),

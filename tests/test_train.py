@@ -559,3 +559,39 @@ def test_lora_run_from_the_command_line_saves_a_model_the_next_stage_trains_from
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads((tmp_path / "y" / "run_card.json").read_text())["start_model"] == str(model)
     assert (tmp_path / "y" / "model" / "config.json").is_file()
+
+
+def test_lora_settings_score_the_policy_as_it_was_sampled_at_ten_times_the_full_rate():
+    """single-gpu's LoRA: dropout 0, so TRL's training-mode scoring equals the dropout-free sampling policy (with
+    peft's usual 0.05 it does not); the learning rate is 10x Table 4's (paper.yaml lora.learning_rate_multiplier)."""
+    from peft import LoraConfig, get_peft_model
+
+    from supersmall import paper
+    from supersmall.trl_args import lora_config_kwargs
+
+    single = load_profile("single-gpu")
+    assert single.train.learning_rate == pytest.approx(
+        paper.value("lora.learning_rate_multiplier") * paper.value("table4.learning_rate"))
+    start = tiny.model_path("tiny")
+    tok = T.AutoTokenizer.from_pretrained(start)
+    ids = tok("Compute 12+7. <think>", return_tensors="pt")["input_ids"]
+
+    def scored_vs_sampled(dropout: float) -> float:
+        profile = load_profile("tiny", **{"train.lora_rank": 4, "train.lora_dropout": dropout})
+        kwargs = lora_config_kwargs(profile)
+        assert kwargs["lora_dropout"] == dropout
+        model = get_peft_model(T.AutoModelForCausalLM.from_pretrained(start), LoraConfig(**kwargs))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:  # a trained adapter: dropout acts only through it
+                    p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+            model.eval()
+            sampled = model(input_ids=ids).logits
+            model.train()  # how TRL computes the loss's log-probs
+            torch.manual_seed(0)
+            scored = model(input_ids=ids).logits
+        return float((scored - sampled).abs().max())
+
+    assert lora_config_kwargs(single)["lora_dropout"] == 0.0
+    assert scored_vs_sampled(0.0) == 0.0
+    assert scored_vs_sampled(0.05) > 1e-4  # the earlier setting: the scored policy was not the sampled one
