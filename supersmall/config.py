@@ -82,6 +82,8 @@ class TrainConfig:
     kl_ratio_weighting: bool = False  # TRL's use_bias_correction_kl: multiply the KL loss by the importance ratio
     mask_truncated_completions: bool = False
     lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank on every linear layer (peft)
+    lora_dropout: float = 0.0  # LoRA: 0 = the policy scored as it was sampled (TRL scores with dropout on)
+    force_max_length: bool = False  # every rollout runs to max_completion_length (min_tokens): the canary's worst case
 
 
 @dataclass
@@ -126,6 +128,7 @@ class EvalConfig:
     backend: str = "hf"  # hf | vllm
     problems_per_level: int = 100  # tiny: held-out problems per level; 0 = every problem of the dataset
     budgets: list[int] = field(default_factory=list)  # re-score the one long pass at these token budgets
+    min_new_tokens: int = 0  # > 0: no sample stops earlier (vLLM min_tokens); = max_new_tokens: the worst-case lengths
 
 
 @dataclass
@@ -216,6 +219,16 @@ def check_profile(profile: Profile) -> Profile:
     if t.loss_type == "cispo" and t.clip_eps_high is None:  # TRL would cap the ratio at clip_eps (0.2)
         raise ProfileError("train.loss_type = 'cispo' needs train.clip_eps_high: CISPO's eps_max, the cap on the "
                            "importance ratio itself (ScaleRL recommends 5.0, TRL's docs), not an offset from 1")
+    if profile.eval.min_new_tokens > profile.eval.max_new_tokens:
+        raise ProfileError(f"eval.min_new_tokens = {profile.eval.min_new_tokens} is not valid: expected at most "
+                           f"eval.max_new_tokens ({profile.eval.max_new_tokens})")
+    if t.lora_rank and t.arm == "kl-penalty":  # refused before any model loads (TRL would fail at the first step)
+        raise ProfileError(f"train.lora_rank = {t.lora_rank} with the kl-penalty arm: the kl-penalty arm needs a separate "
+                           "reference model, which LoRA does not build (TRL disables the adapters instead); use "
+                           "another arm or set train.lora_rank=0")
+    if t.lora_rank and t.backend == "minimal":  # grpo.py trains every weight; it would ignore the rank silently
+        raise ProfileError(f"train.lora_rank = {t.lora_rank} with the minimal backend: the readable loop (grpo.py) "
+                           "trains every weight, only TRL trains LoRA adapters; use --backend trl or train.lora_rank=0")
     return profile
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from supersmall import grading, tiny
-from supersmall.config import load_profile
+from supersmall import grading, paper, tiny
+from supersmall.config import Profile, load_profile
 from supersmall.fullscale import gpus, model_shape
 from supersmall.fullscale.launch import make_plan, validate
 from supersmall.runcard import hardware
@@ -191,12 +191,21 @@ def _full_scale_plan() -> Check:
     return Check("a6000x4 plan", OK, "batch, num_generations and processes divide; think-prefill set for R1-Distill")
 
 
-def disk_needed_gb(profile: str = "a6000x4", runs: int = 15) -> float:
+def disk_needed_gb(profile: Profile | str = "a6000x4", runs: int | None = None) -> float:
     """GB a replication needs on disk: the live checkpoints of one run (save_total_limit + 1) and every run's
-    final bf16 model (``runs``: 3 seeds x 5 runs by default)."""
+    final bf16 model. ``runs`` defaults to what ``replicate`` trains: ``notebooks.claim_seeds`` x (Table 3's arms,
+    less kl-penalty under LoRA, + the level-4 and level-5 curriculum stages), 5 x 5 = 25 on a6000x4. Under LoRA a
+    checkpoint holds only the adapters (and their optimizer state), and a run also keeps its adapter."""
     p = load_profile(profile)
-    params = model_shape.model_dims(p.model.name_or_path).params
-    return ((p.train.save_total_limit + 1) * CHECKPOINT_BYTES_PER_PARAM + runs * 2) * params / 1e9
+    dims = model_shape.model_dims(p.model.name_or_path)
+    lora = p.train.lora_rank
+    if runs is None:
+        arms = [a for a in paper.ARMS if not (lora and a == "kl-penalty")]
+        runs = len(p.notebooks.claim_seeds) * (len(arms) + 2)
+    trained = model_shape.lora_params(dims, lora) if lora else dims.params
+    adapter = 4 * trained if lora else 0  # fp32 adapter beside the merged model
+    return ((p.train.save_total_limit + 1) * CHECKPOINT_BYTES_PER_PARAM * trained
+            + runs * (2 * dims.params + adapter)) / 1e9
 
 
 def _disk(path: str = ".", profile: str = "a6000x4", free_bytes: int | None = None, gpu: bool = True) -> Check:

@@ -53,7 +53,7 @@ def _load(model: Any, tokenizer: Any):
 
 
 def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                 batch_size: int, progress: bool, seed: int) -> list[tuple[str, int, bool]]:
+                 batch_size: int, progress: bool, seed: int, min_new_tokens: int = 0) -> list[tuple[str, int, bool]]:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -71,6 +71,8 @@ def _generate_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False, **trunc).to(device)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                                   "eos_token_id": tokenizer.eos_token_id}
+        if min_new_tokens:  # the worst-case lengths: EOS is suppressed until min_new_tokens
+            kwargs["min_new_tokens"] = min_new_tokens
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:
@@ -100,7 +102,8 @@ def prompt_token_ids(prompts: list[str], tokenizer: Any) -> list[list[int]]:
 
 
 def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                   seed: int, n_samples: int = 1) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
+                   seed: int, n_samples: int = 1, min_new_tokens: int = 0
+                   ) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
     """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns); the prompts go in
     as token ids (:func:`prompt_token_ids`: one BOS)."""
     try:
@@ -110,7 +113,8 @@ def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, tem
                           "(or use backend='hf')") from None
     llm = LLM(model=model_name, seed=seed)  # the engine seed makes runs repeatable
     # n samples per request: a per-request seed on repeated prompts would give n identical samples
-    params = SamplingParams(n=n_samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    params = SamplingParams(n=n_samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                            min_tokens=min_new_tokens)
     ids = prompt_token_ids(prompts, llm.get_tokenizer())
     outs = llm.generate([{"prompt_token_ids": i} for i in ids], params)
     return [(c.text, len(c.token_ids), c.finish_reason == "length") for o in outs for c in o.outputs]
@@ -134,12 +138,13 @@ def evaluate(model: Any, dataset: Any, tokenizer: Any = None, settings: EvalConf
         name = model_path(str(model))
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(name)
         prompts = [prompt_text(_prompt(r, cfg.prompt_template), tokenizer) for r in rows]
-        gens = _generate_vllm(name, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed, cfg.n_samples)
+        gens = _generate_vllm(name, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed, cfg.n_samples,
+                              cfg.min_new_tokens)
     elif cfg.backend == "hf":
         model, tokenizer = _load(model, tokenizer)
         prompts = [prompt_text(_prompt(r, cfg.prompt_template), tokenizer) for r in rows]
         gens = _generate_hf(model, tokenizer, [p for p in prompts for _ in range(cfg.n_samples)], cfg.max_new_tokens,
-                            cfg.temperature, cfg.top_p, cfg.batch_size, progress, seed)
+                            cfg.temperature, cfg.top_p, cfg.batch_size, progress, seed, cfg.min_new_tokens)
     else:
         raise ValueError(f"backend must be 'hf' or 'vllm', got {cfg.backend!r}")
     n = cfg.n_samples

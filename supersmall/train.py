@@ -29,7 +29,7 @@ import datasets
 import torch
 import transformers
 from datasets import Dataset
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -61,6 +61,7 @@ from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs, lora
 from supersmall.trl_kl import KLPenaltyTrainer, kl_penalty
 
 BACKENDS = ("trl", "minimal")
+ADAPTER_DIR = "adapter"  # a LoRA run's adapter, beside the merged model/ (save_trained_model)
 MetricsCallback = Callable[..., None]  # (step, metrics, total) -> None, e.g. plots.LiveHealth
 
 
@@ -173,9 +174,39 @@ def _train_trl(profile, arm, out, rows, start_model, log, on_step, progress):
     if last:
         print(f"resuming from {last.name} of {profile.train.steps} steps")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
-    trainer.save_model(str(out / "model"))  # rank 0 writes (TRL / transformers)
-    trainer.accelerator.wait_for_everyone()
+    save_trained_model(trainer, out, start_model, profile)
     return trainer.model, trainer.processing_class, checkpoint_step(last)
+
+
+def save_trained_model(trainer, out: Path, start_model: str, profile: Profile) -> None:
+    """The run's model into ``out/model``, a folder transformers and vLLM load (``config.json`` + weights).
+
+    Full fine-tuning: TRL's ``save_model`` (rank 0 writes; DeepSpeed's shards are gathered). LoRA: ``save_model``
+    writes only the adapter, which neither vLLM's evaluation nor the next curriculum stage can start from; so the
+    adapter goes to ``out/adapter`` and rank 0 writes the MERGED model to ``out/model`` (:func:`merge_adapter`:
+    the start model plus the saved adapter, merged by peft's ``merge_and_unload`` on a fresh CPU copy, so the
+    GPU's memory is untouched and what is merged is the adapter on disk)."""
+    if not profile.train.lora_rank:
+        trainer.save_model(str(out / "model"))  # rank 0 writes (TRL / transformers)
+        trainer.accelerator.wait_for_everyone()
+        return
+    trainer.save_model(str(out / ADAPTER_DIR))  # rank 0 writes adapter_config.json + adapter_model.safetensors
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        merge_adapter(start_model, out / ADAPTER_DIR, out / "model", dtype=profile.model.dtype)
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge_adapter(base: str | Path, adapter: str | Path, model_dir: str | Path, dtype: str = "float32") -> Path:
+    """Write ``base`` + the LoRA ``adapter`` merged into one plain model at ``model_dir`` (W + (alpha/r) B A for
+    every adapted matrix, peft's ``merge_and_unload``), with the adapter's tokenizer; loaded on the CPU in the
+    profile's ``dtype`` (the dtype the base trained in). The merged model's logits equal the adapted model's (up to
+    the dtype's rounding), so a curriculum stage started from it begins where this one ended."""
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=getattr(torch, dtype), device_map="cpu")
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(model_dir))
+    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(model_dir))
+    return Path(model_dir)
 
 
 def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress):
@@ -206,7 +237,7 @@ def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, A
     except FileNotFoundError:
         card = None
     if not resume:
-        for old in [out / "model", *checkpoints(out)]:
+        for old in [out / "model", out / ADAPTER_DIR, *checkpoints(out)]:
             shutil.rmtree(old, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None
@@ -287,8 +318,9 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
         seconds = time.time() - t0
         if not main:
             return {}
-        if evaluate_model and not boundaries:
-            evals["final"] = _evaluate(mdl, tok, profile, out, "final")
+        if evaluate_model and not boundaries:  # LoRA or vLLM: the saved model/ (what the next stage and vLLM load)
+            saved = t.lora_rank or profile.eval.backend == "vllm"
+            evals["final"] = _evaluate(str(out / "model") if saved else mdl, tok, profile, out, "final")
         if evaluate_model and evaluate_base:
             run_eval(start_model, profile, out / "eval" / "base", progress=False,
                      meta={"role": "base", "seed": t.seed, "stage": "base"})
@@ -323,7 +355,8 @@ def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: di
                                **{(k if k.startswith("gain") else f"accuracy_{k}"): v for k, v in evals.items()}}
     return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
                           timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads()},
-                          extra={**extra, "model_dir": str(out / "model")})
+                          extra={**extra, "model_dir": str(out / "model"),
+                                 **({"adapter_dir": str(out / ADAPTER_DIR)} if t.lora_rank else {})})
 
 
 def quiet() -> None:

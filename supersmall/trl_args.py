@@ -127,6 +127,9 @@ def grpo_config_kwargs(profile: Profile, output_dir: str, arm: str | None = None
         report_to=[] if t.report_to == "none" else [t.report_to], disable_tqdm=True,
         **_importance_sampling(profile), **_vllm_args(profile),
     )
+    if t.force_max_length:  # the canary's worst case: no rollout ends before the cap (vLLM / transformers names)
+        key = "min_tokens" if kwargs["use_vllm"] else "min_new_tokens"
+        kwargs["generation_kwargs"] = {key: t.max_completion_length}
     if profile.launch.num_gpus == 0:
         kwargs["use_cpu"] = True
         if training_processes(profile) > 1:
@@ -158,11 +161,17 @@ def accelerate_config(num_processes: int, zero_stage: int = 2, mixed_precision: 
 
 
 def lora_config_kwargs(profile: Profile) -> dict[str, Any] | None:
-    """``peft.LoraConfig`` arguments for ``train.lora_rank`` > 0 (every linear layer of a Qwen2 model), else None."""
-    r = profile.train.lora_rank
+    """``peft.LoraConfig`` arguments for ``train.lora_rank`` > 0 (every linear layer of a Qwen2 model), else None.
+
+    ``lora_alpha`` = 2r: the update is scaled by alpha / r = 2 at every rank (LoRA Without Regret's alpha 32 at
+    r = 16, the rank single-gpu uses). ``lora_dropout`` (``train.lora_dropout``, 0 in the profiles): TRL computes the
+    loss's log-probs with the model in training mode, so dropout would be on there while vLLM samples from the
+    merged weights without it; at 0 the policy is scored as it was sampled (the importance ratio sees no noise)."""
+    t = profile.train
+    r = t.lora_rank
     if not r:
         return None
-    return {"r": r, "lora_alpha": 2 * r, "lora_dropout": 0.05, "task_type": "CAUSAL_LM",
+    return {"r": r, "lora_alpha": 2 * r, "lora_dropout": t.lora_dropout, "task_type": "CAUSAL_LM",
             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
 
 

@@ -88,6 +88,11 @@ BAD = [
     (["replicate", "--profile", "rehearsal", "--seeds", "a,b", "--dry-run"], "--seeds must be comma-separated"),
     (["replicate", "--profile", "rehearsal", "--reading", "mine", "--dry-run"], "reading 'mine'"),
     (["notebooks", "run", "--profile", "nope"], "valid profiles are"),
+    # LoRA: kl-penalty needs a separate reference model (TRL disables the adapters instead); grpo.py has no LoRA
+    (["train", "--arm", "kl-penalty", "--set", "train.lora_rank=4"], "the kl-penalty arm needs a separate reference"),
+    (["train", "--profile", "single-gpu", "--arm", "kl-penalty"], "train.lora_rank = 16 with the kl-penalty arm"),
+    (["train", "--backend", "minimal", "--set", "train.lora_rank=4"], "train.lora_rank = 4 with the minimal backend"),
+    (["replicate", "--profile", "single-gpu", "--arms", "kl-penalty", "--dry-run"], "kl-penalty arm needs"),
 ]
 
 
@@ -108,3 +113,21 @@ def test_a_bad_command_line_is_one_sentence_and_exit_2(argv, expected, tmp_path,
     assert expected in err, err
     assert "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "out" / "metrics.jsonl").exists()  # nothing trained
+
+
+def test_lora_with_kl_penalty_is_refused_before_any_model_loads(monkeypatch, tmp_path, capsys):
+    """The defect: ``train --arm kl-penalty --set train.lora_rank=4`` loaded the model and died at the first step
+    (a RuntimeError traceback, exit 1)."""
+    import transformers
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_loading)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_loading)
+    argv = ["train", "--profile", "tiny", "--arm", "kl-penalty", "--set", "train.lora_rank=4", "--set",
+            "train.steps=2", "--no-eval", "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "kl-penalty" in err and "lora_rank" in err and "\n" not in err
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import supersmall
 from supersmall import doctor, trl_args
 from supersmall.doctor import FAIL, OK
@@ -68,7 +70,13 @@ def test_disk_check_counts_live_checkpoints_and_final_models():
 
     params = model_shape.model_dims(load_profile("a6000x4").model.name_or_path).params
     need = doctor.disk_needed_gb("a6000x4")
-    assert need == (3 * 16 + 15 * 2) * params / 1e9  # 3 live checkpoints of ~28 GB + 15 final bf16 models
+    # 3 live checkpoints of ~28 GB + 25 final bf16 models: claim_seeds (5) x 5 runs (3 arms + 2 curriculum stages)
+    assert len(load_profile("a6000x4").notebooks.claim_seeds) == 5
+    assert need == pytest.approx((3 * 16 + 25 * 2) * params / 1e9)
+    three = load_profile("a6000x4", **{"notebooks.claim_seeds": [1, 2, 3]})
+    assert doctor.disk_needed_gb(three) == pytest.approx((3 * 16 + 15 * 2) * params / 1e9)  # follows the seeds
+    lora = doctor.disk_needed_gb("single-gpu")  # 5 x 4 runs (no kl-penalty), merged models + small adapters
+    assert 20 * 2 * params / 1e9 < lora < 20 * 2 * params / 1e9 + 5
     assert 3 * 16 * params / 1e9 > 80  # a checkpoint is about 28 GB
     low = doctor._disk(free_bytes=int(50e9))
     assert low.status == doctor.WARN and "needs" in low.message and "--out" in low.fix

@@ -30,7 +30,7 @@ CLASS_TO_SECTION = {cls.__name__: section for section, cls in SECTIONS.items()}
 UNRULED = {"model.name_or_path", "model.think_prefill", "model.attn_implementation", "train.optimizer",
            "train.lr_scheduler_type", "train.clip_eps_high", "train.gradient_checkpointing", "train.bf16",
            "train.seed", "train.report_to", "train.kl_ratio_weighting", "train.mask_truncated_completions",
-           "train.kl_penalty_loss",
+           "train.kl_penalty_loss", "train.force_max_length",
            "reward.answer_column", "reward.length_penalty", "reward.strict", "eval.dataset", "data.source",
            "data.instruction"}
 

@@ -491,3 +491,107 @@ def test_tiny_zerogrpo_gains_25_points_on_a_fixed_seed(tmp_path):
     print(f"tiny ZeroGRPO, 60 steps, seed 0: base {base['accuracy']:.3f} -> final {final['accuracy']:.3f} "
           f"({100 * gain:+.1f} points)")
     assert gain >= 0.25, (base["accuracy"], final["accuracy"])
+
+
+# --- LoRA: model/ is the merged model, the adapter beside it, and the next stage starts from it -------------
+LORA = {**SMALL, "train.lora_rank": 4}
+
+
+def _logits(model, tokenizer) -> torch.Tensor:
+    """Logits of one fixed input, dropout off."""
+    ids = tokenizer("Compute 12+7. <think>", return_tensors="pt")["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+def _lora_trainer(tmp_path, name: str, start: str):
+    profile = T.resolve("tiny", None, 1, None, "trl", None, None, LORA)
+    rows = [{**p, "prompt": data.format_prompt(p["prompt"], "chat", "")} for p in tiny.make_problems(8, seed=3)]
+    return profile, make_trainer(profile, "no-kl", tmp_path / name, rows, start, report_to="none")
+
+
+def _lora_b(model) -> list[torch.Tensor]:
+    return [p for n, p in model.named_parameters() if "lora_B" in n]
+
+
+def test_lora_saves_the_merged_model_with_the_adapter_beside_it_and_the_next_stage_starts_from_it(tmp_path):
+    start = tiny.model_path("tiny")
+    profile, trainer = _lora_trainer(tmp_path, "a", start)
+    b = _lora_b(trainer.model)
+    assert b and all(torch.count_nonzero(p) == 0 for p in b)  # peft: a fresh adapter has no effect
+    with torch.no_grad():  # a trained adapter: B != 0 (what the steps of a run would leave)
+        gen = torch.Generator().manual_seed(0)
+        for p in b:
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    final = _logits(trainer.model, trainer.processing_class)
+    base = _logits(T.AutoModelForCausalLM.from_pretrained(start), trainer.processing_class)
+    assert (final - base).abs().max() > 1e-3  # the adapter changes the output, so the test below can fail
+    T.save_trained_model(trainer, tmp_path / "a", start, profile)
+    saved, adapter = tmp_path / "a" / "model", tmp_path / "a" / T.ADAPTER_DIR
+    assert (saved / "config.json").is_file() and (saved / "model.safetensors").is_file()
+    assert not (saved / "adapter_config.json").exists() and (adapter / "adapter_config.json").is_file()
+    merged = T.AutoModelForCausalLM.from_pretrained(saved)  # transformers (and vLLM) load it as a plain model
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(_logits(merged, trainer.processing_class), final, atol=1e-4, rtol=1e-4)
+    # the next curriculum stage (a new adapter on the merged model): its step-0 logits are this stage's final ones
+    _, nxt = _lora_trainer(tmp_path, "b", str(saved))
+    assert all(torch.count_nonzero(p) == 0 for p in _lora_b(nxt.model))
+    torch.testing.assert_close(_logits(nxt.model, nxt.processing_class), final, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_lora_run_from_the_command_line_saves_a_model_the_next_stage_trains_from(tmp_path):
+    """The defect as a new user met it: a LoRA run's model/ had only the adapter (no config.json), so
+    ``--model <run>/model`` refused and vLLM could not load it."""
+    def cli(out, *extra):
+        return subprocess.run([sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--set",
+                               "train.lora_rank=4", "--set", "train.max_completion_length=32", "--set", "train.prompts_per_step=4",
+                               "--set", "train.num_generations=4", "--no-eval", "--out",
+                               str(out), *extra], capture_output=True, text=True, env=_env())
+    first = cli(tmp_path / "x", "--set", "train.steps=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    model = tmp_path / "x" / "model"
+    assert (model / "config.json").is_file() and (tmp_path / "x" / "adapter" / "adapter_model.safetensors").is_file()
+    card = json.loads((tmp_path / "x" / "run_card.json").read_text())
+    assert card["adapter_dir"] == str(tmp_path / "x" / "adapter")
+    second = cli(tmp_path / "y", "--set", "train.steps=1", "--model", str(model))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads((tmp_path / "y" / "run_card.json").read_text())["start_model"] == str(model)
+    assert (tmp_path / "y" / "model" / "config.json").is_file()
+
+
+def test_lora_settings_score_the_policy_as_it_was_sampled_at_ten_times_the_full_rate():
+    """single-gpu's LoRA: dropout 0, so TRL's training-mode scoring equals the dropout-free sampling policy (with
+    peft's usual 0.05 it does not); the learning rate is 10x Table 4's (paper.yaml lora.learning_rate_multiplier)."""
+    from peft import LoraConfig, get_peft_model
+
+    from supersmall import paper
+    from supersmall.trl_args import lora_config_kwargs
+
+    single = load_profile("single-gpu")
+    assert single.train.learning_rate == pytest.approx(
+        paper.value("lora.learning_rate_multiplier") * paper.value("table4.learning_rate"))
+    start = tiny.model_path("tiny")
+    tok = T.AutoTokenizer.from_pretrained(start)
+    ids = tok("Compute 12+7. <think>", return_tensors="pt")["input_ids"]
+
+    def scored_vs_sampled(dropout: float) -> float:
+        profile = load_profile("tiny", **{"train.lora_rank": 4, "train.lora_dropout": dropout})
+        kwargs = lora_config_kwargs(profile)
+        assert kwargs["lora_dropout"] == dropout
+        model = get_peft_model(T.AutoModelForCausalLM.from_pretrained(start), LoraConfig(**kwargs))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:  # a trained adapter: dropout acts only through it
+                    p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+            model.eval()
+            sampled = model(input_ids=ids).logits
+            model.train()  # how TRL computes the loss's log-probs
+            torch.manual_seed(0)
+            scored = model(input_ids=ids).logits
+        return float((scored - sampled).abs().max())
+
+    assert lora_config_kwargs(single)["lora_dropout"] == 0.0
+    assert scored_vs_sampled(0.0) == 0.0
+    assert scored_vs_sampled(0.05) > 1e-4  # the earlier setting: the scored policy was not the sampled one

@@ -13,6 +13,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=2, help="steps per run (>= 2: the first carries warm-up)")
     p.add_argument("--eval-problems", type=int, default=4, help="evaluation problems of the base model")
     p.add_argument("--arms", default=None, help="comma-separated arms (default: replicate's)")
+    p.add_argument("--worst-case", action="store_true",
+                   help="every rollout and evaluation sample runs to its cap (min_tokens): worst-case time and memory")
     add_set_argument(p)
     p.add_argument("--out", required=True, help="output folder (canary.json, the short runs)")
     p.set_defaults(handler=run)
@@ -27,10 +29,11 @@ def run(args) -> int:
         raise UserError(f"--eval-problems must be >= 1, got {args.eval_problems}")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
     result = canary(args.profile, args.out, steps=args.steps, eval_problems=args.eval_problems, arms=arms,
-                    overrides=parse_sets(args.set))
+                    overrides=parse_sets(args.set), worst_case=args.worst_case)
     for r in result["runs"]:
         per_step = "n/a" if r["seconds_per_step"] is None else f"{r['seconds_per_step']:.1f} s/step"
-        print(f"{r['arm']:<13} {r['stage']:<9} {per_step:>12}  peak {r['peak_memory_gb']:.1f} GB"
+        peak = "n/a" if r["peak_memory_gb"] is None else f"{r['peak_memory_gb']:.1f} GB"
+        print(f"{r['arm']:<13} {r['stage']:<9} {per_step:>12}  peak {peak}"
               + (f" (model {r['predicted_memory_gb']:.1f})" if r["predicted_memory_gb"] is not None else " (RSS, CPU)"))
     print(result["verdict"])
     return 0 if result["ok"] else 1

@@ -3,6 +3,7 @@
     supersmall estimate --profile a6000x4                 # Table 5 rows beside the estimates, memory check
     supersmall estimate --profile a6000x4 --json          # per run, and total_hours of the whole replicate
     supersmall estimate --set train.gradient_accumulation_steps=1   # does a bigger micro-batch fit?
+    supersmall estimate --profile single-gpu --gpu l4     # another card: its memory, usable memory and speed
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def register(sub) -> None:
     add_set_argument(p)
     p.add_argument("--mean-completion-fraction", type=float, default=None,
                    help="mean completion length / max_completion_length (default: the estimate's choice, 0.6)")
+    p.add_argument("--gpu", default=None,
+                   help="another card (its memory, usable memory and speed from paper.yaml gpus.*): rtx 3090, rtx 4090, "
+                        "rtx a5000, l4, a10, rtx a6000, a40, h100, h200")
     p.add_argument("--json", action="store_true", help="print per-run minutes, peak memory and fit as JSON")
     p.add_argument("--run", default=None, help="a finished run folder: compare its measured time with the estimate")
     p.set_defaults(handler=run)
@@ -60,18 +64,25 @@ def run(args) -> int:
     kw = {} if args.mean_completion_fraction is None else {"mean_completion_fraction": args.mean_completion_fraction}
     if kw and not 0 < kw["mean_completion_fraction"] <= 1:
         raise UserError("--mean-completion-fraction must be in (0, 1], e.g. 0.5")
+    gpu = None
+    if args.gpu is not None:
+        try:
+            gpu = E.gpu_card(args.gpu)["name"]
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        profile = E.on_gpu(profile, gpu)
     try:
-        runs = [E.estimate(profile, arm, stage, **kw) for arm, stage in _runs(args)]
+        runs = [E.estimate(profile, arm, stage, gpu=gpu, **kw) for arm, stage in _runs(args)]
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.json:
         keys = ("arm", "stage", "steps", "minutes", "gpu_hours", "cost_usd", "peak_memory_gb", "fits",
                 "paper_minutes", "ratio")
-        out = [{**{k: e[k] for k in keys}, "micro_batch": e["memory"]["micro_batch"],
+        out = [{**{k: e[k] for k in keys}, "gpu": gpu or E.gpu_spec(None)[0], "micro_batch": e["memory"]["micro_batch"],
                 "usable_memory_gb": e["memory"]["usable"], "memory_check": E.check_memory(profile, e["arm"]),
                 "vllm_check": E.check_vllm(profile)} for e in runs]
-        whole = cost.replicate_cost(profile, arms=_arms(profile))
-        many = cost.hosts(profile, arms=_arms(profile)) if profile.launch.num_gpus else None
+        whole = cost.replicate_cost(profile, arms=_arms(profile), gpu=gpu)
+        many = cost.hosts(profile, arms=_arms(profile), gpu=gpu) if profile.launch.num_gpus else None
         print(json.dumps({"runs": out, **whole, "hosts": many}, indent=2))
         return 0
 
@@ -83,6 +94,9 @@ def run(args) -> int:
               f"{'n/a' if r['ratio'] is None else format(r['ratio'], '.2f'):>6} "
               f"{'n/a' if f is None else f'{f:.0%}':>24}")
     print()
+    if gpu:
+        print(f"on {gpu}: {profile.launch.gpu_memory_gb:g} GB, {profile.launch.gpu_usable_gb:g} usable "
+              f"(paper.yaml gpus.*); the rows below use its speed and memory")
     for e in runs:
         mem = e["memory"]
         print(f"{e['arm']} / {e['stage']}: {e['completions_per_step']} completions/step, {mem['micro_batch']} per GPU "
@@ -94,7 +108,7 @@ def run(args) -> int:
         if msg:
             print(f"  ! {msg}")
     print(f"assumptions: {runs[0]['assumptions']}")
-    w = cost.replicate_cost(profile, arms=_arms(profile))
+    w = cost.replicate_cost(profile, arms=_arms(profile), gpu=gpu)
     t = w["total_hours"]
     print(f"the whole replicate ({w['training_runs']} training runs, {w['evaluations']} evaluations of "
           f"~{w['evaluation_minutes_each']:.0f} min, one per GPU): ~{t['mid']:.0f} h (range {t['low']:.0f}-"
@@ -102,7 +116,7 @@ def run(args) -> int:
           f"of {next(iter(w['truncation'].values()))['rollouts_per_step']} rollouts: "
           + ", ".join(f"{s} {v['cap_hit_per_step']:.0%}" for s, v in w["truncation"].items()))
     if profile.launch.num_gpus:
-        _print_hosts(profile, cost.hosts(profile, arms=_arms(profile)))
+        _print_hosts(profile, cost.hosts(profile, arms=_arms(profile), gpu=gpu))
     if args.run:
         from supersmall.runcard import read_run_card
 

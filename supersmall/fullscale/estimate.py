@@ -13,6 +13,8 @@
   gradients    ZeRO-2: fp32 partitions, 4 bytes/param over the processes; ZeRO-1: unsharded; none: weights' dtype.
   activations  with checkpointing: each layer's input for every token + one recomputed layer (x BACKWARD_WORKSET);
                without: every layer's saved tensors; + SDPA's boolean padding mask (TRL left-pads prompts).
+               LoRA: + peft's fp32 adapter inputs per layer, less the frozen matrices' inputs
+               (model_shape.lora_saved_bytes: 36.8 KB per token at rank 16, ~1.05 GiB at 8 x 3,072 tokens).
   logits       "fused" (TRL 1.16 patches a tiled LM head, trl/kernels/chunked_logprob.py): fp32 gradient buffers
                for the completion hidden states and the head, one 4096 x 32768 tile. "full" (older TRL):
                micro-batch x completion x vocab logits + the log_softmax output autograd keeps.
@@ -33,21 +35,23 @@ with checkpointing ran at 33% of peak FLOPS (the mid scenario assumes 30%), the 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from supersmall import paper
 from supersmall.config import Profile, load_profile
-from supersmall.fullscale.model_shape import MODELS, ModelDims, lora_params, model_dims
+from supersmall.fullscale.model_shape import MODELS, ModelDims, lora_params, lora_saved_bytes, model_dims
 from supersmall.trl_args import per_device_batch, training_processes
 
 GIB = 2**30
 TERMS = ("weights", "optimizer", "gradients", "activations", "logits", "reference", "vllm", "overhead")
 KL_ARMS = ("kl-penalty", "kl-nopenalty")
 STAGES = {"1-3": "level1-3", "4": "level4", "5": "level5", "5.5": "level5.5", "6": "level6"}
-# Peak dense bf16 tensor TFLOPS and memory bandwidth (GB/s), NVIDIA datasheets: RTX A6000 309.7 TFLOPS with
-# sparsity = 154.8 dense, 768 GB/s; A40 149.7 dense, 696 GB/s; H100 SXM 989.4 dense, 3350 GB/s; H200 SXM 989.4, 4800.
-GPUS = {"rtx a6000": (154.8, 768.0), "a40": (149.7, 696.0), "h100": (989.4, 3350.0), "h200": (989.4, 4800.0)}
+# Every card the estimate knows (paper.yaml gpus.*, choices from the vendors' spec sheets): memory and usable GiB,
+# peak dense bf16 tensor TFLOPS (fp32 accumulation) and memory bandwidth (GB/s).
+CARDS = {f.value["name"]: f.value for f in paper.facts("gpus.")}
+GPUS = {name: (float(c["bf16_tflops"]), float(c["bandwidth_gbs"])) for name, c in CARDS.items()}
 DEFAULT_GPU = "rtx a6000"  # the paper's card; used when the profile names no (or an unknown) GPU
 # Three scenarios for the range. mfu: achieved / peak FLOPS in training (recomputation counted as work);
 # 0.30 mid is typical for 1-2B full fine-tuning on one card, 0.20-0.45 the range seen in practice.
@@ -95,6 +99,8 @@ def memory_gb(profile: Profile | str, arm: str = "no-kl", procs: int | None = No
         adapters = lora_params(dims, t.lora_rank)
         optimizer, gradients = 12 * adapters, 4 * adapters
     layer = (20 * h + 6 * dims.kv_dim + 8 * dims.intermediate + 4 * dims.heads) * wb / 2 * GPU_SAVED_FACTOR
+    if t.lora_rank:  # peft's fp32 inputs (and dropout masks) for the adapters (model_shape.lora_saved_bytes)
+        layer += lora_saved_bytes(dims, t.lora_rank, wb, dropout=t.lora_dropout > 0)
     tokens, n = micro * seq, micro * comp
     held = tokens * dims.layers * (h * wb if t.gradient_checkpointing else layer)  # kept through the backward
     work = tokens * (BACKWARD_WORKSET if t.gradient_checkpointing else BACKWARD_WORKSET - 1) * layer
@@ -184,11 +190,67 @@ def check_vllm(profile: Profile | str) -> str | None:
             f"{math.ceil((v['fixed'] + v['kv_per_sequence']) / p.launch.gpu_memory_gb * 20) / 20:.2f}.")
 
 
+def eval_concurrency(profile: Profile | str, mean_tokens: float, samples: int) -> int:
+    """Samples one evaluation decodes at once. vLLM (``eval.backend: vllm``, 0.9 of the GPU, its defaults): up to
+    its ``max_num_seqs`` (:data:`VLLM_DEFAULT_SEQS`), fewer when the KV cache of sequences of ``mean_tokens`` (+ the
+    prompt) does not hold them (the same arithmetic as :func:`supersmall.fullscale.cost.eval_minutes`);
+    transformers: ``eval.batch_size``."""
+    p = load_profile(profile)
+    if p.eval.backend != "vllm":
+        return max(1, min(p.eval.batch_size, samples))
+    dims = model_dims(p.model.name_or_path)
+    kv_token, weights = 2 * dims.layers * dims.kv_dim * 2, 2 * dims.params
+    free = 0.9 * (p.launch.gpu_memory_gb or 48) * GIB - weights - VLLM_RUNTIME_GB * GIB
+    return max(1, min(VLLM_DEFAULT_SEQS, samples, int(free / (kv_token * (PROMPT_TOKENS + mean_tokens)))))
+
+
+def decode_step_seconds(profile: Profile | str, sequences: int, mean_tokens: float, scenario: str = "mid",
+                        gpu: str | None = None) -> float:
+    """One vLLM decode step of ``sequences`` running sequences of ``mean_tokens`` on average: the weights read once
+    and every sequence's KV cache (prompt + half the completion on average), or the FLOPs when compute-bound, +
+    the scheduler's share (the step of :func:`supersmall.fullscale.cost.eval_minutes`)."""
+    p = load_profile(profile)
+    dims, s = model_dims(p.model.name_or_path), SCENARIOS[scenario]
+    _, tflops, gbps = gpu_spec(gpu)
+    bw, flops = gbps * 1e9 * s["bw"], tflops * 1e12 * s["mfu"]
+    kv_token, weights = 2 * dims.layers * dims.kv_dim * 2, 2 * dims.params
+    return max(weights / bw + sequences * (PROMPT_TOKENS + mean_tokens / 2) * kv_token / bw,
+               sequences * 2 * dims.params / flops) + DECODE_STEP_S
+
+
+def _card_key(name: str | None) -> str | None:
+    """The table's key for a GPU name as people and nvidia-smi write it ("NVIDIA GeForce RTX 3090", "A5000",
+    "L4"), matched as whole words ("A10" is not "A100", "L4" is not "L40S"); None when unknown."""
+    low = re.sub(r"[-_]", " ", (name or "").lower())
+    for key in sorted(CARDS, key=len, reverse=True):
+        for form in {key, key.replace("rtx ", "")}:
+            if re.search(rf"(?<![a-z0-9]){re.escape(form)}(?![a-z0-9])", low):
+                return key
+    return None
+
+
 def gpu_spec(name: str | None) -> tuple[str, float, float]:
     """(key, peak dense bf16 TFLOPS, bandwidth GB/s) for a GPU name; the A6000 when unknown."""
-    low = (name or "").lower()
-    key = next((k for k in GPUS if k in low or k.replace("rtx ", "") in low), DEFAULT_GPU)
+    key = _card_key(name) or DEFAULT_GPU
     return (key, *GPUS[key])
+
+
+def gpu_card(name: str) -> dict[str, Any]:
+    """One card of the table (``paper.yaml`` ``gpus.*``): name, memory_gb, usable_gb, bf16_tflops, bandwidth_gbs.
+    A name the table does not hold is a ValueError that lists the known cards."""
+    key = _card_key(name)
+    if key is None:
+        raise ValueError(f"unknown GPU {name!r}; known cards: {', '.join(sorted(CARDS))} (or set launch.gpu_memory_gb "
+                         "and launch.gpu_usable_gb yourself)")
+    return dict(CARDS[key])
+
+
+def on_gpu(profile: Profile | str, name: str) -> Profile:
+    """The profile on another card: its memory and usable memory from :func:`gpu_card` (pass ``gpu=name`` to the
+    time functions for its speed)."""
+    card = gpu_card(name)
+    return load_profile(profile).replace(**{"launch.gpu_memory_gb": float(card["memory_gb"]),
+                                            "launch.gpu_usable_gb": float(card["usable_gb"])})
 
 
 def forward_flops(dims: ModelDims, sequences: float, seq_len: float, completion: float) -> float:
@@ -235,7 +297,10 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
     fwd = forward_flops(dims, per_gpu, prompt_tokens + longest, longest)
     old = t.num_iterations > 1 or (launch.vllm_mode != "none"
                                    and getattr(t, "vllm_importance_sampling", "token_truncate") != "off")
-    passes = (4 if t.gradient_checkpointing else 3) + (1 if old else 0) + (1 if arm in KL_ARMS else 0)
+    # forward 1 + backward 2 (activation and weight gradients) + 1 recomputation; LoRA: frozen weights get no
+    # gradient, so the backward is 1 (the adapters' own gradients are ~1% of it)
+    backward = 1 if t.lora_rank else 2
+    passes = 1 + backward + (1 if t.gradient_checkpointing else 0) + (1 if old else 0) + (1 if arm in KL_ARMS else 0)
     train_s = passes * fwd / (peak * s["mfu"])
     return {"generation_s": gen_s, "training_s": train_s, "overhead_s": s["overhead_s"],
             "total_s": gen_s + train_s + s["overhead_s"], "forward_passes": passes, "old_logp_forward": old,

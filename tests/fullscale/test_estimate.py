@@ -339,3 +339,118 @@ def test_cli_json_prints_total_hours_and_single_gpu_fits_24_gb(capsys):
         assert r["micro_batch"] == 8 and r["vllm_check"] is None
     assert main(["estimate", "--profile", "a6000x4"]) == 0
     assert "the whole replicate (25 training runs, 26 evaluations" in capsys.readouterr().out
+
+
+# --- LoRA: passes and activations -------------------------------------------------------------------------
+def test_lora_counts_four_passes_not_five():
+    """Frozen weights get no weight gradient: forward + activation backward + recomputation + old log-probs = 4."""
+    lora, full = load_profile("single-gpu"), load_profile("single-gpu", **{"train.lora_rank": 0})
+    a, b = E.step_seconds(lora), E.step_seconds(full)
+    assert (a["forward_passes"], b["forward_passes"]) == (4, 5)
+    assert a["training_s"] == pytest.approx(b["training_s"] * 4 / 5)
+    assert E.step_seconds(lora, "kl-nopenalty")["forward_passes"] == 5  # + the reference (adapters disabled)
+    no_ckpt = load_profile("single-gpu", **{"train.gradient_checkpointing": False})
+    assert E.step_seconds(no_ckpt)["forward_passes"] == 3
+
+
+def test_lora_activation_memory_by_formula():
+    from supersmall.fullscale.model_shape import lora_saved_bytes
+
+    dims = model_dims(R1)
+    per_token = lora_saved_bytes(dims, 16)
+    assert per_token == (4 - 2) * (6 * 1536 + 8960) + 4 * 7 * 16 == 36800
+    assert lora_saved_bytes(dims, 16, dropout=True) == per_token + 6 * 1536 + 8960  # + a bool mask per input
+    lora = load_profile("single-gpu")
+    tokens = 8 * (1024 + 2048)  # 8 completions of prompt + completion per micro-step
+    extra = tokens * E.BACKWARD_WORKSET * per_token / E.GIB  # with checkpointing: the recomputed layer only
+    assert 1.0 < extra < 1.1  # ~1.05 GiB
+    without = E.memory_gb(lora)["activations"] - extra
+    base_layer = (20 * 1536 + 6 * 256 + 8 * 8960 + 4 * 12) * E.GPU_SAVED_FACTOR
+    assert without == pytest.approx((tokens * 28 * 1536 * 2 + tokens * E.BACKWARD_WORKSET * base_layer
+                                     + 8 * 3072 * 3072) / E.GIB)
+
+
+def test_lora_saved_bytes_match_what_autograd_saves():
+    """The formula against torch.autograd.graph.saved_tensors_hooks on one bf16 Qwen2 block with peft's adapters
+    (a small block: the same layers, other widths)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from supersmall.fullscale.model_shape import lora_saved_bytes
+
+    cfg = Qwen2Config(hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=2,
+                      num_hidden_layers=1, vocab_size=64)
+    tokens = 32
+
+    def saved(rank: int) -> float:
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+        if rank:
+            model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                     "gate_proj", "up_proj", "down_proj"]))
+        model.train()
+        layer = model.get_decoder().layers[0]
+        params = {p.data_ptr() for p in model.parameters()}
+        seen: dict = {}
+
+        def pack(t):
+            if t.data_ptr() not in params:
+                seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+            return t
+
+        x = torch.randn(1, tokens, 256, dtype=torch.bfloat16, requires_grad=True)
+        pos = (torch.ones(1, tokens, 64, dtype=torch.bfloat16), torch.zeros(1, tokens, 64, dtype=torch.bfloat16))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            layer(x, position_embeddings=pos)
+        return sum(seen.values()) / tokens
+
+    measured = saved(8) - saved(0)
+    predicted = lora_saved_bytes(model_dims(cfg), 8)
+    assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
+
+
+# --- other cards ------------------------------------------------------------------------------------------
+CARDS = {"rtx 3090": 71.0, "rtx 4090": 165.2, "rtx a5000": 111.1, "l4": 121.0, "a10": 125.0}
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_each_24_gb_card_has_its_memory_and_speed(name):
+    card = E.gpu_card(name)
+    assert card["bf16_tflops"] == CARDS[name] and card["usable_gb"] < card["memory_gb"] <= 24
+    assert paper.fact(f"gpus.{name.replace(' ', '-')}").kind == "choice"
+    p = E.on_gpu("single-gpu", name)
+    assert (p.launch.gpu_memory_gb, p.launch.gpu_usable_gb) == (card["memory_gb"], card["usable_gb"])
+    assert E.step_seconds(p, gpu=name)["gpu"] == name
+
+
+def test_card_names_as_nvidia_smi_writes_them():
+    assert E.gpu_card("NVIDIA GeForce RTX 3090")["name"] == "rtx 3090"
+    assert E.gpu_card("NVIDIA RTX A5000")["name"] == "rtx a5000" and E.gpu_card("A6000")["name"] == "rtx a6000"
+    assert E.gpu_card("NVIDIA L4")["name"] == "l4" and E.gpu_card("nvidia-a10")["name"] == "a10"
+    for other in ("NVIDIA A100-SXM4-80GB", "NVIDIA L40S", "RTX 3080"):  # not A10, not L4: unknown, never a near miss
+        with pytest.raises(ValueError, match="unknown GPU"):
+            E.gpu_card(other)
+
+
+def test_an_l4_is_refused_where_a_3090_fits():
+    """single-gpu at its worst case (8 completions of 1,024 + 2,048 tokens per micro-step): ~22 GB, under a 3090's
+    22.5 usable, over an L4's 21 (nvidia-smi shows 22.5 GiB on an L4)."""
+    assert E.check_memory(E.on_gpu("single-gpu", "rtx 3090")) is None
+    msg = E.check_memory(E.on_gpu("single-gpu", "l4"))
+    assert msg is not None and "21.0 usable" in msg and msg.count(". ") == 0 and msg.endswith(".")
+    slow = E.step_seconds(E.on_gpu("single-gpu", "l4"), gpu="l4")["generation_s"]
+    assert slow > 2 * E.step_seconds(E.on_gpu("single-gpu", "rtx 4090"), gpu="rtx 4090")["generation_s"]
+
+
+def test_cli_gpu(capsys):
+    assert main(["estimate", "--profile", "single-gpu", "--gpu", "l4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    r = out["runs"][0]
+    assert r["gpu"] == "l4" and r["usable_memory_gb"] == 21.0 and not r["fits"] and "21.0 usable" in r["memory_check"]
+    assert main(["estimate", "--profile", "single-gpu", "--gpu", "rtx 4090"]) == 0
+    assert "on rtx 4090: 24 GB, 22.5 usable" in capsys.readouterr().out
+    assert main(["estimate", "--gpu", "voodoo2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown GPU 'voodoo2'" in err and "rtx 3090" in err and "\n" not in err
