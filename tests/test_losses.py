@@ -254,3 +254,33 @@ def test_reused_batch_ratio_and_clip_act_on_policy_they_do_not():
     _, off = policy_loss(logp, torch.zeros(1, 3), torch.tensor([1.0]), mask)
     assert on["clip_fraction"] == 0.0 and on["ratio_mean"] == pytest.approx(1.0)
     assert off["clip_fraction"] == pytest.approx(1 / 3)  # exp(0.5) > 1.2 with A > 0
+
+
+# --- which aggregation's gradient is the policy-gradient estimate (notebook 00, section 10) --------------------
+def _estimate_and_loss_gradients(aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """On a per-position softmax policy (logits theta, T x V) and 4 completions of unequal lengths: the estimate
+    g = 1/B sum_i A_i grad log pi(y_i) (the sequence's log-prob summed over its tokens), and the gradient of
+    ``policy_loss`` at ratio 1 (old_logp = logp.detach())."""
+    g = torch.Generator().manual_seed(0)
+    T, V = 6, 5
+    theta = torch.randn(T, V, generator=g, requires_grad=True)
+    lengths = torch.tensor([1, 3, 6, 2])
+    ids = torch.randint(0, V, (4, T), generator=g)
+    mask = (torch.arange(T)[None] < lengths[:, None]).long()
+    adv = torch.tensor([1.0, -0.5, 0.8, -1.3])
+    logp = torch.log_softmax(theta, -1).expand(4, T, V).gather(-1, ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    seq_logp = (logp * mask).sum(-1)  # log pi(y_i | x)
+    (estimate,) = torch.autograd.grad((adv * seq_logp).mean(), theta, retain_graph=True)
+    loss, _ = policy_loss(logp, logp.detach(), adv, mask, aggregation=aggregation)
+    (loss_grad,) = torch.autograd.grad(loss, theta)
+    return estimate, loss_grad
+
+
+def test_sequence_aggregation_gradient_is_minus_the_estimate_and_grpo_is_not():
+    estimate, seq_grad = _estimate_and_loss_gradients("sequence")
+    assert torch.allclose(seq_grad, -estimate, atol=1e-6)  # loss.backward() gives -g
+    _, grpo_grad = _estimate_and_loss_gradients("grpo")
+    # grpo divides completion i by |y_i|: not -g, and not a multiple of it either (lengths differ)
+    assert not torch.allclose(grpo_grad, -estimate, atol=1e-3)
+    scale = float((grpo_grad * -estimate).sum() / (estimate * estimate).sum())
+    assert not torch.allclose(grpo_grad, -scale * estimate, atol=1e-3)
