@@ -284,3 +284,24 @@ def test_sequence_aggregation_gradient_is_minus_the_estimate_and_grpo_is_not():
     assert not torch.allclose(grpo_grad, -estimate, atol=1e-3)
     scale = float((grpo_grad * -estimate).sum() / (estimate * estimate).sum())
     assert not torch.allclose(grpo_grad, -scale * estimate, atol=1e-3)
+
+
+# --- the KL of whole sequences (checks.sequence_kl_gradients, notebook 03) -----------------------------------------
+def test_token_level_kl_loss_misses_the_future_part_and_off_policy_needs_weights():
+    from supersmall.checks import sequence_kl_gradients
+
+    r = sequence_kl_gradients()
+    on, off = r.expected["pi"], r.expected["pi_old"]
+    assert float(r.future.norm()) > 0.05 * float(r.exact.norm())  # the toy is not degenerate
+    # on-policy: the KL in the reward (score function with the summed k1) is the exact sequence-KL gradient
+    assert r.relative_error("pi", "KL in the reward") < 1e-10
+    assert r.relative_error("pi", "KL in the reward x sequence weight") < 1e-10
+    # a token-level k2 loss gets only each token's own term: exact = k2 per token + the future part
+    assert torch.allclose(on["k2 per token"] + r.future, r.exact, atol=1e-12)
+    assert r.relative_error("pi", "k2 per token") > 0.05 and r.relative_error("pi", "k3 per token") > 0.05
+    assert torch.allclose(on["k3 per token x token ratio"], on["k2 per token"], atol=1e-12)  # ratio-weighted k3 = k2
+    assert float(on["k1 per token"].abs().max()) < 1e-12
+    # off-policy samples: without the importance weight the reward-side estimator is biased, with it exact
+    assert r.relative_error("pi_old", "KL in the reward") > 0.05
+    assert r.relative_error("pi_old", "KL in the reward x sequence weight") < 1e-10
+    assert not torch.allclose(off["k2 per token"], on["k2 per token"], atol=1e-6)

@@ -20,7 +20,12 @@ from supersmall.checks.curriculum import (
 )
 from supersmall.checks.evaluation import check_paired_test, check_wilson_interval
 from supersmall.checks.grpo import check_grpo_step, check_logp_gradient
-from supersmall.checks.kl_gradients import KL_GRADIENT_TARGETS, KLGradients, kl_gradients
+from supersmall.checks.kl_gradients import (
+    KL_GRADIENT_TARGETS,
+    KLGradients,
+    kl_gradients,
+    sequence_kl_gradients,
+)
 from supersmall.checks.losses import check_k3, check_masked_surrogate
 from supersmall.checks.predict import predict, verdict_choice
 from supersmall.checks.report import check_verdict
@@ -42,5 +47,5 @@ __all__ = [
     "check_wilson_interval", "check_paired_test",  # evaluation
     "check_verdict",  # report
     "check_seeds_needed", "check_verdict_text",  # capstone
-    "grade_verdict", "kl_gradients", "KLGradients", "KL_GRADIENT_TARGETS", "check_against_trl",  # course grading
+    "grade_verdict", "kl_gradients", "sequence_kl_gradients", "KLGradients", "KL_GRADIENT_TARGETS", "check_against_trl",  # course grading
 ]
