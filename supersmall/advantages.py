@@ -107,21 +107,21 @@ def zero_std_fraction(rewards: Sequence[float] | torch.Tensor, group_size: int) 
     return float((groups.max(dim=1).values == groups.min(dim=1).values).float().mean())
 
 
-# --- what the expected gradient of each advantage is (notebook 00, section 10) ---------------------------------
+# --- what the expected gradient of each advantage is (notebook 00, section 8) ---------------------------------
 def expected_gradient_factor(p: float, group_size: int, scale: str = "none", eps: float = 1e-6) -> float:
-    """The exact ``c`` in ``E[1/G sum_i A_i grad log pi(y_i|x)] = c * grad J`` for 0/1 rewards with success rate ``p``.
+    """The exact ``kappa`` in ``E[1/G sum_i A_i grad log pi(y_i|x)] = kappa * grad J`` for 0/1 rewards with success rate ``p``.
 
     Derivation: condition on the sample's own reward. ``A_i`` depends on ``y_i`` only through ``r_i`` (the other
     ``G - 1`` rewards are independent of it), so ``E[A_i grad log pi(y_i)] = E[f(r_i) grad log pi(y_i)]`` with
     ``f(r) = E[A_i | r_i = r]``. With two reward values ``f(r) = f(0) + (f(1) - f(0)) r`` and ``E[grad log pi] = 0``,
-    so the expectation is ``(f(1) - f(0)) * grad J``: ``c = f(1) - f(0)``. Let ``k ~ Binomial(G - 1, p)`` be the
+    so the expectation is ``(f(1) - f(0)) * grad J``: ``kappa = f(1) - f(0)``. Let ``k ~ Binomial(G - 1, p)`` be the
     successes among the others; a group with ``s`` successes has mean ``s / G`` and unbiased std
     ``sqrt(s (G - s) / (G (G - 1)))``::
 
-        c = sum_k P(k) * [ (1 - (k+1)/G) / (std(k+1) + eps)  +  (k/G) / (std(k) + eps) ]
+        kappa = sum_k P(k) * [ (1 - (k+1)/G) / (std(k+1) + eps)  +  (k/G) / (std(k) + eps) ]
 
     (a group whose rewards are all equal contributes 0, as :func:`group_advantages` gives it). ``scale="none"``
-    (no division): ``c = (G - 1) / G`` for every ``p``, the leave-one-out factor shrunk. ``scale="group"``: ``c``
+    (no division): ``kappa = (G - 1) / G`` for every ``p``, the leave-one-out factor shrunk. ``scale="group"``: ``kappa``
     depends on ``p`` (symmetric in ``p <-> 1 - p``), so the group std rescales each prompt's gradient by its own
     success rate. With more than two reward values the expectation is not a multiple of ``grad J`` at all.
     """

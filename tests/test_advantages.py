@@ -94,7 +94,7 @@ def test_leave_one_out_errors():
         leave_one_out([1.0, 0.0, 1.0], 4)
 
 
-# --- the expected gradient of each estimator (notebook 00, section 10) ------------------------------------------
+# --- the expected gradient of each estimator (notebook 00, section 8) ------------------------------------------
 def _brute_force_factor(p: float, G: int, scale: str) -> float:
     """c = E[A_1 | r_1 = 1] - E[A_1 | r_1 = 0], by enumerating every 0/1 reward vector of the group."""
     import itertools
@@ -123,7 +123,7 @@ def test_std_scaling_factor_depends_on_the_success_rate():
 
 @pytest.mark.parametrize("scale", ["none", "group"])
 def test_toy_monte_carlo_matches_the_exact_factor_within_3_se(scale):
-    """The notebook's Monte Carlo rows (00, section 10): the mean gradient, projected on the exact one, is the
+    """The notebook's Monte Carlo rows (00, section 8): the mean gradient, projected on the exact one, is the
     derived factor within 3 standard errors, for the centred reward and for the std-scaled one."""
     g = torch.Generator().manual_seed(0)
     G, K = 8, 5

@@ -256,7 +256,7 @@ def test_reused_batch_ratio_and_clip_act_on_policy_they_do_not():
     assert off["clip_fraction"] == pytest.approx(1 / 3)  # exp(0.5) > 1.2 with A > 0
 
 
-# --- which aggregation's gradient is the policy-gradient estimate (notebook 00, section 10) --------------------
+# --- which aggregation's gradient is the policy-gradient estimate (notebook 00, section 8) --------------------
 def _estimate_and_loss_gradients(aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
     """On a per-position softmax policy (logits theta, T x V) and 4 completions of unequal lengths: the estimate
     g = 1/B sum_i A_i grad log pi(y_i) (the sequence's log-prob summed over its tokens), and the gradient of

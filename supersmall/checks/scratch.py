@@ -397,7 +397,7 @@ def check_mask_after_eos(fn: Callable[..., Any]) -> bool:
 
     What it cannot see: whether ``eos_id`` is the token generation really stopped on (a chat model stops on its
     end-of-turn token, e.g. ``<|im_end|>``, which need not be the tokenizer's ``eos_token``), and whether the mask
-    then reaches the loss, the length penalty and the log-probs; those are notebook 00's section 7 and exercise 0.3.
+    then reaches the loss, the length penalty and the log-probs; those are notebook 00's section 5 and exercise 0.3.
     """
     batches = {name: _eos_batch(eos_id=eos, pad_id=pad, **kw) for name, (kw, eos, pad) in EOS_CASES.items()}
     cases = [Case(kwargs={"batch": name}, label=name) for name in EOS_CASES]
