@@ -4,7 +4,9 @@ Completions come in contiguous groups of ``G`` (the ``G`` samples of one prompt)
 
     rewards = [r_11, ..., r_1G, r_21, ..., r_2G, ...]
 
-and each one's advantage is its reward measured against its own group (paper, eq. 2 / eq. 5)::
+and each one's advantage is its reward measured against its own group. The paper's eq. 2 / eq. 5 use ``A_i``
+"based on the relative ranking" (000:84) without defining it; dividing by the group std is GRPO's (DeepSeekMath)
+and TRL's default, a choice here (``train.scale_rewards``)::
 
     A_i = (r_i - mean(r_group)) / (std(r_group) + eps)     scale="group" (GRPO)
     A_i =  r_i - mean(r_group)                              scale="none"  (Dr. GRPO)
@@ -24,7 +26,9 @@ carries no signal: its advantages are exactly 0 (never NaN), whatever ``eps``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -80,7 +84,7 @@ def leave_one_out(rewards: Sequence[float] | torch.Tensor, group_size: int) -> t
     The baseline of completion ``i`` is the mean reward of the *other* ``G - 1`` completions of its prompt, so it
     does not depend on ``y_i`` and the policy-gradient estimate stays unbiased (the baseline lemma,
     ``E[b * grad log pi(y | x)] = 0`` for ``b`` independent of ``y``; RLOO, Kool et al. 2019). GRPO's centred
-    reward (eq. 2 / eq. 5, ``group_advantages(..., scale="none")``) is this shrunk by ``(G - 1) / G``::
+    reward (``group_advantages(..., scale="none")``) is this shrunk by ``(G - 1) / G``::
 
         r_i - mean_G r = (G - 1) / G * (r_i - mean_{-i} r)
 
@@ -101,3 +105,67 @@ def zero_std_fraction(rewards: Sequence[float] | torch.Tensor, group_size: int) 
     """Fraction of groups whose rewards are all equal (no learning signal): a health metric."""
     groups = _as_tensor(rewards).view(-1, group_size)
     return float((groups.max(dim=1).values == groups.min(dim=1).values).float().mean())
+
+
+# --- what the expected gradient of each advantage is (notebook 00, section 8) ---------------------------------
+def expected_gradient_factor(p: float, group_size: int, scale: str = "none", eps: float = 1e-6) -> float:
+    """The exact ``kappa`` in ``E[1/G sum_i A_i grad log pi(y_i|x)] = kappa * grad J`` for 0/1 rewards with success rate ``p``.
+
+    Derivation: condition on the sample's own reward. ``A_i`` depends on ``y_i`` only through ``r_i`` (the other
+    ``G - 1`` rewards are independent of it), so ``E[A_i grad log pi(y_i)] = E[f(r_i) grad log pi(y_i)]`` with
+    ``f(r) = E[A_i | r_i = r]``. With two reward values ``f(r) = f(0) + (f(1) - f(0)) r`` and ``E[grad log pi] = 0``,
+    so the expectation is ``(f(1) - f(0)) * grad J``: ``kappa = f(1) - f(0)``. Let ``k ~ Binomial(G - 1, p)`` be the
+    successes among the others; a group with ``s`` successes has mean ``s / G`` and unbiased std
+    ``sqrt(s (G - s) / (G (G - 1)))``::
+
+        kappa = sum_k P(k) * [ (1 - (k+1)/G) / (std(k+1) + eps)  +  (k/G) / (std(k) + eps) ]
+
+    (a group whose rewards are all equal contributes 0, as :func:`group_advantages` gives it). ``scale="none"``
+    (no division): ``kappa = (G - 1) / G`` for every ``p``, the leave-one-out factor shrunk. ``scale="group"``: ``kappa``
+    depends on ``p`` (symmetric in ``p <-> 1 - p``), so the group std rescales each prompt's gradient by its own
+    success rate. With more than two reward values the expectation is not a multiple of ``grad J`` at all.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a success rate in [0, 1], got {p}")
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2, got {group_size}")
+    if scale not in ("none", "group", "std"):
+        raise ValueError(f"scale must be 'none' or 'group' (the batch std has no closed form here), got {scale!r}")
+    G = group_size
+
+    def std(s: int) -> float:
+        return math.sqrt(s * (G - s) / (G * (G - 1)))
+
+    total = 0.0
+    for k in range(G):
+        weight = math.comb(G - 1, k) * p**k * (1 - p) ** (G - 1 - k)
+        up, down = 1 - (k + 1) / G, k / G  # A_i when r_i = 1 (k + 1 successes), minus A_i when r_i = 0 (k)
+        if scale != "none":
+            up = up / (std(k + 1) + eps) if k + 1 < G else 0.0
+            down = down / (std(k) + eps) if k > 0 else 0.0
+        total += weight * (up + down)
+    return total
+
+
+def toy_gradient_factor(pi: torch.Tensor, reward_of: torch.Tensor, group_size: int, groups: int,
+                        advantage: Callable[[torch.Tensor], torch.Tensor],
+                        generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Monte Carlo of one advantage estimator on a softmax policy over ``K`` answers (logits are the parameters).
+
+    Draws ``groups`` groups of ``group_size`` answers from ``pi`` (K,), rewards ``reward_of[answer]``, advantages
+    ``advantage(flat rewards)``, and one gradient estimate per group, ``1/G sum_i A_i (onehot(y_i) - pi)`` (the
+    gradient of ``log pi(y_i)`` with respect to the logits). Returns ``factor``: the mean estimate projected on the
+    exact gradient ``pi * (r - pi.r)`` (1 = unbiased), ``se``: its standard error over groups, ``mean`` / ``se_each``
+    (K,) per logit, ``variance``: the trace of one group estimate's covariance.
+    """
+    K = pi.numel()
+    exact = pi * (reward_of - pi @ reward_of)
+    samples = torch.multinomial(pi.expand(groups, K), group_size, replacement=True, generator=generator)
+    rs = reward_of[samples]  # (groups, G)
+    score = torch.nn.functional.one_hot(samples, K).to(pi.dtype) - pi  # grad of log pi(a) wrt the logits
+    adv = advantage(rs.flatten()).view(groups, group_size)
+    per_group = (adv.unsqueeze(-1) * score).mean(1)  # (groups, K): one gradient estimate per group
+    projection = per_group @ exact / (exact @ exact)  # (groups,)
+    return {"factor": float(projection.mean()), "se": float(projection.std() / groups**0.5),
+            "mean": per_group.mean(0), "se_each": per_group.std(0) / groups**0.5,
+            "variance": float(per_group.var(0).sum()), "exact": exact}

@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from supersmall.advantages import group_advantages, zero_std_fraction
+from supersmall.advantages import (
+    expected_gradient_factor,
+    group_advantages,
+    leave_one_out,
+    toy_gradient_factor,
+    zero_std_fraction,
+)
 
 
 def test_equal_rewards_give_exact_zero_never_nan():
@@ -86,3 +92,57 @@ def test_leave_one_out_errors():
         leave_one_out([1.0, 0.0], 1)
     with pytest.raises(ValueError, match="not a multiple of group_size=4"):
         leave_one_out([1.0, 0.0, 1.0], 4)
+
+
+# --- the expected gradient of each estimator (notebook 00, section 8) ------------------------------------------
+def _brute_force_factor(p: float, G: int, scale: str) -> float:
+    """c = E[A_1 | r_1 = 1] - E[A_1 | r_1 = 0], by enumerating every 0/1 reward vector of the group."""
+    import itertools
+
+    cond = {0: 0.0, 1: 0.0}
+    for rewards in itertools.product((0.0, 1.0), repeat=G):
+        prob = math.prod(p if r else 1 - p for r in rewards[1:])  # the others' probability, given r_1
+        cond[int(rewards[0])] += prob * float(group_advantages(list(rewards), G, scale=scale)[0])
+    return cond[1] - cond[0]
+
+
+@pytest.mark.parametrize("G", [2, 4, 8])
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.957])
+def test_expected_gradient_factor_equals_brute_force_enumeration(G, p):
+    assert expected_gradient_factor(p, G, "none") == pytest.approx((G - 1) / G)
+    assert expected_gradient_factor(p, G, "group") == pytest.approx(_brute_force_factor(p, G, "group"), rel=1e-5)
+    assert expected_gradient_factor(p, G, "group") == pytest.approx(expected_gradient_factor(1 - p, G, "group"))
+
+
+def test_std_scaling_factor_depends_on_the_success_rate():
+    factors = [expected_gradient_factor(p, 8, "group") for p in (0.5, 0.8, 0.957)]
+    assert factors[0] < factors[1] < factors[2]  # rarer disagreement -> smaller std -> larger weight
+    with pytest.raises(ValueError):
+        expected_gradient_factor(1.5, 8)
+
+
+@pytest.mark.parametrize("scale", ["none", "group"])
+def test_toy_monte_carlo_matches_the_exact_factor_within_3_se(scale):
+    """The notebook's Monte Carlo rows (00, section 8): the mean gradient, projected on the exact one, is the
+    derived factor within 3 standard errors, for the centred reward and for the std-scaled one."""
+    g = torch.Generator().manual_seed(0)
+    G, K = 8, 5
+    theta = torch.randn(K, generator=g)
+    reward_of = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
+    pi = torch.softmax(theta, 0)
+    p = float(pi @ reward_of)
+    mc = toy_gradient_factor(pi, reward_of, G, 40_000, lambda r: group_advantages(r, G, scale=scale), g)
+    exact = expected_gradient_factor(p, G, scale)
+    assert abs(mc["factor"] - exact) < 3 * mc["se"], (mc["factor"], mc["se"], exact)
+    loo = toy_gradient_factor(pi, reward_of, G, 40_000, lambda r: leave_one_out(r, G), g)
+    assert abs(loo["factor"] - 1.0) < 3 * loo["se"]
+
+
+def test_toy_monte_carlo_detects_a_wrong_factor():
+    """The 3-SE test can fail: the std-scaled estimator is far from the unscaled factor (G-1)/G."""
+    g = torch.Generator().manual_seed(1)
+    G = 8
+    pi = torch.softmax(torch.tensor([0.0, 1.0, -1.0, 0.5]), 0)
+    reward_of = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    mc = toy_gradient_factor(pi, reward_of, G, 20_000, lambda r: group_advantages(r, G, scale="group"), g)
+    assert abs(mc["factor"] - (G - 1) / G) > 3 * mc["se"]

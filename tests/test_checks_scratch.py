@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from supersmall import advantages, losses
-from supersmall.checks import NOT_IMPLEMENTED, CheckFailed, check_grpo_loop, check_sequence_logps
-from supersmall.checks.scratch import LOGPS_HINTS, LOOP_HINTS
+from supersmall.checks import (
+    NOT_IMPLEMENTED,
+    CheckFailed,
+    check_grpo_loop,
+    check_mask_after_eos,
+    check_sequence_logps,
+)
+from supersmall.checks.scratch import EOS_HINTS, LOGPS_HINTS, LOOP_HINTS
 
 
 # --- exercise 0.2 --------------------------------------------------------------------------------------------
@@ -118,3 +124,47 @@ def test_grpo_loop_catches_constants_that_carry_gradient(bug):
         check_grpo_loop(lambda *a, **k: updates(*a, **k, bug=bug))
     assert ("rewards.detach()" if bug == "advantages_attached" else "torch.no_grad()") in str(failure.value)
     assert "not detached" in str(failure.value)
+
+
+# --- exercise 0.4: the EOS mask -------------------------------------------------------------------------------
+def eos_mask(ids, eos_id, pad_id, bug=None):
+    """A solution written apart from the library (cumulative count of EOS), with one classic bug by name."""
+    is_eos = ids == eos_id
+    seen_before = (is_eos.long().cumsum(1) - is_eos.long()) > 0  # strictly after the first EOS
+    keep = ~seen_before
+    if bug == "eos_dropped":
+        keep = is_eos.long().cumsum(1) == 0
+    elif bug == "tail_unmasked":
+        keep = ids != pad_id
+    elif bug == "no_eos":  # argmax of an all-False row is 0
+        first = is_eos.long().argmax(1)
+        keep = torch.arange(ids.size(1))[None] <= first[:, None]
+    elif bug == "last_eos":
+        after_last = is_eos.flip(1).long().cumsum(1).flip(1) == 0
+        keep = ~after_last | ~is_eos.any(1, keepdim=True)
+    out_ids = ids if bug == "tail_not_padded" else ids.masked_fill(~keep, pad_id)
+    return out_ids, keep.long(), ~is_eos.any(1)
+
+
+def test_mask_after_eos_solution_and_library_pass(capsys):
+    from supersmall import grpo
+
+    assert check_mask_after_eos(eos_mask)
+    assert check_mask_after_eos(grpo.mask_after_eos)
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bug", ["eos_dropped", "tail_unmasked", "no_eos", "last_eos", "tail_not_padded"])
+def test_mask_after_eos_bug_is_caught_with_its_hint(bug):
+    with pytest.raises(CheckFailed) as failure:
+        check_mask_after_eos(lambda *a: eos_mask(*a, bug=bug))
+    assert EOS_HINTS[bug] in str(failure.value)
+
+
+def test_mask_after_eos_stub_and_wrong_return():
+    def stub(*args):
+        raise NotImplementedError
+
+    assert check_mask_after_eos(stub) is False
+    with pytest.raises(CheckFailed, match="return a tuple"):
+        check_mask_after_eos(lambda ids, eos, pad: eos_mask(ids, eos, pad)[1])

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -83,3 +84,54 @@ def test_solutions_follow_the_exercise_conventions(path):
     for cell in solved:
         assert '"""' in cell.source, f"{path.name}: the exercise's function needs a docstring stating the task"
         assert re.search(r"^check_\w+\(\w+\)$", cell.source, re.MULTILINE), f"{path.name}: no check_<name>(fn) call"
+
+
+# The library call that would solve each exercise outright: its prompt (the markdown from its heading to its
+# solved cell, and that cell's docstrings) must give the contract and the math, never the call.
+SOLVING_CALLS = {
+    "00_warmup": ["grpo.sequence_logps", "group_advantages", "policy_loss", "clipped_surrogate", "grpo.mask_after_eos",
+                  "losses.aggregate"],
+    "01_rewards": ["grading.extract", "grading.last_boxed", "rewards.length_penalty", "rewards.supersmall_reward"],
+    "02_advantages": ["group_advantages"],
+    "03_kl": ["kl_estimate", "clipped_surrogate", "policy_loss", "losses.aggregate"],
+    "04_curriculum": ["cumulative_shares", "balanced_levels("],
+    "05_training": ["token_weights", "torch.autograd"],
+    "06_evaluation": ["stats.wilson_interval", "stats.mcnemar_exact"],
+    "08_report": ["stats.decide", "stats.across_seeds"],
+    "09_capstone": ["report.seeds_needed", "report.verdict"],
+}
+
+
+def _prompts(path: Path) -> list[str]:
+    """Each exercise's prompt: markdown cells from its heading up to its solved cell, plus that cell's docstrings,
+    with the solved function's own definition line removed (its name is the student's)."""
+    cells = nbformat.read(str(path), as_version=4).cells
+    prompts, current = [], None
+    for cell in cells:
+        if cell.cell_type == "markdown" and HEADING.search(cell.source):
+            current = [cell.source]
+        elif current is not None and cell.cell_type == "markdown":
+            current.append(cell.source)
+        elif current is not None and "# BEGIN SOLUTION" in cell.source:
+            current += re.findall(r'"""(.*?)"""', cell.source, re.S)
+            prompts.append("\n".join(current))
+            current = None
+    return prompts
+
+
+@pytest.mark.parametrize("path", sorted(SOLUTIONS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_no_exercise_prompt_names_the_call_that_solves_it(path):
+    prompts = _prompts(path)
+    assert prompts, path.name
+    for prompt in prompts:
+        named = [call for call in SOLVING_CALLS[path.stem] if call in prompt]
+        assert not named, f"{path.name}: the prompt names {named}:\n{prompt[:200]}"
+
+
+def test_warmup_solutions_import_only_the_checks_from_the_kit():
+    """Exercise 00 is written from PyTorch alone: the kit gives only its checks."""
+    cells = nbformat.read(str(SOLUTIONS_DIR / "00_warmup.ipynb"), as_version=4).cells
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    kit_imports = re.findall(r"^\s*(?:from|import) (supersmall\S*)", code, re.MULTILINE)
+    assert kit_imports and set(kit_imports) == {"supersmall.checks"}, kit_imports
+    assert "supersmall.losses" not in code and "supersmall.advantages" not in code

@@ -273,3 +273,54 @@ def test_a_loss_type_is_a_surrogate_and_an_aggregation():
         policy_loss(logp, old, adv, mask, "cisp0")
     with pytest.raises(TypeError):  # one name per idea: the old keyword is gone
         policy_loss(logp, old, adv, mask, aggregation="grpo")
+
+
+# --- which aggregation's gradient is the policy-gradient estimate (notebook 00, section 8) --------------------
+def _estimate_and_loss_gradients(aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """On a per-position softmax policy (logits theta, T x V) and 4 completions of unequal lengths: the estimate
+    g = 1/B sum_i A_i grad log pi(y_i) (the sequence's log-prob summed over its tokens), and the gradient of
+    ``policy_loss`` at ratio 1 (old_logp = logp.detach())."""
+    g = torch.Generator().manual_seed(0)
+    T, V = 6, 5
+    theta = torch.randn(T, V, generator=g, requires_grad=True)
+    lengths = torch.tensor([1, 3, 6, 2])
+    ids = torch.randint(0, V, (4, T), generator=g)
+    mask = (torch.arange(T)[None] < lengths[:, None]).long()
+    adv = torch.tensor([1.0, -0.5, 0.8, -1.3])
+    logp = torch.log_softmax(theta, -1).expand(4, T, V).gather(-1, ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    seq_logp = (logp * mask).sum(-1)  # log pi(y_i | x)
+    (estimate,) = torch.autograd.grad((adv * seq_logp).mean(), theta, retain_graph=True)
+    loss, _ = policy_loss(logp, logp.detach(), adv, mask, loss_type=aggregation)
+    (loss_grad,) = torch.autograd.grad(loss, theta)
+    return estimate, loss_grad
+
+
+def test_sequence_aggregation_gradient_is_minus_the_estimate_and_grpo_is_not():
+    estimate, seq_grad = _estimate_and_loss_gradients("sequence")
+    assert torch.allclose(seq_grad, -estimate, atol=1e-6)  # loss.backward() gives -g
+    _, grpo_grad = _estimate_and_loss_gradients("grpo")
+    # grpo divides completion i by |y_i|: not -g, and not a multiple of it either (lengths differ)
+    assert not torch.allclose(grpo_grad, -estimate, atol=1e-3)
+    scale = float((grpo_grad * -estimate).sum() / (estimate * estimate).sum())
+    assert not torch.allclose(grpo_grad, -scale * estimate, atol=1e-3)
+
+
+# --- the KL of whole sequences (checks.sequence_kl_gradients, notebook 03) -----------------------------------------
+def test_token_level_kl_loss_misses_the_future_part_and_off_policy_needs_weights():
+    from supersmall.checks import sequence_kl_gradients
+
+    r = sequence_kl_gradients()
+    on, off = r.expected["pi"], r.expected["pi_old"]
+    assert float(r.future.norm()) > 0.05 * float(r.exact.norm())  # the toy is not degenerate
+    # on-policy: the KL in the reward (score function with the summed k1) is the exact sequence-KL gradient
+    assert r.relative_error("pi", "KL in the reward") < 1e-10
+    assert r.relative_error("pi", "KL in the reward x sequence weight") < 1e-10
+    # a token-level k2 loss gets only each token's own term: exact = k2 per token + the future part
+    assert torch.allclose(on["k2 per token"] + r.future, r.exact, atol=1e-12)
+    assert r.relative_error("pi", "k2 per token") > 0.05 and r.relative_error("pi", "k3 per token") > 0.05
+    assert torch.allclose(on["k3 per token x token ratio"], on["k2 per token"], atol=1e-12)  # ratio-weighted k3 = k2
+    assert float(on["k1 per token"].abs().max()) < 1e-12
+    # off-policy samples: without the importance weight the reward-side estimator is biased, with it exact
+    assert r.relative_error("pi_old", "KL in the reward") > 0.05
+    assert r.relative_error("pi_old", "KL in the reward x sequence weight") < 1e-10
+    assert not torch.allclose(off["k2 per token"], on["k2 per token"], atol=1e-6)

@@ -20,12 +20,17 @@ from supersmall.checks.curriculum import (
 )
 from supersmall.checks.evaluation import check_paired_test, check_wilson_interval
 from supersmall.checks.grpo import check_grpo_step, check_logp_gradient
-from supersmall.checks.kl_gradients import KL_GRADIENT_TARGETS, KLGradients, kl_gradients
+from supersmall.checks.kl_gradients import (
+    KL_GRADIENT_TARGETS,
+    KLGradients,
+    kl_gradients,
+    sequence_kl_gradients,
+)
 from supersmall.checks.losses import check_k3, check_masked_surrogate
 from supersmall.checks.predict import predict, verdict_choice
 from supersmall.checks.report import check_verdict
 from supersmall.checks.rewards import check_extract_answer, check_length_penalty, check_supersmall_reward
-from supersmall.checks.scratch import check_grpo_loop, check_sequence_logps
+from supersmall.checks.scratch import check_grpo_loop, check_mask_after_eos, check_sequence_logps
 from supersmall.checks.setup import check_pass_at_1
 from supersmall.checks.trl_equality import check_against_trl
 from supersmall.checks.verdicts import grade_verdict
@@ -38,9 +43,9 @@ __all__ = [
     "check_k3", "check_masked_surrogate",  # losses
     "check_difficulty_level", "check_cumulative_levels", "check_balanced_levels", "check_cumulative_shares",  # curriculum
     "check_grpo_step", "check_logp_gradient",  # grpo
-    "check_sequence_logps", "check_grpo_loop",  # scratch (exercise 00: GRPO from scratch)
+    "check_sequence_logps", "check_grpo_loop", "check_mask_after_eos",  # scratch (exercise 00: GRPO from scratch)
     "check_wilson_interval", "check_paired_test",  # evaluation
     "check_verdict",  # report
     "check_seeds_needed", "check_verdict_text",  # capstone
-    "grade_verdict", "kl_gradients", "KLGradients", "KL_GRADIENT_TARGETS", "check_against_trl",  # course grading
+    "grade_verdict", "kl_gradients", "sequence_kl_gradients", "KLGradients", "KL_GRADIENT_TARGETS", "check_against_trl",  # course grading
 ]

@@ -1,4 +1,4 @@
-"""Checks for exercise 00's "GRPO from scratch": per-token log-probs, then a few updates on one batch.
+"""Checks for exercise 00's "GRPO from scratch": per-token log-probs, a few updates on one batch, the EOS mask.
 
 Both run the student's code on a small randomly initialised Qwen2 model (a few seconds on a CPU) and
 compare it with the library (:func:`supersmall.grpo.sequence_logps`, :func:`supersmall.advantages.group_advantages`,
@@ -137,6 +137,11 @@ def check_sequence_logps(fn: Callable[..., torch.Tensor]) -> bool:
 
     Compared with :func:`supersmall.grpo.sequence_logps` on the completions' real tokens, on a small random
     Qwen2 model; a mismatch that equals a classic bug says which one.
+
+    What it cannot see: position ids that ignore the left padding (0, 1, 2, ... over the pad tokens). The check
+    model has rotary positions (RoPE), which depend only on the difference of two positions, so shifting a whole
+    row changes nothing to float precision; on a model with absolute positions the same code is wrong. Values at
+    padded completion positions are not compared either (the loss masks them).
     """
     model = small_model()
     batches = {name: make_batch(**kw) for name, (kw, _) in LOGPS_CASES.items()}
@@ -188,9 +193,9 @@ LOOP_HINTS = {
                                "the batch, computed once before the first update, so the ratio moves away from 1 "
                                "(and the clip acts) from the second update on",
     "population_std": "looks like the population std (divide by G): group advantages use the unbiased std "
-                      "(divide by G - 1), as torch.std and TRL do; call advantages.group_advantages",
-    "no_mask": "looks like the completion mask is missing: padding tokens enter the loss; pass completion_mask "
-               "to losses.policy_loss",
+                      "(divide by G - 1), as torch.std and TRL do",
+    "no_mask": "looks like the completion mask is missing: padding tokens enter the loss; multiply the per-token "
+               "terms by completion_mask and divide each sequence by its real length, not T",
     "no_zero_grad": "looks like optimizer.zero_grad() is missing: gradients accumulate across updates; call it "
                     "before every backward()",
     "no_temperature": "looks like the temperature is forgotten in the log-probs: use the sampling temperature",
@@ -200,7 +205,7 @@ LOOP_HINTS = {
 def reference_grpo_updates(model, optimizer, prompt_ids, prompt_mask, completion_ids, completion_mask, rewards,
                            group_size: int, num_iterations: int = 2, temperature: float = 1.0,
                            clip_eps: float = 0.2, bug: str | None = None) -> list[float]:
-    """The library's answer: advantages (eq. 2 / 5), old log-probs once, then ``num_iterations`` clipped updates.
+    """The library's answer: group advantages (mean and unbiased std), old log-probs once, then ``num_iterations`` clipped updates.
 
     ``bug`` injects one classic mistake (the keys of ``LOOP_HINTS``), for the check's hints.
     """
@@ -320,3 +325,119 @@ def check_grpo_loop(fn: Callable[..., list[float]]) -> bool:
     print(f"[grpo_loop] passed: {len(cases)} cases (losses and final parameters after 1-4 updates) agree with "
           "the library.")
     return True
+
+
+# --- exercise 0.4: the completion mask after EOS ------------------------------------------------------------
+EOS_HINTS = {
+    "eos_dropped": "looks like the EOS token itself is masked out: the mask keeps every token up to *and including* "
+                   "the first EOS (the model must learn to emit it; TRL keeps it too), so use <= first, not < first",
+    "tail_unmasked": "looks like tokens after the first EOS are still in the mask: everything after the first EOS is "
+                     "padding, whatever was generated there (a mask from ids != pad_id misses it when the tail is "
+                     "not pad tokens, and drops the EOS itself when pad_id == eos_id)",
+    "tail_not_padded": "the mask is right, but the ids after the first EOS are not replaced by pad_id",
+    "no_eos": "looks like a row without any EOS is masked after its first token: argmax of an all-False row is 0; "
+              "such a row ran to the length limit, so its mask is all ones and it is truncated",
+    "last_eos": "looks like the last EOS is used: the completion ends at the *first* EOS",
+}
+
+
+def _buggy_masks(completion_ids: torch.Tensor, eos_id: int, pad_id: int) -> dict[str, list[torch.Tensor]]:
+    """The masks each classic bug gives (several ways to write the same bug), for the check's hints."""
+    is_eos = completion_ids == eos_id
+    width = completion_ids.size(1)
+    positions = torch.arange(width).expand_as(completion_ids)
+    has = is_eos.any(1)
+    first = torch.where(has, is_eos.long().argmax(1), torch.full_like(has, width, dtype=torch.long))
+    last = torch.where(has, width - 1 - is_eos.flip(1).long().argmax(1), torch.full_like(first, width))
+    argmax_only = is_eos.long().argmax(1)  # 0 for a row without EOS
+    return {
+        "eos_dropped": [(positions < first[:, None]).long()],
+        "tail_unmasked": [(completion_ids != pad_id).long(), torch.ones_like(completion_ids)],
+        "no_eos": [(positions <= argmax_only[:, None]).long(), (positions < argmax_only[:, None]).long()],
+        "last_eos": [(positions <= last[:, None]).long()],
+    }
+
+
+def _eos_batch(seed: int, rows: int = 4, width: int = 8, eos_id: int = 1, pad_id: int = 0,
+               eos_at: list[int | None] | None = None) -> torch.Tensor:
+    """Random completions with an EOS at ``eos_at[i]`` (None: no EOS) and random tokens after it, as a sampler that
+    keeps generating past EOS leaves them; every other row gets a second EOS two tokens later."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (rows, width), generator=g)
+    ids = ids.masked_fill((ids == eos_id) | (ids == pad_id), VOCAB - 1)  # special ids only where placed
+    if eos_at is None:
+        eos_at = [int(x) if x < width else None for x in torch.randint(0, width + 2, (rows,), generator=g)]
+    for i, at in enumerate(eos_at):
+        if at is not None:
+            ids[i, at] = eos_id
+            if at + 2 < width and i % 2 == 0:
+                ids[i, at + 2] = eos_id  # a later EOS: only the first one ends the completion
+    return ids
+
+
+EOS_CASES = {  # description -> (batch, eos_id, pad_id)
+    "EOS in the middle of every row": (dict(seed=20, eos_at=[3, 1, 5, 2]), 1, 0),
+    "EOS first and last": (dict(seed=21, eos_at=[0, 7, 4, 6]), 1, 0),
+    "a row without EOS (hit the length limit)": (dict(seed=22, eos_at=[2, None, 5, None]), 1, 0),
+    "no EOS anywhere": (dict(seed=23, eos_at=[None, None, None, None]), 1, 0),
+    "pad_id == eos_id": (dict(seed=24, eos_at=[3, None, 0, 6]), 1, 1),
+    "random, 6 rows": (dict(seed=25, rows=6, width=10), 1, 0),
+    "random, other ids": (dict(seed=26, rows=5, width=9), 7, 3),
+}
+
+
+def check_mask_after_eos(fn: Callable[..., Any]) -> bool:
+    """``fn(completion_ids, eos_id, pad_id)`` -> ``(ids, mask, truncated)``, compared with
+    :func:`supersmall.grpo.mask_after_eos`: ids with ``pad_id`` after the first EOS, a 0/1 mask that keeps every
+    token up to and including the first EOS, and a bool per row that has no EOS (it hit the length limit).
+
+    Edge cases: EOS at the first and last position, a second EOS later in a row, rows without EOS, ``pad_id ==
+    eos_id``; then random rows. A mismatch that equals a classic bug (EOS dropped, tail unmasked, a row without EOS
+    masked after its first token, the last EOS used) says which one.
+
+    What it cannot see: whether ``eos_id`` is the token generation really stopped on (a chat model stops on its
+    end-of-turn token, e.g. ``<|im_end|>``, which need not be the tokenizer's ``eos_token``), and whether the mask
+    then reaches the loss, the length penalty and the log-probs; those are notebook 00's section 5 and exercise 0.3.
+    """
+    batches = {name: _eos_batch(eos_id=eos, pad_id=pad, **kw) for name, (kw, eos, pad) in EOS_CASES.items()}
+    cases = [Case(kwargs={"batch": name}, label=name) for name in EOS_CASES]
+
+    def args(batch: str):
+        _, eos, pad = EOS_CASES[batch]
+        return batches[batch].clone(), eos, pad
+
+    def student(batch: str):
+        out = fn(*args(batch))
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise CheckFailed(f"[mask_after_eos] {batch}: return a tuple (ids, mask, truncated), got {_kind(out)}")
+        return tuple(torch.as_tensor(x) for x in out)
+
+    def reference(batch: str) -> _Expected:
+        return _Expected(grpo.mask_after_eos(*args(batch)), bugs=lambda: _buggy_masks(*args(batch)))
+
+    def compare(expected: _Expected, got) -> bool:
+        return all(close(e.long(), g.long()) for e, g in zip(expected.value, got))
+
+    def explain(expected: _Expected, got) -> str:
+        e_ids, e_mask, _ = (x.long() for x in expected.value)
+        g_ids, g_mask, _ = (x.long() for x in got)
+        if g_mask.shape != e_mask.shape:
+            return f"the mask has shape {tuple(g_mask.shape)}, expected {tuple(e_mask.shape)} (one 0/1 per token)"
+        if not close(e_mask, g_mask):
+            for bug, masks in expected.bugs().items():
+                if any(close(m, g_mask) for m in masks):
+                    return EOS_HINTS[bug]
+            return "the mask differs"
+        if not close(e_ids, g_ids):
+            return EOS_HINTS["tail_not_padded"]
+        return "truncated is True exactly for the rows without any EOS (they hit the length limit)"
+
+    if not run_check("mask_after_eos", student, reference, cases, compare, quiet=True, explain=explain):
+        return False
+    print(f"[mask_after_eos] passed: {len(cases)} cases (EOS first/last/twice/never, pad == EOS, random) agree with "
+          "the library.")
+    return True
+
+
+def _kind(x: Any) -> str:
+    return f"a {type(x).__name__}" + (f" of {len(x)}" if isinstance(x, (tuple, list)) else "")
