@@ -128,3 +128,106 @@ def test_committed_readme_is_what_its_claims_generate():
     text = (REPO_ROOT / "README.md").read_text()
     assert readme.replace_block(text, readme.table(claims)) == text, \
         "README.md's figures table is stale: run python -m supersmall.tools.readme docs/claims.json"
+
+
+# --- mutants: a broken mechanism, trained for real, must fail its pre-registered check ----------------------
+MUTANT_FIGURE = {"the reward's sign flipped": "08.zerogrpo_improves_the_base_model",
+                 "the KL coefficient ignored": "03.kl_beta1", "eq. 7 off": "01.length_penalty"}
+# what each figure trains: (condition b, condition a or "base"), seeds; the length figure reads training metrics
+FIGURE_RUNS = {"08.zerogrpo_improves_the_base_model": (("zerogrpo", "base"), (0, 1, 2)),
+               "03.kl_beta1": (("zerogrpo", "kl-loss-beta1"), (0, 1, 2)),
+               "01.length_penalty": (("zerogrpo-tight", "eq6-tight"), (0, 1, 2, 3, 4))}
+# the condition each mutant changes (the other side of its figure is unaffected and reused from the kit's runs)
+MUTATED = {"the reward's sign flipped": "zerogrpo", "the KL coefficient ignored": "kl-loss-beta1",
+           "eq. 7 off": "zerogrpo-tight"}
+
+
+def _in_process(monkeypatch):
+    """Train in this process (the pool's spawned workers would not see a monkeypatched mutant)."""
+    from supersmall import experiments
+    from supersmall.train import train
+
+    monkeypatch.setattr(experiments, "train_many",
+                        lambda runs, workers=2, desc="": [train(progress=False, **kw) for kw in runs])
+
+
+def _mutate(monkeypatch, mutant):
+    from supersmall import rewards
+    from supersmall import train as train_module
+
+    if mutant == "the reward's sign flipped":
+        original = train_module.reward_functions
+
+        def flipped(profile):
+            funcs, weights = original(profile)
+            return funcs, [-w for w in weights]
+
+        monkeypatch.setattr(train_module, "reward_functions", flipped)
+    elif mutant == "the KL coefficient ignored":  # both readers of the coefficients: the TRL config and the loop
+        from supersmall import trl_args
+
+        for module in (train_module, trl_args):
+            monkeypatch.setattr(module, "arm_betas", lambda profile, arm: (0.0, 0.0))
+    elif mutant == "eq. 7 off":
+        monkeypatch.setattr(rewards, "length_penalty", lambda lengths, *a, **k: [0.0] * len(lengths))
+
+
+def _figure(key, runs_dir):
+    """One pre-registered figure of a small series under ``runs_dir``, as claims.json records it."""
+    from supersmall import experiments
+
+    (b, a), seeds = FIGURE_RUNS[key]
+    if key == "01.length_penalty":
+        folders = experiments.run("tiny", [b, a], runs_dir, seeds=list(seeds))
+        diffs = [experiments.metric({s: folders[b][s]}, "completion_length")[0]
+                 - experiments.metric({s: folders[a][s]}, "completion_length")[0] for s in seeds]
+        return {key: {"value": {"completion_length_difference": diffs}}}
+    experiments.run("tiny", [c for c in (a, b) if c != "base"], runs_dir, seeds=list(seeds))
+    return {key: {"value": experiments.paired("tiny", a, b, runs_dir, claim=key, seeds=list(seeds))}}
+
+
+def _check(claims, key):
+    f = next(f for f in readme.PREREGISTERED if f.key == key)
+    return readme.margin_test(f.values(claims), f.direction, f.margin, f.ses(claims))
+
+
+@pytest.fixture(scope="module")
+def kit_runs(tmp_path_factory):
+    """The unmutated kit's runs of the three figures (shared by the mutants for their unaffected side)."""
+    mp = pytest.MonkeyPatch()
+    _in_process(mp)
+    root = tmp_path_factory.mktemp("kit")
+    claims = {}
+    try:
+        for key in FIGURE_RUNS:
+            claims.update(_figure(key, root))
+    finally:
+        mp.undo()
+    return root, claims
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(FIGURE_RUNS))
+def test_the_unmutated_kit_passes_its_preregistered_checks(kit_runs, key):
+    _, claims = kit_runs
+    res = _check(claims, key)
+    assert res["passed"], res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", list(MUTANT_FIGURE))
+def test_a_broken_mechanism_fails_its_preregistered_check(kit_runs, mutant, monkeypatch, tmp_path):
+    """Train the condition a mutant breaks (the reward's sign flipped, the KL coefficient ignored, eq. 7 off)
+    with the mutant patched in, pair it with the kit's unaffected runs, and the check must fail."""
+    import shutil
+
+    root, _ = kit_runs
+    key = MUTANT_FIGURE[mutant]
+    (b, a), _ = FIGURE_RUNS[key]
+    for side in (a, b):  # the unaffected side (and the base evaluation), from the kit's runs
+        if side != MUTATED[mutant] and (root / "shared" / side).exists():
+            shutil.copytree(root / "shared" / side, tmp_path / "shared" / side)
+    _in_process(monkeypatch)
+    _mutate(monkeypatch, mutant)
+    res = _check(_figure(key, tmp_path), key)
+    assert not res["passed"], (mutant, res)
