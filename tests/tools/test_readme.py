@@ -4,6 +4,7 @@ and rerun checks that can fail (exact on the same machine, pre-registered margin
 import copy
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -192,37 +193,46 @@ def _check(claims, key):
 
 
 @pytest.fixture(scope="module")
-def kit_runs(tmp_path_factory):
-    """The unmutated kit's runs of the three figures (shared by the mutants for their unaffected side)."""
-    mp = pytest.MonkeyPatch()
-    _in_process(mp)
-    root = tmp_path_factory.mktemp("kit")
-    claims = {}
-    try:
-        for key in FIGURE_RUNS:
-            claims.update(_figure(key, root))
-    finally:
-        mp.undo()
-    return root, claims
+def kit():
+    """The unmutated kit's runs, trained per figure on first use (the mutants reuse their unaffected side)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="kit-"))
+    done: dict[str, dict] = {}
+
+    def figure(key):
+        if key not in done:
+            mp = pytest.MonkeyPatch()
+            _in_process(mp)
+            try:
+                done[key] = _figure(key, root)
+            finally:
+                mp.undo()
+        return root, done[key]
+
+    yield figure
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(FIGURE_RUNS))
-def test_the_unmutated_kit_passes_its_preregistered_checks(kit_runs, key):
-    _, claims = kit_runs
+def test_the_unmutated_kit_passes_its_preregistered_checks(kit, key):
+    _, claims = kit(key)
     res = _check(claims, key)
     assert res["passed"], res
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", list(MUTANT_FIGURE))
-def test_a_broken_mechanism_fails_its_preregistered_check(kit_runs, mutant, monkeypatch, tmp_path):
+def test_a_broken_mechanism_fails_its_preregistered_check(kit, mutant, monkeypatch, tmp_path):
     """Train the condition a mutant breaks (the reward's sign flipped, the KL coefficient ignored, eq. 7 off)
     with the mutant patched in, pair it with the kit's unaffected runs, and the check must fail."""
     import shutil
 
-    root, _ = kit_runs
     key = MUTANT_FIGURE[mutant]
+    root, _ = kit(key)
     (b, a), _ = FIGURE_RUNS[key]
     for side in (a, b):  # the unaffected side (and the base evaluation), from the kit's runs
         if side != MUTATED[mutant] and (root / "shared" / side).exists():
