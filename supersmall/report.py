@@ -294,7 +294,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
     out.mkdir(parents=True, exist_ok=True)
     paths = {"verdicts": out / "verdicts.json", "md": out / "report.md", "html": out / "report.html"}
     paths["verdicts"].write_text(json.dumps(_finite(rows), indent=2) + "\n")
-    shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds agreeing": f"{r['seeds_agree']} of {r['n_seeds']}",
+    shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds the claimed way": f"{r['seeds_agree']} of {r['n_seeds']}",
               "p": f"{r['p_value']:.2g}", "p (Holm)": f"{r['p_adjusted']:.2g}" if r["family"] == "paper claim"
               else "exploratory", "MDE": f"{as_points(r['mde'])} points",
               "dropped": ", ".join(map(str, r["dropped_seeds"]))} for r in rows]
@@ -304,7 +304,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
         + (f"\n\nLeft out:{left_out}" if left_out else ""),
         "## Verdicts\n\n" + stats.VERDICT_RULE + " " + stats.CONDITIONAL + " MDE: the smallest true difference "
         "the seeds and spread used find 80% of the time (two-sided 0.05).\n\n"
-        + (_md_table(shown, ["claim", "paper", "measured", "interval", "seeds agreeing", "p", "p (Holm)", "MDE",
+        + (_md_table(shown, ["claim", "paper", "measured", "interval", "seeds the claimed way", "p", "p (Holm)", "MDE",
                              "size", "dropped", "verdict", "reason"]) if rows
            else "No claim has the runs it needs yet.")
         + "".join(f"\n\n*{r['claim']}*: {r['note']}" for r in rows if r["note"]),
