@@ -164,8 +164,8 @@ class LaunchConfig:
 class NotebooksConfig:
     cell_timeout: int = 1800  # seconds per cell under papermill
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds of the course's exploratory experiments
-    # seeds of the runs behind the paper's claims (ZeroGRPO vs base, the KL arms, the staged curriculum): a
-    # verdict on a paper claim needs 5 seeds that agree (supersmall.stats.MIN_SEEDS)
+    # seeds of the runs behind the paper's claims (ZeroGRPO vs base, the KL arms, the staged curriculum): the rule
+    # decides on supersmall.stats.MIN_SEEDS or more; 5 narrow the seeds' part of the interval
     claim_seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     steps: int = 20  # training steps of each run in the notebooks' multi-seed experiments
 

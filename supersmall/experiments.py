@@ -24,16 +24,24 @@ from supersmall.evaluation import RECORDS, Evaluation
 from supersmall.pool import train_many
 from supersmall.runcard import code_version, read_metrics
 
+
+def _tight(p: Profile) -> int:
+    """A third of the profile's completion limit (at least 4 tokens): eq. 7's stress-test limit."""
+    return max(4, p.train.max_completion_length // 3)
+
+
 # A value may be a function of the profile (resolved by :func:`overrides`).
 # Every condition differs from "zerogrpo" (the paper's ZeroGRPO: eq. 6 + 7 reward, std-scaled group
 # advantages (scale_rewards "group"), the profile's loss_type, no KL) in the keys it names.
 CONDITIONS: dict[str, dict[str, Any]] = {
     "zerogrpo": {},
     "eq6-std": {"reward.name": "correctness"},  # no eq. 7 length penalty
-    # a completion limit a third of the profile's (choice): answers reach 0.95 L_max, so eq. 7 acts
-    "zerogrpo-tight": {"train.max_completion_length": lambda p: max(4, p.train.max_completion_length // 3)},
-    "eq6-tight": {"reward.name": "correctness",
-                  "train.max_completion_length": lambda p: max(4, p.train.max_completion_length // 3)},
+    # eq. 7's stress test: a completion limit a third of the profile's (choice), where answers reach 0.95 L_max so
+    # eq. 7 acts, and the arms are evaluated at that same limit (a model trained to fit 16 tokens is judged on 16).
+    # With whole-token lengths, len > 0.95 x 16 = 15.2 means len = 16 = L_max: at this limit eq. 7 is a
+    # truncation penalty (it hits exactly the answers cut at the limit), not a graded length cost.
+    "zerogrpo-tight": {"train.max_completion_length": _tight, "eval.max_new_tokens": _tight},
+    "eq6-tight": {"reward.name": "correctness", "train.max_completion_length": _tight, "eval.max_new_tokens": _tight},
     "eq6-mean": {"reward.name": "correctness", "train.scale_rewards": "none"},  # advantages r - mean, unscaled
     "eq4-mean": {"reward.name": "bipolar", "train.scale_rewards": "none"},  # +-1 reward, unscaled
     "zerogrpo-mean": {"train.scale_rewards": "none"},
@@ -52,6 +60,9 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     # updates per sampled batch (choice, measured on tiny: the clip acts on about a tenth of the tokens; TRL counts
     # updates, so 12 steps sample 3 batches): loss -min(r A, clip(r, 1-eps, 1+eps) A), r = pi / pi_old per token
     "offpolicy": {"train.num_iterations": 4, "train.backend": "minimal"},
+    # its equal-samples control: on-policy, one update per batch, on as many sampled batches as offpolicy draws
+    # (steps / mu), so "reuse each batch mu times" is compared at the same number of samples, not only of updates
+    "offpolicy-samples": {"train.backend": "minimal", "steps": lambda p: max(1, p.notebooks.steps // 4)},
     # clip(r, 1-eps_low, 1+eps_high) with eps_high above eps_low (DAPO's clip-higher; the value: paper.yaml)
     "clip-higher": {"train.num_iterations": 4, "train.backend": "minimal",
                     "train.clip_eps_high": lambda p: paper.value("variants.dapo.clip_eps_high")},
@@ -111,10 +122,11 @@ def run(profile: Profile | str, conditions: list[str], runs_dir: str | Path, see
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"unknown condition(s) {unknown}; known: {', '.join(CONDITIONS)}")
-    jobs = [dict(profile=p, seed=s,
-                 steps=p.notebooks.steps, out_dir=str(run_dir(runs_dir, c, s)),
-                 **{**condition_overrides(p, c), **overrides})
-            for c in conditions for s in seeds]
+    jobs = []
+    for c in conditions:
+        over = {**condition_overrides(p, c), **overrides}
+        steps = over.pop("steps", p.notebooks.steps)  # a condition may train for fewer steps (an equal-samples control)
+        jobs += [dict(profile=p, seed=s, steps=steps, out_dir=str(run_dir(runs_dir, c, s)), **over) for s in seeds]
     train_many(jobs, workers=workers, desc=f"{', '.join(conditions)} x {len(seeds)} seeds")
     return {c: {s: run_dir(runs_dir, c, s) for s in seeds} for c in conditions}
 
@@ -168,12 +180,30 @@ def phase_means(folder: str | Path, keys: list[str], fraction: float = 0.2) -> d
     return {part: {key: mean(rows, key) for key in keys} for part, rows in (("first", history[:k]), ("last", history[-k:]))}
 
 
+def machine() -> str:
+    """What makes a run's arithmetic this machine's: the CPU model, the kernels and threads PyTorch uses (and the
+    environment that changes them, as ``../shared/tools/other-cpu`` does). Two records with the same machine and
+    code version must agree bit for bit (:func:`supersmall.tools.readme.exact_mismatches`)."""
+    import os
+    import platform
+
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else \
+        platform.processor()
+    env = ",".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA",
+                                                      "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ)
+    return (f"{platform.machine()} {cpu}; torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()} "
+            f"threads {torch.get_num_threads()}" + (f"; {env}" if env else ""))
+
+
 def record(runs_dir: str | Path, key: str, value: Any) -> Path:
     """Add one measured figure to ``<runs_dir>/claims.json`` (a verdict row, a number or a dict), with the
-    code version; the README's figures are checked against this file."""
+    code version and the :func:`machine`; the README's figures are checked against this file."""
     path = Path(runs_dir) / "claims.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = {"value": value, "code_version": code_version()}
+    data[key] = {"value": value, "code_version": code_version(), "machine": machine()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path

@@ -252,7 +252,8 @@ def paired_intervals(rows: Sequence[dict[str, Any]], title: str = "paired differ
     lines = sum(label.count("\n") + 1 for label in labels)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 0.8 + 0.25 * lines + 0.3 * len(rows)))
-    colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray"}
+    colours = {"supported": "tab:green", "direction found (exploratory)": "tab:green", "contradicted": "tab:red",
+               "opposite direction found (exploratory)": "tab:red", "inconclusive": "tab:gray", "absent": "tab:blue"}
     for y, row in enumerate(rows):
         lo, hi = row["interval"]
         finite_lo, finite_hi = max(lo, -1.0), min(hi, 1.0)

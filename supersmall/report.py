@@ -2,8 +2,8 @@
 
 Each claim compares two models on the *same* problems, one seed at a time (paired difference,
 bootstrap interval, exact McNemar), then across seeds: :func:`supersmall.stats.decide` (the one rule,
-``stats.VERDICT_RULE``: enough seeds agreeing in sign, a Student-t interval with its spread floored at the
-within-seed standard error, Holm across the paper's claims) and its p-value, MDE and size reading. The
+``stats.VERDICT_RULE``: a t test whose standard error adds the seeds' spread to the problems' shared error,
+Holm across the paper's five claims) and its p-value, MDE and size reading. The
 base model is one shared evaluation, paired with each seed's trained model. Only evaluations of
 one ``series`` (config + code version) are used together; the others are listed, never pooled.
 
@@ -142,38 +142,49 @@ def points(row: dict[str, Any]) -> str:
 def paired(claim: str, pairs: list[tuple[Any, Evaluation, Evaluation]], direction: int = +1, paper_text: str = "",
            levels: list[int] | None = None, note: str = "", paper_effect: float | None = None,
            size_transfers: bool = True, family: str = "exploratory",
-           dropped_seeds: Sequence[Any] = ()) -> dict[str, Any] | None:
+           dropped_seeds: Sequence[Any] = (), margin: float | None = stats.MARGIN) -> dict[str, Any] | None:
     """A verdict from paired evidence: for each ``(seed, a, b)`` the paired difference b - a on the problems
     both scored (of ``levels`` only, when given), then :func:`supersmall.stats.decide` across seeds in the
-    claimed ``direction`` (the spread floored at the seeds' paired standard errors). None when no pair shares
-    a problem. The row carries the decision beside the verdict (``p_value``, ``p_adjusted``, ``mde``,
-    ``seeds_same_sign``, ``size``, ``family``, ``reason``) and names the seeds left out (``dropped_seeds``:
-    those given, and pairs that share no problem). Used by :func:`claims` and the notebooks::
+    claimed ``direction``, its standard error two-level: the seeds' spread, and the problem-level error of the
+    per-problem differences averaged over the seeds (on the problems every seed scored), which all seeds share.
+    "absent" when the interval lies inside ±``margin``. None when no pair shares a problem. The row carries the
+    decision beside the verdict (:data:`DECISION_KEYS`: ``p_value``, ``p_adjusted``, ``mde``, ``seeds_agree``
+    and ``seeds_against`` (counts), the two parts of the standard error and their shares, ``size``,
+    ``family``, ``reason``) and names the seeds left out (``dropped_seeds``: those given, and pairs that share
+    no problem). Used by :func:`claims` and the notebooks::
 
         paired("mean-only advantages beat std", [(s, Evaluation.load(a[s]), Evaluation.load(b[s])) for s in seeds])
     """
-    per_seed, used, dropped = [], [], list(dropped_seeds)
+    per_seed, used, dropped, by_problem = [], [], list(dropped_seeds), []
     for seed, a, b in pairs:
-        if not set(a.scores(levels)) & set(b.scores(levels)):
+        sa, sb = a.scores(levels), b.scores(levels)
+        if not set(sa) & set(sb):
             dropped.append(seed)
             continue
         per_seed.append({"seed": seed, **a.compare(b, levels)})  # Evaluation.compare: b - a, same problems
+        by_problem.append({i: sb[i] - sa[i] for i in set(sa) & set(sb)})
         used += [c for c in (str(r.path / "run_card.json") for r in (a, b) if r.path) if c not in used]
     if not per_seed:
         return None
+    shared = sorted(set.intersection(*(set(d) for d in by_problem)))  # problems every seed scored
+    pse = stats.problem_level_se([[d[i] for i in shared] for d in by_problem]) if len(shared) >= 2 else None
     d = stats.decide([p["difference"] for p in per_seed], [p["se"] for p in per_seed], direction,
-                     paper_effect, size_transfers, family)
+                     paper_effect, size_transfers, family, problem_se=pse, margin=margin)
     where = f" on levels {', '.join(map(str, levels))}" if levels else ""
     mean_a, mean_b = (sum(p[k] for p in per_seed) / len(per_seed) for k in ("accuracy_a", "accuracy_b"))
     measured = (f"{mean_a:.1%} -> {mean_b:.1%}{where}: mean paired difference {as_points(d['mean'])} points over "
                 f"{d['n_seeds']} seed(s) {interval_points(d['interval'])}; per seed "
                 + ", ".join(f"{p['seed']}: {as_points(p['difference'])} (n={p['n']})" for p in per_seed)
                 + (f"; dropped: seed(s) {', '.join(map(str, dropped))}" if dropped else ""))
-    decision = {k: d[k] for k in ("verdict", "reason", "interval", "n_seeds", "p_value", "p_adjusted", "mde",
-                                  "seeds_same_sign", "seeds_against", "size", "paper_effect", "family", "direction",
-                                  "rule", "conditional")}
+    decision = {k: d[k] for k in DECISION_KEYS}
     return {"claim": claim, "paper": paper_text, "measured": measured, "mean_difference": d["mean"], **decision,
             "dropped_seeds": dropped, "note": note, "per_seed": per_seed, "run_cards": used}
+
+
+# What a row carries of its decision (stats.decide): enough to decide it again (adjust_family, the README)
+DECISION_KEYS = ("verdict", "reason", "interval", "n_seeds", "p_value", "p_adjusted", "mde", "seeds_agree",
+                 "seeds_against", "size", "paper_effect", "family", "direction", "margin", "sd", "se_seeds",
+                 "se_problems", "share_seeds", "share_problems", "rule", "conditional")
 
 
 def claim_row(spec: Claim, pairs: list[tuple[Any, Evaluation, Evaluation]], size_transfers: bool = True,
@@ -186,9 +197,10 @@ def claim_row(spec: Claim, pairs: list[tuple[Any, Evaluation, Evaluation]], size
 
 
 def paper_family(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The paper's claims as one family: Holm-adjusted p-values and the verdicts that follow
-    (:func:`supersmall.stats.adjust_family`); exploratory rows pass through unchanged."""
-    return stats.adjust_family(rows)
+    """The paper's claims as one fixed family of ``len(claim_specs())`` (a claim without runs counts as p = 1):
+    Holm-adjusted p-values and the verdicts that follow (:func:`supersmall.stats.adjust_family`); exploratory
+    rows pass through unchanged. Every notebook that decides a paper claim decides it here."""
+    return stats.adjust_family(rows, family_size=len(claim_specs()))
 
 
 def claims(evals: Sequence[Evaluation], size_transfers: bool = True) -> list[dict[str, Any]]:
@@ -282,7 +294,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
     out.mkdir(parents=True, exist_ok=True)
     paths = {"verdicts": out / "verdicts.json", "md": out / "report.md", "html": out / "report.html"}
     paths["verdicts"].write_text(json.dumps(_finite(rows), indent=2) + "\n")
-    shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds agreeing": r["seeds_same_sign"],
+    shown = [{**r, "interval": f"{interval_points(r['interval'])} points", "seeds the claimed way": f"{r['seeds_agree']} of {r['n_seeds']}",
               "p": f"{r['p_value']:.2g}", "p (Holm)": f"{r['p_adjusted']:.2g}" if r["family"] == "paper claim"
               else "exploratory", "MDE": f"{as_points(r['mde'])} points",
               "dropped": ", ".join(map(str, r["dropped_seeds"]))} for r in rows]
@@ -292,7 +304,7 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
         + (f"\n\nLeft out:{left_out}" if left_out else ""),
         "## Verdicts\n\n" + stats.VERDICT_RULE + " " + stats.CONDITIONAL + " MDE: the smallest true difference "
         "the seeds and spread used find 80% of the time (two-sided 0.05).\n\n"
-        + (_md_table(shown, ["claim", "paper", "measured", "interval", "seeds agreeing", "p", "p (Holm)", "MDE",
+        + (_md_table(shown, ["claim", "paper", "measured", "interval", "seeds the claimed way", "p", "p (Holm)", "MDE",
                              "size", "dropped", "verdict", "reason"]) if rows
            else "No claim has the runs it needs yet.")
         + "".join(f"\n\n*{r['claim']}*: {r['note']}" for r in rows if r["note"]),
@@ -313,13 +325,16 @@ def write_report(runs_dir: str | Path, out_dir: str | Path, series: str | None =
     return paths
 
 
-def seeds_needed(sd: float, effect: float, max_seeds: int = 50, min_seeds: int = stats.MIN_SEEDS) -> int | None:
-    """The fewest seeds whose minimum detectable effect (:func:`supersmall.stats.minimum_detectable_effect`,
-    80% power, two-sided 0.05) is at most ``effect``, for per-seed differences spread by ``sd`` (a pilot's);
-    ``min_seeds``: the fewest the verdict rule decides on (a paper claim's by default,
-    :data:`supersmall.stats.EXPLORATORY_MIN_SEEDS` for an exploratory comparison). None when even
-    ``max_seeds`` cannot (or there is no spread to plan with)."""
+def seeds_needed(sd: float, effect: float, max_seeds: int = 50, min_seeds: int = stats.MIN_SEEDS,
+                 problem_se: float = 0.0, family: str = "exploratory") -> int | None:
+    """The fewest seeds whose minimum detectable effect is at most ``effect``: the whole verdict rule's
+    (:func:`supersmall.stats.minimum_detectable_effect`, 80% power, two-sided 0.05, for a paper claim at Holm's
+    worst step over the paper's claims), for per-seed differences spread by ``sd`` (a pilot's) and a
+    problem-level standard error ``problem_se`` that no number of seeds removes. ``min_seeds``: the fewest
+    the rule decides on. None when even ``max_seeds`` cannot (or there is no spread to plan with)."""
     if not (effect > 0 and math.isfinite(effect)):
         return None
+    size = stats.PAPER_FAMILY_SIZE if family == "paper claim" else 1
     return next((n for n in range(2, max_seeds + 1)
-                 if stats.minimum_detectable_effect(n, sd, min_seeds=min_seeds) <= effect), None)
+                 if stats.minimum_detectable_effect(n, sd, min_seeds=min_seeds, problem_se=problem_se,
+                                                    family_size=size) <= effect), None)

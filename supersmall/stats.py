@@ -1,15 +1,17 @@
 """Statistics for replication verdicts: intervals, paired tests, across-seed intervals, one verdict rule.
 
 Two models are compared on the *same* problems (paired), one seed at a time, then the per-seed
-differences are summarised across seeds. :func:`decide` is the one verdict rule (:data:`VERDICT_RULE`);
-it returns a dict beside every verdict: the interval, the p-value, the minimum detectable effect,
-how many seeds agree in sign and whether the interval contains the paper's effect::
+differences are summarised across seeds with a standard error of two parts: the seeds' spread, which
+averages out as seeds are added, and the problems', which every seed shares and which does not
+(:func:`across_seeds`). :func:`decide` is the one verdict rule (:data:`VERDICT_RULE`); it returns a dict
+beside every verdict: the interval, the p-value, the minimum detectable effect of the whole rule, how
+many seeds moved each way and whether the interval contains the paper's effect::
 
     >>> d = paired_difference(base_scores, trained_scores)          # one seed, same problems
-    >>> dec = decide([0.21, 0.18, 0.25, 0.2, 0.22], within_se=0.02, direction=+1, paper_effect=0.276)
-    >>> dec["verdict"], dec["seeds_same_sign"]
-    ('reproduced', '5 of 5')
-    >>> adjust_family([dec, ...])                                   # Holm across the paper's claims
+    >>> dec = decide([0.21, 0.18, 0.25, 0.2, 0.22], problem_se=0.02, direction=+1, paper_effect=0.276)
+    >>> dec["verdict"], dec["seeds_agree"], dec["n_seeds"]
+    ('supported', 5, 5)
+    >>> adjust_family([dec, ...])                                   # Holm across the paper's five claims
 
 scipy.stats does the exact McNemar (binomtest), the bootstrap and the t quantiles; only the Wilson
 interval and Holm's adjustment are written out, because notebooks teach them.
@@ -26,24 +28,40 @@ import numpy as np
 from scipy import optimize as _opt
 from scipy import stats as _st
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+# The words of a verdict. A claim of the paper is supported, contradicted, absent (smaller than a stated margin)
+# or undecided; an exploratory comparison (the course's own, never the paper's) finds a direction or not, and
+# never "supports" anything: its p is not adjusted over a family.
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, ABSENT = "supported", "contradicted", "inconclusive", "absent"
+FOUND, OPPOSITE = "direction found (exploratory)", "opposite direction found (exploratory)"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, ABSENT)  # a paper claim's
+EXPLORATORY_VERDICTS = (FOUND, OPPOSITE, INCONCLUSIVE, ABSENT)
+ALL_VERDICTS = (*VERDICTS, FOUND, OPPOSITE)
 ALPHA = 0.05  # two-sided, for the interval, the p-value, Holm and the minimum detectable effect
 POWER = 0.80  # for the minimum detectable effect
-# The fewest seeds whose agreeing signs alone are evidence: k of k on the paper's side has one-sided
-# sign-test p = 0.5^k, below ALPHA from k = 5 on (3 seeds: 0.125). Fewer seeds rest on normality alone.
-MIN_SEEDS = math.ceil(math.log(ALPHA) / math.log(0.5))
-# Exploratory comparisons (the course's mechanisms and extras, never the paper's claims) may be decided on
-# fewer seeds, all agreeing: their verdict then rests on the t interval's normality, and says so.
-EXPLORATORY_MIN_SEEDS = 3
-VERDICT_RULE = (f"A claim of the paper is 'reproduced' when at least {MIN_SEEDS} seeds all moved the paper's way, the 95% "
-                "Student-t interval of the mean paired difference across seeds (its spread floored at one "
-                "seed's paired standard error) lies strictly on the paper's side of zero, and the Holm-adjusted "
-                "p-value over the paper's claims is below 0.05; 'not reproduced' when the same holds on the "
-                f"other side; 'inconclusive' otherwise; an exploratory comparison needs {EXPLORATORY_MIN_SEEDS} or more "
-                "seeds, all agreeing, and its unadjusted p; with fewer than "
-                f"{MIN_SEEDS} its verdict rests on the normality of the seeds' spread.")
-CONDITIONAL = ("Intervals are conditional on the evaluation problems: they say what other seeds would give on "
-               "these problems, not on other problems of the same kind.")
+# The fewest seeds the rule decides on: 2 degrees of freedom for the seeds' spread (with 2 seeds, t(1) has
+# infinite variance). No count of agreeing signs is asked: it made power fall as seeds were added.
+MIN_SEEDS = 3
+EXPLORATORY_MIN_SEEDS = MIN_SEEDS  # one minimum for both families
+# The paper's claims are one fixed family (supersmall.report.claim_specs: five), Holm-adjusted together; a claim
+# without runs counts as p = 1, so the family never shrinks to make the others pass.
+PAPER_FAMILY_SIZE = 5
+# "absent": the 95% interval lies inside a stated margin; the kit's reports state +-MARGIN (choice: 3 points, about
+# two seeds' paired standard errors on 500 problems; an equivalence reading at 0.025 per side, not adjusted over
+# the family). decide() states none unless given one.
+MARGIN = 0.03
+VERDICT_RULE = (f"A claim is decided on at least {MIN_SEEDS} seeds by a two-sided t test of the mean paired "
+                "difference across seeds, whose standard error adds the seeds' spread (s^2/k) to the problems' "
+                "(the standard error of the per-problem, seed-averaged difference, shared by every seed and so "
+                "not divided by k; Satterthwaite's degrees of freedom): a claim of the paper is 'supported' when "
+                f"the Holm-adjusted p over the paper's {PAPER_FAMILY_SIZE} claims (a missing claim counts as "
+                "p = 1) is below 0.05 on the paper's side, 'contradicted' when it is on the other side, 'absent' "
+                f"when the 95% interval lies inside a stated margin (the kit's reports: ±{100 * MARGIN:.0f} points), "
+                "and 'inconclusive' otherwise; "
+                "an exploratory comparison uses its own p and reads 'direction found (exploratory)' or "
+                "'opposite direction found (exploratory)', never 'supported'.")
+CONDITIONAL = ("Intervals count both the seeds and the drawn problems as chance: they say what other seeds on "
+               "other problems of the same kind would give, with the problems' part estimated from these "
+               "problems.")
 NO_TRANSFER = "not read: a stand-in model and task, so only the direction transfers, not the size"
 FAMILIES = ("paper claim", "exploratory")
 
@@ -159,68 +177,134 @@ def paired_difference(a: Sequence[float], b: Sequence[float], **boot: Any) -> di
             "se": se, "a_better": a_better, "b_better": b_better, "mcnemar_p": mcnemar_exact(a_better, b_better)}
 
 
-def within_seed_se(within_se: float | Sequence[float] | None) -> float:
-    """The root mean square of the per-seed standard errors, NaNs left out (0 when none are given): the floor of
-    the spread between seeds (:func:`across_seeds`)."""
-    if within_se is None:
+def _rms(se: float | Sequence[float] | None) -> float:
+    """The root mean square of standard errors (NaN ones left out; 0 when none are given)."""
+    if se is None:
         return 0.0
-    se = np.atleast_1d(np.asarray(within_se, dtype=float))
-    se = se[np.isfinite(se)]
-    return float(np.sqrt(np.mean(se ** 2))) if se.size else 0.0
+    x = np.atleast_1d(np.asarray(se, dtype=float))
+    x = x[np.isfinite(x)]
+    return float(np.sqrt(np.mean(x ** 2))) if x.size else 0.0
+
+
+def problem_level_se(per_problem: Sequence[Sequence[float]]) -> float:
+    """The problem-level standard error of a mean difference over seeds: ``per_problem[s][j]`` is seed s's
+    paired difference on problem j (every seed on the same problems); the seeds are averaged per problem
+    first, then the standard error of that mean over the n problems is sd / sqrt(n). It does not shrink as
+    seeds are added: every seed answers the same problems (against one shared base evaluation), so which
+    problems were drawn is an error all seeds share."""
+    x = np.asarray(per_problem, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"problem_se needs a (seeds x problems) array with 2+ problems, got shape {x.shape}")
+    d = x.mean(axis=0)
+    if np.all(d == d[0]):  # every problem moved alike: no spread to read, bound it as paired_bootstrap does
+        lo, hi = paired_bootstrap(np.zeros(d.size), d)
+        return (hi - lo) / (2 * 1.96)
+    return float(d.std(ddof=1) / math.sqrt(d.size))
 
 
 def across_seeds(diffs: Sequence[float], within_se: float | Sequence[float] | None = None,
-                 confidence: float = 0.95) -> dict[str, Any]:
-    """Mean of per-seed differences with a Student-t interval and its two-sided p-value (mean = 0).
+                 confidence: float = 0.95, problem_se: float | None = None) -> dict[str, Any]:
+    """Mean of per-seed differences with its two-level standard error, a t interval and the two-sided p.
 
-    Seeds are the unit of replication: each seed's difference already averages over the problems,
-    so the spread between seeds is what says whether a result would come back on a rerun. That spread
-    is floored at the within-seed standard error (``within_se``: the seeds' paired standard errors, see
-    :func:`paired_difference`; their root mean square is the floor): seeds that agree more closely than
-    one seed's measurement can resolve (a deterministic run solving the same problem every time) are not
-    evidence of precision. With fewer than 2 seeds, or no spread and no floor, the interval is
-    (-inf, inf) and the p-value 1.
+    The estimate carries two errors. Seeds: a rerun with other seeds trains other models, so the spread s of
+    the k per-seed differences gives s^2 / k. Problems: every seed is scored on the *same* problems, so the
+    luck of which problems were drawn is shared by all seeds and does not average out over them; its part is
+    ``problem_se``^2 (:func:`problem_level_se`: the standard error of the per-problem, seed-averaged difference), not
+    divided by k. SE^2 = s^2 / k + problem_se^2, with Satterthwaite's degrees of freedom (k - 1 when the
+    problems' part is 0, normal when the seeds' part is). When only the seeds' own paired standard errors are
+    known (``within_se``), their root mean square stands in for ``problem_se``: an upper bound, as the sd of
+    a mean over seeds is at most the mean of their sds. The result names both parts (``se_seeds``,
+    ``se_problems``) and their shares of the variance. Below 2 seeds, or with no error at all, the interval
+    is (-inf, inf) and p = 1.
     """
     x = np.asarray(diffs, dtype=float)
     n = int(x.size)
     mean = float(x.mean()) if n else math.nan
     sd = float(x.std(ddof=1)) if n >= 2 else math.nan
-    floor = within_seed_se(within_se)
-    sd_used = max(sd, floor) if n >= 2 else math.nan
-    out = {"mean": mean, "ci_low": -math.inf, "ci_high": math.inf, "n_seeds": n, "sd": sd, "se_floor": floor,
-           "sd_used": sd_used, "p_value": 1.0}
-    if n < 2 or sd_used == 0.0:
+    b = float(problem_se) if problem_se is not None and math.isfinite(problem_se) else _rms(within_se)
+    a = sd * sd / n if n >= 2 else math.nan
+    out = {"mean": mean, "ci_low": -math.inf, "ci_high": math.inf, "n_seeds": n, "sd": sd, "sd_used": sd,
+           "se_seeds": math.sqrt(a) if n >= 2 else math.nan, "se_problems": b, "se": math.nan, "df": math.nan,
+           "share_seeds": math.nan, "share_problems": math.nan, "p_value": 1.0}
+    if n < 2 or a + b * b == 0.0:
         return out
-    scale = sd_used / math.sqrt(n)
-    lo, hi = (float(v) for v in _st.t.interval(confidence, n - 1, loc=mean, scale=scale))
-    if not hi > lo:  # a spread below floating-point resolution: no interval, as with no spread at all
+    se = math.sqrt(a + b * b)
+    df = _satterthwaite(a, b * b, n)
+    lo, hi = mean + np.array([-1.0, 1.0]) * _crit(1 - confidence, df) * se
+    if not hi > lo:  # an error below floating-point resolution: no interval, as with none at all
         return out
-    p = float(2 * _st.t.sf(abs(mean) / scale, n - 1))
-    return {**out, "ci_low": lo, "ci_high": hi, "p_value": p}
+    p = float(2 * (_st.norm.sf(abs(mean) / se) if math.isinf(df) else _st.t.sf(abs(mean) / se, df)))
+    return {**out, "ci_low": float(lo), "ci_high": float(hi), "se": se, "df": df,
+            "share_seeds": a / (a + b * b), "share_problems": b * b / (a + b * b), "p_value": p}
+
+
+def _satterthwaite(a: float, b2: float, n_seeds: int) -> float:
+    """Degrees of freedom of a + b2, a = s^2/k estimated on k - 1, b2 on (practically) infinitely many."""
+    if a == 0:
+        return math.inf
+    ratio = b2 / a
+    return math.inf if ratio > 1e150 else (n_seeds - 1) * (1 + ratio) ** 2  # = (a + b2)^2 / (a^2 / (k - 1))
+
+
+def _crit(alpha: float, df: float | np.ndarray) -> Any:
+    """The two-sided critical value at ``alpha``: Student t on ``df`` (normal where df is infinite)."""
+    df = np.asarray(df, dtype=float)
+    z = float(_st.norm.ppf(1 - alpha / 2))
+    out = np.where(np.isinf(df), z, _st.t.ppf(1 - alpha / 2, np.where(np.isinf(df), 1.0, df)))
+    return float(out) if out.ndim == 0 else out
+
+
+def rule_power(effect: float, n_seeds: int, sd: float, problem_se: float = 0.0, alpha: float = ALPHA,
+               family_size: int = 1, nodes: int = 2000) -> float:
+    """The probability that :func:`decide` (with :func:`adjust_family`) decides a claim whose true mean
+    difference is ``effect`` (either side), exactly, for the rule as written: seeds' differences normal with
+    spread ``sd`` around the truth plus one shared problem-draw error of sd ``problem_se``, the t test of
+    :func:`across_seeds` (Satterthwaite's degrees of freedom), at the worst step of Holm over
+    ``family_size`` claims (alpha / family_size: every other claim of the family null or missing). The
+    estimated seed variance s^2 = sd^2 chi2(k-1)/(k-1) is integrated out on ``nodes`` quantiles (midpoint
+    rule); with ``problem_se`` = 0 this is the noncentral t power of the one-sample t test. 0 below
+    :data:`MIN_SEEDS` seeds (the rule decides nothing there)."""
+    k, level = int(n_seeds), alpha / family_size
+    if k < max(2, MIN_SEEDS) or not math.isfinite(sd) or sd < 0 or (sd == 0 and problem_se <= 0):
+        return 0.0
+    b2 = problem_se ** 2
+    tau = math.sqrt(sd * sd / k + b2)  # the estimate's true sd: seeds and the problem draw
+    if sd == 0:
+        c = _crit(level, math.inf) * problem_se
+        return float(_st.norm.cdf((effect - c) / tau) + _st.norm.cdf((-effect - c) / tau))
+    w = _st.chi2.ppf((np.arange(nodes) + 0.5) / nodes, k - 1) / (k - 1)
+    a = sd * sd * w / k
+    se_hat = np.sqrt(a + b2)
+    with np.errstate(divide="ignore", over="ignore"):
+        df = (k - 1) * (1 + b2 / a) ** 2  # Satterthwaite, as _satterthwaite; inf where a == 0
+    c = _crit(level, df) * se_hat
+    return float(np.mean(_st.norm.cdf((effect - c) / tau) + _st.norm.cdf((-effect - c) / tau)))
 
 
 def minimum_detectable_effect(n_seeds: int, sd: float, alpha: float = ALPHA, power: float = POWER,
-                              min_seeds: int = MIN_SEEDS) -> float:
-    """The smallest true mean difference a two-sided one-sample t test on ``n_seeds`` per-seed differences
-    with spread ``sd`` finds with probability ``power`` (noncentral t, exact); inf below ``min_seeds``
-    seeds, where the verdict rule cannot decide at all: :data:`MIN_SEEDS` for a paper claim,
-    :data:`EXPLORATORY_MIN_SEEDS` for an exploratory comparison (whose rule also asks every seed to agree,
-    which a t test with this power nearly always implies at 3 seeds, so the figure is a close lower bound)."""
-    if n_seeds < max(2, min_seeds) or not math.isfinite(sd) or sd <= 0:  # no spread, no test: nothing detectable
+                              min_seeds: int | None = None, problem_se: float = 0.0, family_size: int = 1) -> float:
+    """The smallest true mean difference the verdict rule decides with probability ``power``
+    (:func:`rule_power`: the whole rule, its two-level standard error and Holm's worst step over
+    ``family_size`` claims, exactly): per-seed differences spread by ``sd``, the problem-level standard error
+    ``problem_se`` (:func:`across_seeds`). It falls as seeds are added, to the floor the shared problems set
+    (about 2.8 x ``problem_se``), never below. inf below ``min_seeds`` (:data:`MIN_SEEDS` by default) or
+    with no spread at all."""
+    least = max(2, MIN_SEEDS if min_seeds is None else min_seeds)
+    pse = 0.0 if problem_se is None or not math.isfinite(problem_se) else float(problem_se)
+    if n_seeds < least or not math.isfinite(sd) or sd < 0 or (sd == 0 and pse <= 0):
         return math.inf
-    return sd * _mde_per_sd(n_seeds, alpha, power)
+    return _mde(int(n_seeds), float(sd), pse, alpha, power, int(family_size))
 
 
 @cache
-def _mde_per_sd(n_seeds: int, alpha: float, power: float) -> float:
-    """The minimum detectable effect in units of the per-seed sd (it scales with sd, so solve once per n)."""
-    df, crit = n_seeds - 1, float(_st.t.ppf(1 - alpha / 2, n_seeds - 1))
-
+def _mde(n_seeds: int, sd: float, pse: float, alpha: float, power: float, family_size: int) -> float:
     def short(delta: float) -> float:
-        nc = delta * math.sqrt(n_seeds)
-        return float(np.nan_to_num(_st.nct.sf(crit, df, nc)) + np.nan_to_num(_st.nct.cdf(-crit, df, nc))) - power
+        return rule_power(delta, n_seeds, sd, pse, alpha, family_size) - power
 
-    return float(_opt.brentq(short, 0.0, (crit + 4) / math.sqrt(n_seeds)))  # power > 0.9 at the top
+    top = math.sqrt(sd * sd / n_seeds + pse * pse) * 10
+    while short(top) < 0:
+        top *= 2
+    return float(_opt.brentq(short, 0.0, top, xtol=1e-10))
 
 
 def planned_mde(pilot: Sequence[float], n_seeds: int, n_problems: int | None = None,
@@ -229,10 +313,11 @@ def planned_mde(pilot: Sequence[float], n_seeds: int, n_problems: int | None = N
 
     ``pilot``: one condition's score on each of a few seeds (e.g. held-out accuracy of the ZeroGRPO runs).
     Two conditions trained on the same seed still differ by two runs' worth of seed noise, so the per-seed
-    difference's spread is taken as sqrt(2) x the pilot's sd, floored (as :func:`across_seeds` does) at the
-    unpaired standard error of a difference of two accuracies on ``n_problems`` problems, an upper bound of
-    the paired one. Returns the pilot's ``sd``, the planned ``sd_difference``, the ``mde`` (80% power,
-    :func:`minimum_detectable_effect`, with ``family``'s seed minimum) and the ``n_seeds``."""
+    difference's spread is taken as sqrt(2) x the pilot's sd. The problems' shared part (:func:`across_seeds`)
+    is bounded by the unpaired standard error of a difference of two accuracies on ``n_problems`` problems
+    (pairing only lowers it). Returns the pilot's ``sd``, the planned ``sd_difference``, that bound
+    (``se_floor``), the ``mde`` of the whole rule (80% power, :func:`minimum_detectable_effect`; for a paper
+    claim at Holm's worst step over :data:`PAPER_FAMILY_SIZE`) and the ``n_seeds``."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     x = np.asarray(pilot, dtype=float)
@@ -241,15 +326,14 @@ def planned_mde(pilot: Sequence[float], n_seeds: int, n_problems: int | None = N
     sd = float(x.std(ddof=1))
     p = float(np.clip(x.mean(), 0.0, 1.0))
     floor = math.sqrt(2 * p * (1 - p) / n_problems) if n_problems else 0.0
-    sd_diff = max(math.sqrt(2) * sd, floor)
-    least = EXPLORATORY_MIN_SEEDS if family == "exploratory" else MIN_SEEDS
+    sd_diff = math.sqrt(2) * sd
     return {"sd": sd, "sd_difference": sd_diff, "se_floor": floor, "n_seeds": n_seeds, "family": family,
-            "mde": minimum_detectable_effect(n_seeds, sd_diff, power=power, min_seeds=least)}
+            "mde": minimum_detectable_effect(n_seeds, sd_diff, power=power, problem_se=floor,
+                                             family_size=_family_size(family))}
 
 
-def seeds_same_sign(diffs: Sequence[float], direction: int = +1) -> str:
-    """How many seeds moved the paper's way (strictly), as ``"k of n"``."""
-    return f"{sum(1 for d in diffs if direction * d > 0)} of {len(diffs)}"
+def _family_size(family: str) -> int:
+    return PAPER_FAMILY_SIZE if family == "paper claim" else 1
 
 
 def size_reading(ci_low: float, ci_high: float, direction: int, paper_effect: float | None,
@@ -278,88 +362,97 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out
 
 
-def _rule(n: int, agree: int, disagree: int, lo: float, hi: float, direction: int,
-          p_adjusted: float, family: str = "paper claim") -> tuple[str, str]:
+def side(ci_low: float, ci_high: float, direction: int = +1) -> int:
+    """Where an interval of (measured - reference) lies for a claim of ``direction`` (+1 up, -1 down): +1
+    strictly on the claim's side of zero, -1 strictly on the other, 0 when it contains zero (or is NaN). A
+    reading of the interval alone, not a verdict: :func:`decide` is the rule."""
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return 0
+    lo, hi = sorted((direction * ci_low, direction * ci_high))
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
+def _rule(n: int, mean: float, lo: float, hi: float, direction: int, p_adjusted: float,
+          family: str = "paper claim", margin: float | None = None) -> tuple[str, str]:
     """The verdict and its reason, from the pieces :data:`VERDICT_RULE` names (the rule, written once)."""
-    if math.isnan(lo) or math.isnan(hi):
-        return VERDICTS[2], "no interval"
-    lo, hi = sorted((direction * lo, direction * hi))
-    side = "the paper's side" if lo > 0 else "the other side" if hi < 0 else None
-    if side is None:
-        return VERDICTS[2], "the interval contains zero"
-    least = MIN_SEEDS if family == "paper claim" else EXPLORATORY_MIN_SEEDS
-    if n < least:
-        return VERDICTS[2], (f"the interval is on {side}, but {n} seed(s) are too few "
-                             f"(at least {least}: {n} agreeing signs have p = {0.5 ** max(n, 0):.3g})")
-    if (agree if lo > 0 else disagree) != n:
-        return VERDICTS[2], f"the interval is on {side}, but not every seed moved that way"
-    if p_adjusted >= ALPHA:
-        return VERDICTS[2], f"the interval is on {side}, but the Holm-adjusted p = {p_adjusted:.3g}"
-    return (VERDICTS[0], "every condition holds") if lo > 0 else (VERDICTS[1], "every condition holds, the other way")
+    found, opposite = (SUPPORTED, CONTRADICTED) if family == "paper claim" else (FOUND, OPPOSITE)
+    if n < MIN_SEEDS:
+        return INCONCLUSIVE, f"{n} seed(s) are too few: the rule needs at least {MIN_SEEDS}"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE, "no interval (no spread between seeds and no problem-level error)"
+    if margin is not None and -margin < lo and hi < margin:
+        return ABSENT, (f"the interval [{100 * lo:+.1f}, {100 * hi:+.1f}] points lies inside the margin of "
+                        f"±{100 * margin:.1f} points: any effect is smaller than that")
+    which = side(lo, hi, direction)
+    p_name = "Holm-adjusted p" if family == "paper claim" else "p"
+    if p_adjusted < ALPHA and which != 0:
+        where = "the claimed side" if which > 0 else "the other side"
+        return (found if which > 0 else opposite), f"{p_name} = {p_adjusted:.3g} < {ALPHA}, on {where}"
+    if which != 0:
+        return INCONCLUSIVE, f"the interval is off zero, but the {p_name} = {p_adjusted:.3g} is not below {ALPHA}"
+    return INCONCLUSIVE, "the interval contains zero"
 
 
 def decide(diffs: Sequence[float], within_se: float | Sequence[float] | None = None, direction: int = +1,
            paper_effect: float | None = None, size_transfers: bool = True, family: str = "paper claim",
-           confidence: float = 0.95) -> dict[str, Any]:
+           confidence: float = 0.95, problem_se: float | None = None,
+           margin: float | None = None) -> dict[str, Any]:
     """The verdict rule (:data:`VERDICT_RULE`) on per-seed differences (measured - reference, one per seed).
 
-    ``within_se``: the seeds' paired standard errors (the spread's floor, :func:`across_seeds`);
-    ``direction``: +1 when the paper says up, -1 down; ``paper_effect``: the paper's difference in the same
+    ``problem_se``: the standard error of the per-problem, seed-averaged difference (:func:`problem_level_se`);
+    without it ``within_se`` (the seeds' paired standard errors) bounds it (:func:`across_seeds`);
+    ``direction``: +1 when the claim says up, -1 down; ``paper_effect``: the paper's difference in the same
     units (e.g. 0.350 - 0.074), read by :func:`size_reading` when ``size_transfers``; ``family``:
-    ``"paper claim"`` (Holm-adjusted together by :func:`adjust_family`) or ``"exploratory"`` (never
-    adjusted, and labelled so). Returns the interval, ``p_value`` and ``p_adjusted`` (equal until
-    :func:`adjust_family`), ``mde`` (80% power), ``seeds_same_sign``, ``size``, ``verdict`` and ``reason``.
+    ``"paper claim"`` (Holm-adjusted together by :func:`adjust_family`; verdicts :data:`VERDICTS`) or
+    ``"exploratory"`` (never adjusted; verdicts :data:`EXPLORATORY_VERDICTS`); ``margin``: "absent" when the
+    interval lies inside ±margin (None: never). Returns the interval, ``p_value`` and ``p_adjusted`` (equal
+    until :func:`adjust_family`), ``mde`` (the whole rule's, 80% power; a paper claim's at Holm's worst step),
+    ``seeds_agree`` and ``seeds_against`` (counts), ``size``, the standard error's two parts and their shares,
+    ``verdict`` and ``reason``.
     """
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 or -1, got {direction!r}")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     x = [float(d) for d in diffs]
-    s = across_seeds(x, within_se, confidence)
-    agree, disagree = sum(1 for d in x if direction * d > 0), sum(1 for d in x if direction * d < 0)
-    verdict_, reason = _rule(s["n_seeds"], agree, disagree, s["ci_low"], s["ci_high"], direction, s["p_value"], family)
-    if family == "exploratory" and verdict_ != VERDICTS[2] and s["n_seeds"] < MIN_SEEDS:
-        reason += f" (exploratory, {s['n_seeds']} seeds: the t interval's normality carries it)"
+    s = across_seeds(x, within_se, confidence, problem_se)
+    agree, against = sum(1 for d in x if direction * d > 0), sum(1 for d in x if direction * d < 0)
+    verdict_, reason = _rule(s["n_seeds"], s["mean"], s["ci_low"], s["ci_high"], direction, s["p_value"], family,
+                             margin)
+    mde = minimum_detectable_effect(s["n_seeds"], s["sd"], problem_se=s["se_problems"],
+                                    family_size=_family_size(family)) if s["n_seeds"] >= 2 else math.inf
     return {"verdict": verdict_, "reason": reason, "mean": s["mean"], "interval": [s["ci_low"], s["ci_high"]],
-            "n_seeds": s["n_seeds"], "sd": s["sd"], "se_floor": s["se_floor"], "sd_used": s["sd_used"],
-            "p_value": s["p_value"], "p_adjusted": s["p_value"], "family": family,
-            "mde": minimum_detectable_effect(s["n_seeds"], s["sd_used"],
-                                             min_seeds=EXPLORATORY_MIN_SEEDS if family == "exploratory" else MIN_SEEDS),
-            "seeds_same_sign": f"{agree} of {len(x)}", "seeds_against": disagree,
+            "n_seeds": s["n_seeds"], "sd": s["sd"], "sd_used": s["sd"], "se": s["se"], "se_seeds": s["se_seeds"],
+            "se_problems": s["se_problems"], "share_seeds": s["share_seeds"],
+            "share_problems": s["share_problems"], "df": s["df"],
+            "p_value": s["p_value"], "p_adjusted": s["p_value"], "family": family, "mde": mde,
+            "seeds_agree": agree, "seeds_against": against, "margin": margin,
             "direction": direction, "paper_effect": paper_effect,
             "size": size_reading(s["ci_low"], s["ci_high"], direction, paper_effect, size_transfers),
             "rule": VERDICT_RULE, "conditional": CONDITIONAL}
 
 
-def adjust_family(decisions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Holm across the ``"paper claim"`` decisions (one family); each gets ``p_adjusted`` and the verdict the
-    rule gives with it. Exploratory decisions come back unchanged. Works on :func:`decide` dicts and on
-    report rows that carry the same keys (``p_value``, ``interval``, ``direction``, ``seeds_same_sign``,
-    ``seeds_against``)."""
+def adjust_family(decisions: Sequence[dict[str, Any]], family_size: int | None = None) -> list[dict[str, Any]]:
+    """Holm across the ``"paper claim"`` decisions, one fixed family of ``family_size`` claims
+    (:data:`PAPER_FAMILY_SIZE` by default; a claim with no decision counts as p = 1, so leaving a claim out
+    never makes the others easier to pass); each gets ``p_adjusted`` and the verdict the rule gives with it.
+    Exploratory decisions come back unchanged. Works on :func:`decide` dicts and on report rows that carry the
+    same keys (``p_value``, ``interval``, ``direction``, ``n_seeds``, ``mean`` or ``mean_difference``)."""
     out = [dict(d) for d in decisions]
     members = [i for i, d in enumerate(out) if d.get("family") == "paper claim"]
-    for i, p_adj in zip(members, holm([out[i]["p_value"] for i in members])):
+    m = max(len(members), PAPER_FAMILY_SIZE if family_size is None else family_size)
+    ps = [out[i]["p_value"] for i in members] + [1.0] * (m - len(members))
+    for i, p_adj in zip(members, holm(ps)):
         d = out[i]
-        agree, n = (int(v) for v in d["seeds_same_sign"].split(" of "))
+        lo, hi = d["interval"]
+        lo, hi = -math.inf if lo is None else lo, math.inf if hi is None else hi  # JSON writes inf as null
         d["p_adjusted"] = p_adj
-        d["verdict"], d["reason"] = _rule(n, agree, d["seeds_against"], *d["interval"], d["direction"], p_adj)
+        d["verdict"], d["reason"] = _rule(d["n_seeds"], d.get("mean", d.get("mean_difference")), lo, hi,
+                                          d["direction"], p_adj, "paper claim", d.get("margin"))
+        d["family_size"] = m
     return out
-
-
-def verdict(ci_low: float, ci_high: float, direction: int = +1) -> str:
-    """The direction reading of an interval of (measured - reference) alone (+1 up, -1 down): strictly on
-    the paper's side, strictly on the other, or containing zero. :func:`decide` adds the seeds, the
-    spread floor and Holm; this is the first of its conditions."""
-    if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
-    if math.isnan(ci_low) or math.isnan(ci_high):
-        return VERDICTS[2]
-    lo, hi = sorted((direction * ci_low, direction * ci_high))
-    if lo > 0:
-        return VERDICTS[0]
-    if hi < 0:
-        return VERDICTS[1]
-    return VERDICTS[2]
 
 
 def prediction_interval(values: Sequence[float], n_new: int = 1, confidence: float = 0.95,

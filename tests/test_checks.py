@@ -23,7 +23,7 @@ from supersmall.checks import (
     run_check,
 )
 from supersmall.checks.grpo import reference_grpo_step
-from supersmall.checks.report import reference_verdict
+from supersmall.checks.report import buggy_verdict, reference_verdict
 
 
 # --- the machinery ---------------------------------------------------------------------------------
@@ -231,38 +231,32 @@ def test_paired_test_check():
 
 def test_verdict_check():
     assert check_verdict(reference_verdict)
+    assert check_verdict(lambda d, k, w: buggy_verdict(d, k, w))  # the written-out rule is the library's
 
-    def interval_only(diffs, direction, within_se):  # the old rule: the t interval, no seed count, no floor
+    def t_only(diffs, direction, within_se):  # the seeds' t test alone: no problems' error
         n = len(diffs)
-        if n < 2:
+        if n < 3:
             return "inconclusive"
         m = sum(diffs) / n
         sd = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
         h = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
         lo, hi = sorted((direction * (m - h), direction * (m + h)))
-        return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
+        return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
 
-    with pytest.raises(CheckFailed, match="three seeds agree"):
-        check_verdict(interval_only)
+    with pytest.raises(CheckFailed, match="identical"):
+        check_verdict(t_only)
 
-    def zero_width(diffs, direction, within_se):  # everything but the floor: identical seeds look certain
-        n = len(diffs)
-        if n < stats.MIN_SEEDS or not all(direction * x > 0 for x in diffs) and not all(direction * x < 0 for x in diffs):
-            return "inconclusive"
-        m = sum(diffs) / n
-        h = st.t.ppf(0.975, n - 1) * math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1)) / math.sqrt(n)
-        lo, hi = sorted((direction * (m - h), direction * (m + h)))
-        return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
+    def shrinking(diffs, direction, within_se):  # the problems' error divided by the number of seeds
+        return buggy_verdict(diffs, direction, within_se, shared=False)
 
     with pytest.raises(CheckFailed, match="identical tiny gains"):
-        check_verdict(zero_width)
+        check_verdict(shrinking)
 
     def ignores_direction(diffs, direction, within_se):
         return reference_verdict(diffs, +1, within_se)
 
     with pytest.raises(CheckFailed, match="the paper says it drops"):
         check_verdict(ignores_direction)
-
 
 
 def test_every_check_of_every_topic_is_exported_once():
@@ -645,32 +639,18 @@ def test_paired_test_hints():
 
 
 # report
-def _verdict(min_seeds=5, floor=True, signs=True, use_direction=True):
+def _verdict(min_seeds=3, shared=True, problems=True, use_direction=True):
     def fn(diffs, direction, within_se):
         direction = direction if use_direction else 1
-        n = len(diffs)
-        if n < max(min_seeds, 2):
-            return "inconclusive"
-        m = sum(diffs) / n
-        s = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
-        s = max(s, within_se) if floor else s
-        if s == 0:
-            return "inconclusive"
-        h = st.t.ppf(0.975, n - 1) * s / math.sqrt(n)
-        lo, hi = sorted((direction * (m - h), direction * (m + h)))
-        if lo > 0 and (not signs or all(direction * x > 0 for x in diffs)):
-            return "reproduced"
-        if hi < 0 and (not signs or all(direction * x < 0 for x in diffs)):
-            return "not reproduced"
-        return "inconclusive"
+        return buggy_verdict(diffs, direction, within_se, min_seeds=min_seeds, shared=shared, problems=problems)
     return fn
 
 
-@pytest.mark.parametrize("kw, text", [({"min_seeds": 2}, "fewer than 5 seeds"),
-                                      ({"floor": False}, "not floored"),
-                                      ({"signs": False}, "every seed must also move"),
+@pytest.mark.parametrize("kw, text", [({"min_seeds": 2}, "fewer than 3 seeds"),
+                                      ({"shared": False}, "shared by every seed"),
+                                      ({"problems": False}, "the problems' error is missing"),
                                       ({"use_direction": False}, "direction is ignored"),
-                                      ({"min_seeds": 2, "floor": False, "signs": False}, "fewer than 5 seeds")])
+                                      ({"min_seeds": 2, "shared": False}, "fewer than 3 seeds")])
 def test_verdict_hints(kw, text):
     assert check_verdict(_verdict())
     _fails_with_hint(check_verdict, _verdict(**kw), text)

@@ -14,6 +14,8 @@ def test_every_condition_resolves_to_plain_profile_values():
         for name in experiments.CONDITIONS:
             values = experiments.condition_overrides(p, name)
             assert all(not callable(v) for v in values.values()), name
+            steps = values.pop("steps", p.notebooks.steps)  # a condition's own step count (an equal-samples control)
+            assert isinstance(steps, int) and 0 < steps <= p.notebooks.steps, name
             load_profile(profile, **values)  # every value passes the profile's validation
 
 
@@ -24,6 +26,15 @@ def test_the_tight_limit_is_a_third_of_the_profiles():
         off = experiments.condition_overrides(p, "eq6-tight")
         assert on["train.max_completion_length"] == off["train.max_completion_length"] == p.train.max_completion_length // 3
         assert off["reward.name"] == "correctness" and "reward.name" not in on  # the two differ in eq. 7 only
+        # evaluated at the limit they trained at
+        assert on["eval.max_new_tokens"] == off["eval.max_new_tokens"] == on["train.max_completion_length"]
+
+
+def test_the_offpolicy_control_draws_as_many_batches():
+    p = load_profile("tiny")
+    mu = experiments.condition_overrides(p, "offpolicy")["train.num_iterations"]
+    control = experiments.condition_overrides(p, "offpolicy-samples")
+    assert control["steps"] * mu == p.notebooks.steps and "train.num_iterations" not in control
 
 
 def test_plan_reads_the_pilots_seeds(monkeypatch, tmp_path):
@@ -42,7 +53,7 @@ def test_plan_reads_the_pilots_seeds(monkeypatch, tmp_path):
     expected = stats.planned_mde(list(scores.values()), 3, 500)
     assert plan["mde"] == pytest.approx(expected["mde"]) and math.isfinite(plan["mde"])
     assert plan["pilot_scores"] == scores and f"{100 * plan['mde']:.1f} points" in plan["sentence"]
-    few = experiments.run_pilot_and_plan("tiny", tmp_path, n_seeds=3, family="paper claim")
+    few = experiments.run_pilot_and_plan("tiny", tmp_path, n_seeds=2, family="paper claim")
     assert few["mde"] == math.inf and "fewer than the verdict rule needs" in few["sentence"]
 
 

@@ -108,11 +108,11 @@ def test_exercises_run_to_the_end(path, tmp_path):
     assert NOT_IMPLEMENTED in text
 
 
-def _readme_claims() -> list[tuple[str, str, float, float]]:
-    """``<!-- claim KEY PATH LOW HIGH -->`` markers in the README: a figure and the interval it states."""
+def _readme_claims() -> list[tuple[str, int, float]]:
+    """The README's pre-registered strong figures, ``<!-- margin KEY DIRECTION MARGIN -->``: a figure, the side it
+    must lie on and the margin a one-sided test must clear on any machine."""
     text = (REPO_ROOT / "README.md").read_text()
-    return [(k, p, float(lo), float(hi)) for k, p, lo, hi in
-            re.findall(r"<!-- claim (\S+) (\S+) (\S+) (\S+) -->", text)]
+    return [(k, int(d), float(m)) for k, d, m in re.findall(r"<!-- margin (\S+) ([+-]1) (\S+) -->", text)]
 
 
 def _dig(value, path: str):
@@ -122,25 +122,49 @@ def _dig(value, path: str):
 
 
 def _outside(claims_file: Path) -> list[str]:
+    """What a rerun's claims.json fails of the README's checks: each pre-registered figure's one-sided margin test
+    (supersmall.tools.readme.margin_test) and each figure the README states as exact on every machine."""
     import json
+
+    from supersmall.tools import readme
 
     claims = json.loads(claims_file.read_text())
     stated = _readme_claims()
-    assert len(stated) >= 5, "the README states fewer measured figures than expected"
-    outside = []
-    for key, path, lo, hi in stated:
-        value = _dig(claims[key]["value"], path)
-        if not lo - 1e-9 <= value <= hi + 1e-9:
-            outside.append(f"{key} {path} = {value:.4f}, README says [{lo}, {hi}]")
-    return outside
+    assert len(stated) >= 3, "the README states fewer pre-registered figures than expected"
+    failed = []
+    for key, direction, margin in stated:
+        figure = next(f for f in readme.PREREGISTERED if f.key == key)
+        try:
+            res = readme.margin_test(figure.values(claims), direction, margin, figure.ses(claims))
+        except KeyError:
+            failed.append(f"{key}: missing from {claims_file}")
+            continue
+        if not res["passed"]:
+            failed.append(f"{key}: one-sided bound {res['bound']:.4f} does not clear the margin {margin} "
+                          f"(mean {res['mean']:.4f}, {res['n_seeds']} seeds)")
+    text = (REPO_ROOT / "README.md").read_text()
+    for key, path, value in re.findall(r"<!-- exact (\S+) (\S+) (\S+) -->", text):
+        got = _dig(claims[key]["value"], path)
+        if f"{got:.4f}" != value:
+            failed.append(f"{key} {path} = {got:.4f}, README says exactly {value}")
+    return failed
 
 
 @pytest.mark.notebooks
-def test_readme_figures_lie_inside_the_intervals_it_states(series_dir):
-    """The README's measured figures come from a series' claims.json (docs/claims.json, test_readme.py); this
-    run of the series must land inside the prediction intervals the README gives."""
+def test_readme_figures_pass_their_rerun_checks(series_dir):
+    """The README's figures come from a series' claims.json (docs/claims.json, test_readme.py); this run of the
+    series must pass the pre-registered margin tests, and on the machine and code version that wrote
+    docs/claims.json every per-seed figure must be the recorded one, bit for bit."""
+    import json
+
+    from supersmall.tools import readme
+
     outside = _outside(series_dir / "claims.json")
     assert not outside, "; ".join(outside)
+    here = json.loads((REPO_ROOT / "docs" / "claims.json").read_text())
+    now = json.loads((series_dir / "claims.json").read_text())
+    mismatches = readme.exact_mismatches(now, here)
+    assert not mismatches, "; ".join(mismatches[:10])
 
 
 # What ../shared/tools/other-cpu sets: PyTorch's own kernels, MKL and oneDNN on AVX2 code paths and one thread,
@@ -170,8 +194,8 @@ def test_series_completes_on_another_cpu(other_cpu_series):
 
 @pytest.mark.notebooks
 def test_readme_figures_hold_on_another_cpu(other_cpu_series):
-    """Another CPU trains other models from the same shipped base: every README figure must still land in
-    the range it states, and the base model's accuracy must be identical."""
+    """Another CPU trains other models from the same shipped base: the pre-registered figures must still pass
+    their margin tests, and the base model's accuracy must be identical."""
     import json
 
     out, _ = other_cpu_series

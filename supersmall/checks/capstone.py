@@ -12,19 +12,20 @@ from supersmall import report, stats
 from supersmall.checks.core import Case, run_check
 from supersmall.checks.verdicts import grade_verdict
 
-EVIDENCE = ("mean", "interval", "n_seeds", "seeds_same_sign", "seeds_against", "p_adjusted", "mde", "family",
-            "direction")
+EVIDENCE = ("mean", "interval", "n_seeds", "seeds_agree", "seeds_against", "p_value", "p_adjusted", "mde", "family",
+            "direction", "margin")
 
 
 def evidence(row: dict[str, Any]) -> dict[str, Any]:
     """What a verdict is written from: a decided row (:func:`supersmall.report.paired` or
     :func:`supersmall.stats.decide`) without its ``verdict`` and ``reason``."""
-    return {k: row["mean_difference"] if k == "mean" and "mean" not in row else row[k] for k in EVIDENCE}
+    return {k: row["mean_difference"] if k == "mean" and "mean" not in row else row.get(k) for k in EVIDENCE}
 
 
 def check_seeds_needed(fn: Callable[[float, float], int | None]) -> bool:
     """``fn(sd, effect)`` -> the fewest seeds (2 to 50) whose minimum detectable effect
-    (``stats.minimum_detectable_effect(n, sd)``) is at most ``effect``; None when no such count exists."""
+    (``stats.minimum_detectable_effect(n, sd)``: the whole rule's, 80% power) is at most ``effect``; None when no
+    such count exists."""
     rng = random.Random(9)
     cases = [Case((0.02, 0.05), label="a pilot spread of 2 points, an effect of 5 points"),
              Case((0.02, 0.03), label="a smaller effect needs more seeds"),
@@ -60,17 +61,20 @@ def _rows() -> list[tuple[dict[str, Any], str]]:
     rows = [(stats.decide(five, within_se=0.02), "five seeds improve, as the claim says"),
             (stats.decide(five, within_se=0.02, direction=-1), "the claim says it drops, every seed improves"),
             (stats.decide([0.10, -0.05, 0.08, -0.12, 0.09], within_se=0.02), "the interval crosses zero"),
-            (stats.decide(five[:3], within_se=0.02), "a paper claim on 3 agreeing seeds"),
-            (stats.decide(five[:3], within_se=0.02, family="exploratory"), "an exploratory claim on 3 seeds"),
-            (stats.decide([0.30, 0.28, 0.32, 0.31, -0.01], within_se=0.02), "off zero, but one seed against"),
+            (stats.decide(five[:3], within_se=0.02), "a paper claim on 3 seeds"),
+            (stats.decide(five[:3], within_se=0.02, family="exploratory"), "an exploratory comparison on 3 seeds"),
+            (stats.decide(five[:2], within_se=0.02), "2 seeds: too few for the rule"),
+            (stats.decide([0.004, -0.006, 0.002, 0.0, 0.001], within_se=0.005, margin=0.03),
+             "a precise null inside a stated margin of 3 points"),
             (stats.decide([0.30], within_se=0.02), "one seed: no interval"),
-            (family[0], "off zero, every seed agrees, but Holm's p over 4 claims is too large")]
+            (family[0], "off zero on its own, but Holm's p over the paper's 5 claims is too large")]
     rng = random.Random(19)
     for i in range(20):
         n = rng.randint(2, 8)
         mu, sd = rng.choice([-0.1, -0.02, 0.0, 0.03, 0.2]), rng.choice([0.01, 0.05, 0.1])
         rows.append((stats.decide([round(rng.gauss(mu, sd), 4) for _ in range(n)], within_se=rng.choice([0.0, 0.02]),
-                                  direction=rng.choice([1, -1]), family=rng.choice(stats.FAMILIES)), f"random #{i + 1}"))
+                                  direction=rng.choice([1, -1]), family=rng.choice(stats.FAMILIES),
+                                  margin=rng.choice([None, 0.03])), f"random #{i + 1}"))
     return rows
 
 

@@ -18,29 +18,31 @@ def reference_verdict(diffs: Sequence[float], direction: int, within_se: float =
 
 
 def buggy_verdict(diffs: Sequence[float], direction: int, within_se: float = 0.0, min_seeds: int | None = None,
-                  floor: bool = True, signs: bool = True) -> str:
-    """The rule with one common bug injected (for the check's hints); the defaults are the rule itself."""
+                  shared: bool = True, problems: bool = True) -> str:
+    """The rule with one common bug injected (for the check's hints); the defaults are the rule itself: the
+    mean's standard error adds the seeds' spread (s^2 / n) to the problems' shared error (``within_se``^2, not
+    divided by n: every seed answers the same problems), with Satterthwaite's degrees of freedom."""
     n = len(diffs)
     if n < (stats.MIN_SEEDS if min_seeds is None else min_seeds) or n < 2:
         return "inconclusive"
     m = sum(diffs) / n
-    s = math.sqrt(sum((x - m) ** 2 for x in diffs) / (n - 1))
-    s = max(s, within_se) if floor else s
-    if s == 0:
+    a = sum((x - m) ** 2 for x in diffs) / (n - 1) / n
+    b2 = (within_se ** 2 if shared else within_se ** 2 / n) if problems else 0.0
+    if a + b2 == 0:
         return "inconclusive"
-    half = float(st.t.ppf(0.975, n - 1)) * s / math.sqrt(n)
-    low, high = sorted((direction * (m - half), direction * (m + half)))
-    if low > 0 and (not signs or all(direction * x > 0 for x in diffs)):
-        return "reproduced"
-    if high < 0 and (not signs or all(direction * x < 0 for x in diffs)):
-        return "not reproduced"
-    return "inconclusive"
+    df = math.inf if a == 0 else (n - 1) * (1 + b2 / a) ** 2
+    t = abs(m) / math.sqrt(a + b2)
+    p = float(2 * (st.norm.sf(t) if math.isinf(df) else st.t.sf(t, df)))
+    if p >= stats.ALPHA or m == 0:
+        return "inconclusive"
+    return "supported" if direction * m > 0 else "contradicted"
 
 
 def check_verdict(fn: Callable[[Sequence[float], int, float], str]) -> bool:
-    """``fn(diffs, direction, within_se)`` -> "reproduced" | "not reproduced" | "inconclusive", as the library
-    decides: at least ``stats.MIN_SEEDS`` seeds, all on one side, and a Student-t interval (spread floored at
-    ``within_se``) strictly on that side."""
+    """``fn(diffs, direction, within_se)`` -> "supported" | "contradicted" | "inconclusive", as the library
+    decides one claim on its own (no Holm family, no margin): at least ``stats.MIN_SEEDS`` seeds, and a
+    two-sided t test at 0.05 whose standard error adds the seeds' spread to the problems' shared error
+    (``within_se``, not divided by the number of seeds)."""
     rng = random.Random(3)
     five = [0.20, 0.18, 0.25, 0.21, 0.22]
     cases = [Case((five, +1, 0.02), label="five seeds improve, as the paper says"),
@@ -50,13 +52,13 @@ def check_verdict(fn: Callable[[Sequence[float], int, float], str]) -> bool:
              Case(([0.30], +1, 0.02), label="one seed: no spread to estimate, so no claim"),
              Case(([], +1, 0.02), label="no seeds"),
              Case(([0.2, 0.25], +1, 0.02), label="two seeds: too few, whatever the interval"),
-             Case(([0.2, 0.18, 0.25], +1, 0.02), label="three seeds agree: p = 0.5^3 = 0.125, too few"),
-             Case(([0.1] * 5, +1, 0.02), label="identical seeds: the spread is floored at within_se"),
-             Case(([0.002] * 5, +1, 0.002), label="identical tiny gains: the floor makes the interval cross 0"),
+             Case(([0.2, 0.18, 0.25], +1, 0.02), label="three seeds: the fewest the rule decides on"),
+             Case(([0.1] * 5, +1, 0.02), label="identical seeds: the problems' error remains"),
+             Case(([0.006] * 5, +1, 0.0035), label="identical tiny gains (3 of 500 problems): the shared error, not / n"),
              Case(([0.1] * 5, +1, 0.0), label="identical seeds and no floor: no interval"),
              Case(([0.1] * 5, -1, 0.02), label="all equal, against the paper"),
              Case(([0.0] * 5, +1, 0.02), label="all zero: not strictly on either side"),
-             Case(([0.30, 0.28, 0.33, 0.31, -0.01], +1, 0.01), label="the interval clears 0, but one seed went the other way"),
+             Case(([0.30, 0.28, 0.33, 0.31, -0.01], +1, 0.01), label="one seed went the other way: no veto"),
              Case(([0.05, 0.04, 0.06, 0.05, 0.05], +1, 0.03), label="a floor wider than the spread")]
     for i in range(30):
         n = rng.randint(3, 8)
@@ -69,10 +71,10 @@ def check_verdict(fn: Callable[[Sequence[float], int, float], str]) -> bool:
 
     hints = [(lambda d, k, w: buggy_verdict(d, k, w, min_seeds=2),
               f"fewer than {stats.MIN_SEEDS} seeds give no verdict, whatever the interval says"),
-             (lambda d, k, w: buggy_verdict(d, k, w, floor=False),
-              "the spread is not floored: s = max(s, within_se), or identical seeds look infinitely precise"),
-             (lambda d, k, w: buggy_verdict(d, k, w, signs=False),
-              "the interval alone is not enough: every seed must also move the same way"),
+             (lambda d, k, w: buggy_verdict(d, k, w, shared=False),
+              "the problems' error is shared by every seed: add within_se^2 itself, not within_se^2 / n"),
+             (lambda d, k, w: buggy_verdict(d, k, w, problems=False),
+              "the problems' error is missing: SE^2 = s^2 / n + within_se^2, or identical seeds look certain"),
              (lambda d, k, w: buggy_verdict(d, +1, w),
               "direction is ignored: with direction = -1 the paper predicts a drop, so a drop reproduces it")]
     return run_check("verdict", student, reference_verdict, cases, hints=hints)
