@@ -21,7 +21,7 @@ def buggy_verdict(diffs: Sequence[float], direction: int, within_se: float = 0.0
                   shared: bool = True, problems: bool = True) -> str:
     """The rule with one common bug injected (for the check's hints); the defaults are the rule itself: the
     mean's standard error adds the seeds' spread (s^2 / n) to the problems' shared error (``within_se``^2, not
-    divided by n: every seed answers the same problems), with Satterthwaite's degrees of freedom."""
+    divided by n: every seed answers the same problems), on the seeds' n - 1 degrees of freedom."""
     n = len(diffs)
     if n < (stats.MIN_SEEDS if min_seeds is None else min_seeds) or n < 2:
         return "inconclusive"
@@ -30,9 +30,8 @@ def buggy_verdict(diffs: Sequence[float], direction: int, within_se: float = 0.0
     b2 = (within_se ** 2 if shared else within_se ** 2 / n) if problems else 0.0
     if a + b2 == 0:
         return "inconclusive"
-    df = math.inf if a == 0 else (n - 1) * (1 + b2 / a) ** 2
     t = abs(m) / math.sqrt(a + b2)
-    p = float(2 * (st.norm.sf(t) if math.isinf(df) else st.t.sf(t, df)))
+    p = float(2 * st.t.sf(t, n - 1))
     if p >= stats.ALPHA or m == 0:
         return "inconclusive"
     return "supported" if direction * m > 0 else "contradicted"
