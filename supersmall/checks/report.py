@@ -50,7 +50,7 @@ def check_verdict(fn: Callable[[Sequence[float], int, float], str]) -> bool:
              Case(([0.10, -0.05, 0.08, 0.12, 0.09], +1, 0.01), label="one seed disagrees"),
              Case(([0.30], +1, 0.02), label="one seed: no spread to estimate, so no claim"),
              Case(([], +1, 0.02), label="no seeds"),
-             Case(([0.2, 0.25], +1, 0.02), label="two seeds: too few, whatever the interval"),
+             Case(([0.30, 0.31], +1, 0.001), label="two seeds: too few, whatever the interval"),
              Case(([0.2, 0.18, 0.25], +1, 0.02), label="three seeds: the fewest the rule decides on"),
              Case(([0.1] * 5, +1, 0.02), label="identical seeds: the problems' error remains"),
              Case(([0.006] * 5, +1, 0.0035), label="identical tiny gains (3 of 500 problems): the shared error, not / n"),
