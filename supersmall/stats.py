@@ -52,7 +52,7 @@ MARGIN = 0.03
 VERDICT_RULE = (f"A claim is decided on at least {MIN_SEEDS} seeds by a two-sided t test of the mean paired "
                 "difference across seeds, whose standard error adds the seeds' spread (s^2/k) to the problems' "
                 "(the standard error of the per-problem, seed-averaged difference, shared by every seed and so "
-                "not divided by k; Satterthwaite's degrees of freedom): a claim of the paper is 'supported' when "
+                "not divided by k; the seeds' k - 1 degrees of freedom): a claim of the paper is 'supported' when "
                 f"the Holm-adjusted p over the paper's {PAPER_FAMILY_SIZE} claims (a missing claim counts as "
                 "p = 1) is below 0.05 on the paper's side, 'contradicted' when it is on the other side, 'absent' "
                 f"when the 95% interval lies inside a stated margin (the kit's reports: ±{100 * MARGIN:.0f} points), "
@@ -210,8 +210,9 @@ def across_seeds(diffs: Sequence[float], within_se: float | Sequence[float] | No
     the k per-seed differences gives s^2 / k. Problems: every seed is scored on the *same* problems, so the
     luck of which problems were drawn is shared by all seeds and does not average out over them; its part is
     ``problem_se``^2 (:func:`problem_level_se`: the standard error of the per-problem, seed-averaged difference), not
-    divided by k. SE^2 = s^2 / k + problem_se^2, with Satterthwaite's degrees of freedom (k - 1 when the
-    problems' part is 0, normal when the seeds' part is). When only the seeds' own paired standard errors are
+    divided by k. SE^2 = s^2 / k + problem_se^2, on the seeds' k - 1 degrees of freedom: exact when the
+    problems' part is 0 and conservative otherwise, for any split between the two (Satterthwaite's
+    data-dependent degrees of freedom are liberal at 3 seeds: tests/test_stats.py simulates both). When only the seeds' own paired standard errors are
     known (``within_se``), their root mean square stands in for ``problem_se``: an upper bound, as the sd of
     a mean over seeds is at most the mean of their sds. The result names both parts (``se_seeds``,
     ``se_problems``) and their shares of the variance. Below 2 seeds, or with no error at all, the interval
@@ -229,21 +230,13 @@ def across_seeds(diffs: Sequence[float], within_se: float | Sequence[float] | No
     if n < 2 or a + b * b == 0.0:
         return out
     se = math.sqrt(a + b * b)
-    df = _satterthwaite(a, b * b, n)
+    df = float(n - 1)  # the seeds' degrees of freedom: valid (conservative) whatever the problems' share
     lo, hi = mean + np.array([-1.0, 1.0]) * _crit(1 - confidence, df) * se
     if not hi > lo:  # an error below floating-point resolution: no interval, as with none at all
         return out
-    p = float(2 * (_st.norm.sf(abs(mean) / se) if math.isinf(df) else _st.t.sf(abs(mean) / se, df)))
+    p = float(2 * _st.t.sf(abs(mean) / se, df))
     return {**out, "ci_low": float(lo), "ci_high": float(hi), "se": se, "df": df,
             "share_seeds": a / (a + b * b), "share_problems": b * b / (a + b * b), "p_value": p}
-
-
-def _satterthwaite(a: float, b2: float, n_seeds: int) -> float:
-    """Degrees of freedom of a + b2, a = s^2/k estimated on k - 1, b2 on (practically) infinitely many."""
-    if a == 0:
-        return math.inf
-    ratio = b2 / a
-    return math.inf if ratio > 1e150 else (n_seeds - 1) * (1 + ratio) ** 2  # = (a + b2)^2 / (a^2 / (k - 1))
 
 
 def _crit(alpha: float, df: float | np.ndarray) -> Any:
@@ -259,7 +252,7 @@ def rule_power(effect: float, n_seeds: int, sd: float, problem_se: float = 0.0, 
     """The probability that :func:`decide` (with :func:`adjust_family`) decides a claim whose true mean
     difference is ``effect`` (either side), exactly, for the rule as written: seeds' differences normal with
     spread ``sd`` around the truth plus one shared problem-draw error of sd ``problem_se``, the t test of
-    :func:`across_seeds` (Satterthwaite's degrees of freedom), at the worst step of Holm over
+    :func:`across_seeds` (k - 1 degrees of freedom), at the worst step of Holm over
     ``family_size`` claims (alpha / family_size: every other claim of the family null or missing). The
     estimated seed variance s^2 = sd^2 chi2(k-1)/(k-1) is integrated out on ``nodes`` quantiles (midpoint
     rule); with ``problem_se`` = 0 this is the noncentral t power of the one-sample t test. 0 below
@@ -269,15 +262,12 @@ def rule_power(effect: float, n_seeds: int, sd: float, problem_se: float = 0.0, 
         return 0.0
     b2 = problem_se ** 2
     tau = math.sqrt(sd * sd / k + b2)  # the estimate's true sd: seeds and the problem draw
+    crit = _crit(level, k - 1)
     if sd == 0:
-        c = _crit(level, math.inf) * problem_se
+        c = crit * problem_se
         return float(_st.norm.cdf((effect - c) / tau) + _st.norm.cdf((-effect - c) / tau))
     w = _st.chi2.ppf((np.arange(nodes) + 0.5) / nodes, k - 1) / (k - 1)
-    a = sd * sd * w / k
-    se_hat = np.sqrt(a + b2)
-    with np.errstate(divide="ignore", over="ignore"):
-        df = (k - 1) * (1 + b2 / a) ** 2  # Satterthwaite, as _satterthwaite; inf where a == 0
-    c = _crit(level, df) * se_hat
+    c = crit * np.sqrt(sd * sd * w / k + b2)
     return float(np.mean(_st.norm.cdf((effect - c) / tau) + _st.norm.cdf((-effect - c) / tau)))
 
 

@@ -62,7 +62,7 @@ def test_margin_test_by_hand():
     assert not readme.margin_test([0.5], +1, 0.0)["passed"]  # one seed never passes
 
 
-def _mutate(claims, key, per_seed_to):
+def _altered(claims, key, per_seed_to):
     out = copy.deepcopy(claims)
     per_seed_to(out[key]["value"])
     return out
@@ -81,7 +81,7 @@ def test_each_preregistered_figure_fails_when_its_mechanism_is_broken(mutant, ke
     fails (the trained mutants are in tests/test_notebooks.py's slow series checks)."""
     claims = json.loads(CLAIMS.read_text())
     assert all(r["passed"] for r in readme.margin_checks(claims))
-    broken = readme.margin_checks(_mutate(claims, key, change))
+    broken = readme.margin_checks(_altered(claims, key, change))
     assert [r["key"] for r in broken if not r["passed"]] == [key], mutant
 
 
