@@ -222,10 +222,6 @@ def check_profile(profile: Profile) -> Profile:
     if profile.eval.min_new_tokens > profile.eval.max_new_tokens:
         raise ProfileError(f"eval.min_new_tokens = {profile.eval.min_new_tokens} is not valid: expected at most "
                            f"eval.max_new_tokens ({profile.eval.max_new_tokens})")
-    if t.lora_rank and t.arm == "kl-penalty":  # refused before any model loads (TRL would fail at the first step)
-        raise ProfileError(f"train.lora_rank = {t.lora_rank} with the kl-penalty arm: the kl-penalty arm needs a separate "
-                           "reference model, which LoRA does not build (TRL disables the adapters instead); use "
-                           "another arm or set train.lora_rank=0")
     if t.lora_rank and t.backend == "minimal":  # grpo.py trains every weight; it would ignore the rank silently
         raise ProfileError(f"train.lora_rank = {t.lora_rank} with the minimal backend: the readable loop (grpo.py) "
                            "trains every weight, only TRL trains LoRA adapters; use --backend trl or train.lora_rank=0")

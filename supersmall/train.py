@@ -8,8 +8,8 @@
 The paper's three arms (Table 3) are one switch: ``no-kl`` (ZeroGRPO, eq. 5, beta = 0),
 ``kl-nopenalty`` (KL as a loss term, k3, TRL's beta) and ``kl-penalty`` (k1 KL subtracted from the
 reward, verl's ``use_kl_in_reward``). A run writes ``metrics.jsonl`` (one line per logged step),
-checkpoints, the final model under ``model/`` and a run card, from rank 0 only when several processes
-train. A run folder is locked while a run writes it; rerunning the same command resumes from the last
+checkpoints, the final model under ``model/`` (under LoRA the merged model, with the adapter in ``adapter/``:
+:func:`save_trained_model`) and a run card, from rank 0 only when several processes train. A run folder is locked while a run writes it; rerunning the same command resumes from the last
 checkpoint, a complete run of the same config and code version is not redone, and ``resume=False``
 deletes the earlier run's model, checkpoints and metrics first (:func:`prepare_run_folder`). Several runs
 at once: :func:`supersmall.pool.train_many`.
@@ -84,7 +84,13 @@ def resolve(profile: Profile | str, arm: str | None, steps: int | None, seed: in
         p = p.replace(**{"curriculum.schedule": curriculum or p.curriculum.schedule,
                          "curriculum.stages": stages or p.curriculum.stages})
         sets["train.steps"] = sum(s.steps for s in parse_stages(p.curriculum.stages))
-    return p.replace(**sets)
+    p = p.replace(**sets)
+    if p.train.lora_rank and p.train.arm == "kl-penalty":  # before any model loads (TRL would fail at the first step);
+        # replicate's plans report the same in launch.validate
+        raise UserError(f"train.lora_rank = {p.train.lora_rank} with the kl-penalty arm: the kl-penalty arm needs a "
+                        "separate reference model, which LoRA does not build (TRL disables the adapters instead); use "
+                        "another arm or set train.lora_rank=0")
+    return p
 
 
 # --- stage 2: data and schedule ----------------------------------------------------------------------
@@ -371,4 +377,4 @@ def quiet() -> None:
 
 
 __all__ = ["train", "quiet", "resolve", "training_rows", "reward_functions", "make_trainer", "attach_callbacks",
-           "prepare_run_folder", "gain", "KLPenaltyTrainer", "kl_penalty", "BACKENDS"]
+           "save_trained_model", "merge_adapter", "prepare_run_folder", "gain", "KLPenaltyTrainer", "kl_penalty", "BACKENDS"]

@@ -89,10 +89,10 @@ BAD = [
     (["replicate", "--profile", "rehearsal", "--reading", "mine", "--dry-run"], "reading 'mine'"),
     (["notebooks", "run", "--profile", "nope"], "valid profiles are"),
     # LoRA: kl-penalty needs a separate reference model (TRL disables the adapters instead); grpo.py has no LoRA
+    # (replicate reports the first in launch.validate)
     (["train", "--arm", "kl-penalty", "--set", "train.lora_rank=4"], "the kl-penalty arm needs a separate reference"),
     (["train", "--profile", "single-gpu", "--arm", "kl-penalty"], "train.lora_rank = 16 with the kl-penalty arm"),
     (["train", "--backend", "minimal", "--set", "train.lora_rank=4"], "train.lora_rank = 4 with the minimal backend"),
-    (["replicate", "--profile", "single-gpu", "--arms", "kl-penalty", "--dry-run"], "kl-penalty arm needs"),
 ]
 
 

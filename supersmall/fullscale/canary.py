@@ -8,7 +8,9 @@ Every run is ``launch``'s own plan (the same command, launcher, data and trainer
 stage shortened to ``steps`` steps (default 2: the first step carries warm-up, the time between the first and
 the last step's metrics line is the time per step). Memory: on GPUs the peak ``nvidia-smi`` shows per GPU
 during the run (every process: training, vLLM, NCCL), beside the memory model; on CPU the peak resident memory
-of the largest process (sampled every 0.25 s), which no memory model predicts. ``DIR/canary.json`` holds it all.
+of the largest process (sampled every 0.25 s), which no memory model predicts. One trained model (the first run
+that finished) is evaluated from its saved ``model/``. ``DIR/canary.json`` holds it all, and says no-go with one
+sentence for a failed run or evaluation, a GPU nvidia-smi did not report, and a CPU host (no GPU memory measured).
 """
 
 from __future__ import annotations
@@ -130,19 +132,19 @@ def _sentence(e: BaseException) -> str:
 def _measure(plan: launch.Plan, out: Path, gpu_ids: list[int], query: gpus.Query) -> dict[str, Any]:
     """One plan run and measured: step times, peak memory, and its error sentence when it failed."""
     shutil.rmtree(plan.out_dir, ignore_errors=True)  # the canary's own folder: always measured afresh
-    error = None
+    error, watch = None, _Watch(plan.out_dir, gpu_ids, query)
     t0 = time.time()
     try:
         if gpu_ids:
             gpus.wait_until_free(gpu_ids, query)
-        with _Watch(plan.out_dir, gpu_ids, query) as watch:
+        with watch:
             launch.run_plan(plan, out)
     except Exception as e:  # noqa: BLE001 - an out-of-memory or a crash is the canary's finding, not its end
         error = _sentence(e)
-    wall, times = time.time() - t0, watch.step_times if "watch" in locals() else []
+    wall, times = time.time() - t0, watch.step_times
     per_step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
     model = est.memory_gb(plan.settings, plan.arm)["total"] if gpu_ids else None
-    peak_map = watch.peak if "watch" in locals() else {}
+    peak_map = watch.peak
     measured = peak_map and (not gpu_ids or all(f"gpu{g}" in peak_map for g in gpu_ids))
     complete = is_complete(plan.out_dir)
     return {"arm": plan.arm, "stage": plan.stage, "seed": plan.seed, "steps": len(times), "complete": complete,

@@ -152,7 +152,7 @@ def check_memory(profile: Profile | str, arm: str = "no-kl", **kw: Any) -> str |
     if m["fits"]:
         return None
     parts = ", ".join(f"{k} {m[k]:.1f}" for k in TERMS if m[k]) + f", less {m['overlap']:.1f} not live at once"
-    return (f"about {m['total']:.0f} GB per GPU is needed but the GPUs have {m['capacity']:.0f} GB "
+    return (f"about {m['total']:.1f} GB per GPU is needed but the GPUs have {m['capacity']:g} GB "
             f"({m['usable']:.1f} usable; {parts}) with "
             f"{m['micro_batch']} completions of up to {m['tokens_per_sequence']} tokens per GPU per micro-step: "
             f"{_fix(p, arm, **kw)}.")
