@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 import warnings
@@ -333,9 +334,31 @@ def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: di
                           extra={**extra, "model_dir": str(out / "model")})
 
 
+THREADS_ENV = "SUPERSMALL_THREADS"
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Set torch's CPU thread count for this process, the one place the kit sets it; returns the count.
+
+    ``threads`` defaults to ``$SUPERSMALL_THREADS``, else 1 (0 leaves torch's own choice, one per core).
+    One thread per training process, because a laptop is never idle: torch's threads wait for each other
+    at every operation, so one other busy process stalls a two-thread run far more than it slows a
+    one-thread run, while on a tiny model a second thread gains little (``benchmarks/threads.py`` measures
+    both; README "Tests and CI"). Every notebook sets it through :func:`quiet`, every pool worker too
+    (:mod:`supersmall.pool`). Greedy evaluation of the shipped weights gives the same answers on any count.
+    """
+    if threads is None:
+        threads = int(os.environ.get(THREADS_ENV) or 1)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def quiet() -> None:
     """No library noise between results: transformers' and datasets' progress bars and info messages
-    off, and the one deprecation notice that comes from inside TRL (the kit's own bars stay)."""
+    off, and the one deprecation notice that comes from inside TRL (the kit's own bars stay). Also the
+    kit's torch thread count (:func:`use_threads`), as every notebook calls this first."""
+    use_threads()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
@@ -344,5 +367,5 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
-__all__ = ["train", "quiet", "resolve", "training_rows", "reward_functions", "make_trainer", "attach_callbacks",
+__all__ = ["train", "quiet", "use_threads", "resolve", "training_rows", "reward_functions", "make_trainer", "attach_callbacks",
            "prepare_run_folder", "gain", "KLPenaltyTrainer", "kl_penalty", "BACKENDS"]
