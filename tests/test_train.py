@@ -1,5 +1,6 @@
-"""supersmall.train and supersmall.grpo: TRL and the readable loop agree, resume, arms, the kl-penalty reward,
-curriculum order, run cards and their reuse, the run lock, the 2-process rehearsal, and a real gain."""
+"""supersmall.train and supersmall.grpo: resume, arms, the kl-penalty reward,
+curriculum order, run cards and their reuse, the run lock, the 2-process rehearsal. (The gain
+ZeroGRPO makes on the tiny model is a claim the series measures: 08.zerogrpo_improves_the_base_model.)"""
 
 import json
 import os
@@ -11,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from supersmall import data, grpo, losses, stats, tiny
+from supersmall import data, grpo, stats, tiny
 from supersmall import train as T
 from supersmall.config import load_profile
 from supersmall.errors import UserError
-from supersmall.evaluate import run_eval
-from supersmall.grpo import minimal_step, sequence_logps
+from supersmall.grpo import minimal_step
 from supersmall.runcard import read_metrics
 from supersmall.train import make_trainer, train
 
@@ -30,56 +30,7 @@ def _env(**extra):
             "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
 
 
-# --- TRL's GRPOTrainer and the readable loop compute the same loss and gradient -------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize(("loss_type", "arm"), [("grpo", "no-kl"), ("dapo", "no-kl"), ("dr_grpo", "no-kl"),
-                                                ("dr_grpo", "kl-nopenalty")])
-def test_minimal_loss_and_gradient_equal_trl_on_one_batch(tmp_path, loss_type, arm):
-    profile = load_profile("tiny", **{**SMALL, "train.loss_type": loss_type})
-    rows = tiny.make_problems(1, levels=(1,), seed=0) * 4  # equal-length prompts: no padding ambiguity
-    trainer = make_trainer(profile, arm, tmp_path, rows, tiny.model_path("tiny"), report_to="none")
-    model, tok = trainer.model, trainer.processing_class
-    beta = trainer.beta
-    assert beta == (profile.train.beta_kl_loss if arm == "kl-nopenalty" else 0.0)
-    prompts = tok([r["prompt"] for r in rows for _ in range(4)], return_tensors="pt", add_special_tokens=False)
-    g = torch.Generator().manual_seed(0)
-    lengths = torch.randint(3, 12, (16,), generator=g)
-    T_ = int(lengths.max())
-    completion_ids = torch.randint(6, len(tok), (16, T_), generator=g)
-    completion_mask = (torch.arange(T_)[None] < lengths[:, None]).long()
-    completion_ids = completion_ids.masked_fill(completion_mask == 0, tok.pad_token_id)
-    adv = torch.randn(16, generator=g)
-    with torch.no_grad():
-        logp0, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids,
-                                  completion_mask)
-    ref_logp = logp0 + 0.3 * torch.randn(logp0.shape, generator=g)  # a reference that differs from the policy
-    inputs = {"prompt_ids": prompts["input_ids"], "prompt_mask": prompts["attention_mask"],
-              "completion_ids": completion_ids, "completion_mask": completion_mask, "advantages": adv,
-              "num_items_in_batch": completion_mask.sum()}
-    if beta:
-        inputs["ref_per_token_logps"] = ref_logp
-    trainer.current_gradient_accumulation_steps = 1
-    model.zero_grad()
-    trl_loss = trainer._compute_loss(model, inputs)
-    trl_loss.backward()
-    trl_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    logp, _ = sequence_logps(model, prompts["input_ids"], prompts["attention_mask"], completion_ids, completion_mask,
-                             profile.train.temperature)
-    ours, metrics = losses.policy_loss(logp, logp.detach(), adv, completion_mask, aggregation=loss_type,
-                                       max_length=profile.train.max_completion_length, group_size=4,
-                                       ref_logp=ref_logp if beta else None, beta=beta)
-    ours.backward()
-    assert ours.item() == pytest.approx(trl_loss.item(), rel=1e-4, abs=1e-6)
-    for a, b in zip(trl_grads, (p.grad for p in model.parameters())):
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)
-    if beta:  # the KL term is in the loss: without it the losses differ
-        no_kl, _ = losses.policy_loss(logp.detach(), logp.detach(), adv, completion_mask, aggregation=loss_type,
-                                      max_length=profile.train.max_completion_length, group_size=4)
-        assert abs(no_kl.item() - trl_loss.item()) > 1e-5
-        assert trainer._metrics["train"]["kl"] or trainer._metrics["eval"]["kl"], "TRL logs the kl-nopenalty arm's KL"
-
-
+# --- the readable loop -------------------------------------------------------------------------------------
 def test_minimal_step_trains_and_reports(tmp_path):
     """One step of the readable loop: the policy moves, the metrics are those the health panel plots."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -477,17 +428,3 @@ def test_rehearsal_trains_on_two_processes(tmp_path):
         if "train/reward" in acc.Tags()["scalars"]:
             assert [e.step for e in acc.Scalars("train/reward")] == [1, 2, 3]
     assert "train/reward" in tags
-
-
-# --- the point of the kit: ZeroGRPO works on the tiny model ---------------------------------------------
-@pytest.mark.slow
-def test_tiny_zerogrpo_gains_25_points_on_a_fixed_seed(tmp_path):
-    out = tmp_path / "t"
-    card = train("tiny", arm="no-kl", steps=60, seed=0, out_dir=out, progress=False)
-    base = run_eval("tiny", "tiny", tmp_path / "base", progress=False)
-    final = json.loads((out / "eval" / "final" / "summary.json").read_text())
-    assert card["metrics"]["accuracy_final"] == final["accuracy"] and final["n"] == base["n"] == 500
-    gain = final["accuracy"] - base["accuracy"]
-    print(f"tiny ZeroGRPO, 60 steps, seed 0: base {base['accuracy']:.3f} -> final {final['accuracy']:.3f} "
-          f"({100 * gain:+.1f} points)")
-    assert gain >= 0.25, (base["accuracy"], final["accuracy"])
