@@ -343,9 +343,10 @@ def use_threads(threads: int | None = None) -> int:
     ``threads`` defaults to ``$SUPERSMALL_THREADS``, else 1 (0 leaves torch's own choice, one per core).
     One thread per training process, because a laptop is never idle: torch's threads wait for each other
     at every operation, so one other busy process stalls a two-thread run far more than it slows a
-    one-thread run, while on a tiny model a second thread gains little (``benchmarks/threads.py`` measures
-    both; README "Tests and CI"). Every notebook sets it through :func:`quiet`, every pool worker too
-    (:mod:`supersmall.pool`). Greedy evaluation of the shipped weights gives the same answers on any count.
+    one-thread run; what a second thread saves on an idle machine is given up for that
+    (``benchmarks/threads.py`` measures both; README "Tests and CI"). Every notebook sets it through
+    :func:`quiet`, every pool worker too (:mod:`supersmall.pool`). The shipped base model's greedy
+    evaluation gives the same answers on one thread and on torch's default (``tests/test_tiny.py``).
     """
     if threads is None:
         threads = int(os.environ.get(THREADS_ENV) or 1)
