@@ -92,7 +92,9 @@ def test_series_completes_on_tiny(series):
 def test_series_notebook_ok_without_library_noise(path, series_dir):
     import json
 
-    results = {r["notebook"]: r for r in json.loads((series_dir / "summary.json").read_text())["results"]}
+    summary = series_dir / "summary.json"
+    assert summary.is_file(), f"the series wrote no summary (see {series_dir / 'series.log'})"
+    results = {r["notebook"]: r for r in json.loads(summary.read_text())["results"]}
     assert path.name in results, f"{path.name} did not run (see {series_dir / 'series.log'})"
     assert results[path.name]["status"] == "ok", results[path.name]["error"]
     noise = library_noise(series_dir / path.name)
