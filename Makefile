@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.10+ and pip:
 #   make run    set up .venv, then run the whole notebook series on the tiny CPU profile -> runs/nb/
-#   make test   set up .venv, then run the test suite (what CI runs)
+#   make test   set up .venv, then run the test suite in tiers, fast first (what CI runs)
+#   make test-fast   only the fast tier (unit tests, a minute or two): what a developer runs while editing
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,15 +13,31 @@ OUT    ?= runs/nb
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: run test setup lint notebooks exercises doctor clean book
+.PHONY: run test test-fast test-slow setup lint notebooks exercises doctor clean book
 run: setup
 	$(BIN)/supersmall notebooks run --profile $(PROFILE) --out $(OUT)
 
 book: setup
 	$(BIN)/python -m supersmall.tools.book --executed $(OUT) --out runs/book
 
+# The test tiers (markers in pyproject.toml, tests/conftest.py): every test is in exactly one. `make test`
+# runs the fast tier first and stops there if it fails; then each slower tier, all of them even if one
+# fails, and fails at the end if any did. The series tier runs the notebook series once (cached per code
+# version under $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it.
+PYTEST     := $(BIN)/python -m pytest -q -ra --durations=20
+SLOW_TIERS ?= slow notebooks rehearsal series
 test: setup
-	$(BIN)/python -m pytest -q -ra
+	$(MAKE) test-fast
+	$(MAKE) test-slow
+
+test-fast: setup
+	$(PYTEST) -m fast
+
+test-slow: setup
+	@failed=""; for tier in $(SLOW_TIERS); do \
+	  echo "== tier $$tier"; $(PYTEST) -m $$tier || failed="$$failed $$tier"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed tiers:$$failed"; exit 1; fi
 
 setup: $(VENV)/.installed
 
@@ -41,4 +58,4 @@ doctor: setup
 	$(BIN)/supersmall doctor
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache .cache/supersmall/series

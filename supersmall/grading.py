@@ -29,6 +29,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from supersmall._grader_worker import PARENT_ENV
+
 MAX_TEXT_CHARS = 200_000  # completions longer than this are scanned from the end only
 MAX_ANSWER_CHARS = 1_000  # an extracted answer longer than this is not graded (returns False)
 
@@ -140,7 +142,8 @@ def _fast_verdict(pred: str, gold: str) -> bool | None:
 
 
 class _Worker:
-    """One math-verify process (``python -m supersmall._grader_worker``); replaced after a timeout."""
+    """One math-verify process (``python -m supersmall._grader_worker``); replaced after a timeout, and
+    gone within a fraction of a second when this process dies (it watches its parent's pid)."""
 
     START_TIMEOUT = 60.0  # importing sympy + math-verify on a busy machine
 
@@ -149,7 +152,8 @@ class _Worker:
         self.proc: subprocess.Popen | None = None
 
     def _start(self) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+               PARENT_ENV: str(os.getpid())}  # it exits when this process goes (killed kernel, killed run)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "supersmall._grader_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env,

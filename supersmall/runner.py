@@ -11,6 +11,11 @@ Each notebook gets three parameters injected into its cell tagged ``parameters``
 ``out_dir`` (its own output folder, ``<out>/<notebook name>``) and ``runs_dir`` (``<out>``, where
 earlier notebooks left their runs). Executed copies, ``summary.md``, ``summary.json`` and a run card
 go to ``<out>``.
+
+Killing a run leaves no process behind: each notebook's kernel runs in its own process group (jupyter_client),
+exits when this process is gone (ipykernel watches its parent), and every worker it starts (training workers of
+:mod:`supersmall.pool`, math-verify workers of :mod:`supersmall.grading`) exits with its own parent
+(:func:`supersmall._grader_worker.exit_with_parent`); ``tests/test_runner.py`` kills a run and a kernel mid-cell.
 """
 
 from __future__ import annotations

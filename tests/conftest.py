@@ -1,9 +1,112 @@
-"""Shared test setup: offline, quiet, deterministic."""
+"""Shared test setup: offline, quiet, deterministic; the test tiers; the notebook series as one fixture.
 
+Tiers (README "Tests and CI"; ``make test`` runs them in this order, ``make test-fast`` the first only).
+Every test is in exactly one: a test with no tier marker is ``fast`` (the marker is added here), and a test
+with two tier markers is a collection error.
+
+- ``fast``: unit tests, seconds each;
+- ``slow``: over a few seconds (a tiny training run, a tiny-model build, processes started and killed);
+- ``notebooks``: solutions and exercises executed one by one with papermill, notebook 07 on a6000x4;
+- ``rehearsal``: the full-scale path on CPU under torchrun (notebooks 07-08 on the rehearsal profile, the canary);
+- ``series``: checks of the notebook series on the tiny profile, which runs once, as the fixtures below.
+"""
+
+from __future__ import annotations
+
+import hashlib
 import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TIERS = ("fast", "slow", "notebooks", "rehearsal", "series")
+
+
+def tier_of(marker_names: set[str]) -> str:
+    """The one tier of a test with these marker names: ``fast`` when it has none; two is an error."""
+    tiers = [t for t in TIERS if t in marker_names]
+    if len(tiers) > 1:
+        raise ValueError(f"a test is in exactly one tier, this one has {tiers}")
+    return tiers[0] if tiers else "fast"
+
+
+def pytest_collection_modifyitems(config, items):
+    wrong = []
+    for item in items:
+        try:
+            tier = tier_of({m.name for m in item.iter_markers()})
+        except ValueError as e:
+            wrong.append(f"{item.nodeid}: {e}")
+            continue
+        if tier == "fast":
+            item.add_marker(pytest.mark.fast)
+    if wrong:
+        raise pytest.UsageError("tests in more than one tier:\n" + "\n".join(wrong))
+
+
+# --- the notebook series, run once per code version ----------------------------------------------------------
+# What ../shared/tools/other-cpu sets: PyTorch's own kernels, MKL and oneDNN on AVX2 code paths and one thread,
+# so floating-point sums happen in another order, as on a laptop or an older server.
+OTHER_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SERIES_TIMEOUT_S = 2400
+
+
+def series_key(name: str) -> str:
+    """``<name>-<code version>-<notebooks hash>``: the same code and notebooks reuse a series, any edit reruns it."""
+    from supersmall.runcard import code_version
+
+    h = hashlib.sha256()
+    for nb in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        h.update(nb.name.encode() + b"\0" + nb.read_bytes())
+    return f"{name}-{code_version()}-{h.hexdigest()[:8]}"
+
+
+def series_root() -> Path:
+    """``$SUPERSMALL_CACHE_DIR/series`` (CI sets it), else ``.cache/supersmall/series`` in the repository."""
+    return Path(os.environ.get("SUPERSMALL_CACHE_DIR") or REPO_ROOT / ".cache" / "supersmall") / "series"
+
+
+def run_series(name: str, env: dict[str, str]) -> tuple[Path, subprocess.CompletedProcess]:
+    """The whole series (``supersmall notebooks run --profile tiny``) in its own process with ``env`` added,
+    into ``series_root()/series_key(name)``; reused when that folder holds a complete series. A folder left
+    by an interrupted or failed series is run again in place (finished training runs in it are reused)."""
+    import json
+
+    out = series_root() / series_key(name)
+    card = out / "run_card.json"
+    cmd = [sys.executable, "-m", "supersmall.cli", "notebooks", "run", "--profile", "tiny", "--out", str(out)]
+    if card.is_file() and json.loads(card.read_text()).get("status") == "complete":
+        return out, subprocess.CompletedProcess(cmd, 0, f"reused the complete series in {out}\n", "")
+    out.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, timeout=SERIES_TIMEOUT_S,
+                         cwd=REPO_ROOT)
+    (out / "series.log").write_text(run.stdout + run.stderr)
+    return out, run
+
+
+@pytest.fixture(scope="session")
+def series() -> tuple[Path, subprocess.CompletedProcess]:
+    """The notebook series on the tiny profile, as ``make run`` runs it: (its folder, the finished process)."""
+    return run_series("tiny", {})
+
+
+@pytest.fixture(scope="session")
+def series_dir(series) -> Path:
+    """The folder of :func:`series`: executed notebooks, ``summary.json``, ``claims.json``."""
+    return series[0]
+
+
+@pytest.fixture(scope="session")
+def other_cpu_series() -> tuple[Path, subprocess.CompletedProcess]:
+    """The whole series run as if on another machine (its own processes, ``OTHER_CPU`` set)."""
+    return run_series("other-cpu", OTHER_CPU)

@@ -102,6 +102,7 @@ def updates(model, optimizer, prompt_ids, prompt_mask, completion_ids, completio
     return out
 
 
+@pytest.mark.slow  # over 20 s (CLI processes / a training loop): the slow tier
 def test_grpo_loop_solution_passes(capsys):
     assert check_grpo_loop(updates)
     assert "passed" in capsys.readouterr().out

@@ -52,6 +52,7 @@ def test_missing_package_is_a_blocker(monkeypatch):
     assert not report.ok and report["trl"].status == FAIL and "pip install" in report["trl"].fix
 
 
+@pytest.mark.slow  # over 20 s (CLI processes / a training loop): the slow tier
 def test_cli_exit_status():
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "doctor"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -27,26 +27,7 @@ from supersmall.grading import reasoned
 from supersmall.stats import wilson_interval
 
 
-# --- Wilson interval and pass@1 against values computed by hand -------------------------------------
-@pytest.mark.parametrize(
-    ("k", "n", "low", "high"),
-    [
-        # p = 1/2, z^2 = 3.8416: centre 0.5, half-width 1.96*sqrt(0.025 + 3.8416/400)/1.38416 = 0.26341
-        (5, 10, 0.23659, 0.76341),
-        # k = 0: [0, z^2/(n + z^2)] = [0, 3.8416/13.8416]
-        (0, 10, 0.0, 0.27753),
-        # k = n: the mirror image
-        (10, 10, 0.72247, 1.0),
-        # 35.0% of 500 (the paper's headline): denom 1.0076832, centre 0.3538416/denom = 0.351144,
-        # half 1.96*sqrt(0.000455 + 3.8416e-6)/denom = 0.041664
-        (175, 500, 0.30948, 0.39281),
-    ],
-)
-def test_wilson_interval_matches_hand_computation(k, n, low, high):
-    lo, hi = wilson_interval(k, n)
-    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
-
-
+# --- Wilson (its values: tests/test_stats.py) and pass@1 ---------------------------------------------------
 def test_wilson_interval_edge_cases():
     assert not hasattr(ev, "wilson_interval") and "Evaluation" not in ev.__all__  # one home each: stats, evaluation
     assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -1,5 +1,5 @@
 """supersmall.checks.check_against_trl: the public check notebook 05 shows (TRL's loss and gradient against the
-readable loop's on one batch). tests/test_train.py holds the same comparison written out, for every aggregation."""
+readable loop's on one batch), for every aggregation and with the KL term."""
 
 import pytest
 
@@ -11,7 +11,8 @@ SMALL = {"train.prompts_per_step": 4, "train.num_generations": 4, "train.max_com
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("loss_type", "arm"), [("grpo", "no-kl"), ("dr_grpo", "kl-nopenalty")])
+@pytest.mark.parametrize(("loss_type", "arm"), [("grpo", "no-kl"), ("dapo", "no-kl"), ("dr_grpo", "no-kl"),
+                                                ("dr_grpo", "kl-nopenalty")])
 def test_check_against_trl_reports_equal_loss_and_gradient(tmp_path, loss_type, arm):
     profile = load_profile("tiny", **{**SMALL, "train.loss_type": loss_type})
     rows = tiny.make_problems(1, levels=(1,), seed=0) * 4  # equal-length prompts: no padding ambiguity
@@ -26,6 +27,13 @@ def test_check_against_trl_reports_equal_loss_and_gradient(tmp_path, loss_type, 
     assert out["max_gradient_difference"] < 1e-5 + 1e-3 * out["max_gradient"]
     again = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
     assert again == pytest.approx(out)  # a fixed batch: the same numbers on a rerun (gradients are zeroed after)
+    assert trainer.beta == (profile.train.beta_kl_loss if arm == "kl-nopenalty" else 0.0)
+    if trainer.beta:  # the KL term is in both losses: without it (beta 0) TRL's loss on the same batch differs
+        assert trainer._metrics["train"]["kl"] or trainer._metrics["eval"]["kl"], "TRL logs the kl-nopenalty arm's KL"
+        trainer.beta = 0.0
+        no_kl = checks.check_against_trl(trainer, [r["prompt"] for r in rows], profile)
+        assert abs(no_kl["trl_loss"] - out["trl_loss"]) > 1e-5
+        assert no_kl["minimal_loss"] == pytest.approx(no_kl["trl_loss"], rel=1e-4, abs=1e-6)
 
 
 # Off-policy updates and the modern variants (notebook 05, section 6): the sampling policy's log-probs differ from

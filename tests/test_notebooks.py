@@ -1,7 +1,8 @@
 """Every committed notebook: clean (no outputs), parameterised, and it runs.
 
-The series runs in order on the tiny profile into one shared folder, as `make run` does (later
-notebooks read the runs earlier ones left). Solutions must pass every check; exercises must run to
+The series runs once, in order, on the tiny profile into one folder, as `make run` does (later notebooks
+read the runs earlier ones left): the session fixtures in conftest.py run it (or reuse the series of the
+same code version) and every `series` check reads it, so each can run alone. Solutions must pass every check; exercises must run to
 the end with their checks reporting "not implemented yet" instead of crashing.
 """
 
@@ -14,7 +15,7 @@ import nbformat
 import pytest
 
 from supersmall.checks import NOT_IMPLEMENTED
-from supersmall.runner import REPO_ROOT, run_notebooks
+from supersmall.runner import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((REPO_ROOT / "solutions").glob("*.ipynb"))
@@ -55,15 +56,47 @@ def test_exercises_have_difficulty_tiers(path):
     assert "### Exercise" in text and "★" in text, f"{path.name}: exercises need '### Exercise N.M: title (★☆☆)'"
 
 
-@pytest.fixture(scope="session")
-def series_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("series")
+def test_every_test_is_in_exactly_one_tier():
+    from conftest import tier_of
+
+    assert tier_of(set()) == "fast" and tier_of({"parametrize", "slow"}) == "slow"
+    with pytest.raises(ValueError, match="exactly one tier"):
+        tier_of({"slow", "notebooks"})
 
 
-@pytest.mark.notebooks
+def test_a_complete_series_of_the_same_code_is_reused_without_running(tmp_path, monkeypatch):
+    import json
+
+    from conftest import run_series, series_key, series_root
+
+    monkeypatch.setenv("SUPERSMALL_CACHE_DIR", str(tmp_path))
+    folder = series_root() / series_key("tiny")
+    assert folder.parent == tmp_path / "series" and series_key("tiny") != series_key("other-cpu")
+    folder.mkdir(parents=True)
+    (folder / "run_card.json").write_text(json.dumps({"status": "complete"}))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a complete series was run again"))
+    out, run = run_series("tiny", {})
+    assert out == folder and run.returncode == 0 and "reused" in run.stdout
+
+
+# The series runs once, as the session fixtures ``series`` / ``series_dir`` / ``other_cpu_series`` in
+# conftest.py (cached per code version): every check below reads it, any one of them can run alone.
+@pytest.mark.series
+def test_series_completes_on_tiny(series):
+    out, run = series
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+
+
+@pytest.mark.series
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_series_runs_on_tiny(path, series_dir):
-    run_notebooks(profile="tiny", only=[path.stem], out=series_dir, progress=False)
+def test_series_notebook_ok_without_library_noise(path, series_dir):
+    import json
+
+    summary = series_dir / "summary.json"
+    assert summary.is_file(), f"the series wrote no summary (see {series_dir / 'series.log'})"
+    results = {r["notebook"]: r for r in json.loads(summary.read_text())["results"]}
+    assert path.name in results, f"{path.name} did not run (see {series_dir / 'series.log'})"
+    assert results[path.name]["status"] == "ok", results[path.name]["error"]
     noise = library_noise(series_dir / path.name)
     assert not noise, f"{path.name}: library noise between the results (fix it at its source): {noise[:3]}"
 
@@ -150,7 +183,7 @@ def _outside(claims_file: Path) -> list[str]:
     return failed
 
 
-@pytest.mark.notebooks
+@pytest.mark.series
 def test_readme_figures_pass_their_rerun_checks(series_dir):
     """The README's figures come from a series' claims.json (docs/claims.json, test_readme.py); this run of the
     series must pass the pre-registered margin tests, and on the machine and code version that wrote
@@ -167,32 +200,14 @@ def test_readme_figures_pass_their_rerun_checks(series_dir):
     assert not mismatches, "; ".join(mismatches[:10])
 
 
-# What ../shared/tools/other-cpu sets: PyTorch's own kernels, MKL and oneDNN on AVX2 code paths and one thread,
-# so floating-point sums happen in another order, as on a laptop or an older server.
-OTHER_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="session")
-def other_cpu_series(tmp_path_factory):
-    """The whole series run as if on another machine (its own processes, the environment above)."""
-    import os
-
-    out = tmp_path_factory.mktemp("series-other-cpu")
-    run = subprocess.run([sys.executable, "-m", "supersmall.cli", "notebooks", "run", "--profile", "tiny",
-                          "--out", str(out)], capture_output=True, text=True, env={**os.environ, **OTHER_CPU},
-                         timeout=2400)
-    return out, run
-
-
-@pytest.mark.notebooks
+@pytest.mark.series
 def test_series_completes_on_another_cpu(other_cpu_series):
     out, run = other_cpu_series
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert {p.name for p in out.glob("[0-9][0-9]_*.ipynb")} == {p.name for p in NOTEBOOKS}
 
 
-@pytest.mark.notebooks
+@pytest.mark.series
 def test_readme_figures_hold_on_another_cpu(other_cpu_series):
     """Another CPU trains other models from the same shipped base: the pre-registered figures must still pass
     their margin tests, and the base model's accuracy must be identical."""

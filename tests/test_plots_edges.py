@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 
 from supersmall import plots, stats  # noqa: E402
 
@@ -56,7 +57,19 @@ def test_error_bars_are_never_negative(triples):
 @given(st.lists(counts, min_size=1, max_size=5))
 def test_accuracy_bars_draw_any_counts_including_empty_levels(levels):
     groups = {"model": {str(i + 1): _level(k, n) for i, (k, n) in enumerate(levels)}, "empty": {}}
-    plots.accuracy_bars(groups)
+    ax = plots.accuracy_bars(groups)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(i + 1) for i in range(len(levels))]
+    model, empty = (c for c in ax.containers if isinstance(c, BarContainer))  # one container per group
+    bars = model  # one bar per level, at its accuracy in percent
+    heights = [b.get_height() for b in bars]
+    assert heights == pytest.approx([100 * k / n if n else math.nan for k, n in levels], nan_ok=True)
+    tops = {round(b.get_x() + b.get_width() / 2, 6): b.get_height() for b in bars}
+    spans = {round(seg[0][0], 6): sorted(seg[:, 1]) for seg in bars.errorbar.lines[2][0].get_segments()
+             if len(seg) == 2}
+    assert set(spans) == {x for x, h in tops.items() if not math.isnan(h)}  # an error bar on every drawn bar
+    for x, (low, high) in spans.items():  # spanning the bar's top, inside the axis
+        assert 0 <= low <= tops[x] + 1e-9 and tops[x] - 1e-9 <= high <= 100
+    assert all(math.isnan(b.get_height()) for b in empty)  # the empty group draws no bar
     plt.close("all")
 
 
@@ -66,12 +79,20 @@ def test_paired_intervals_draw_identical_seeds_one_seed_and_infinite_intervals()
             {"claim": "one seed", "interval": [-math.inf, math.inf], "verdict": "inconclusive",
              "per_seed": [{"difference": 0.1}]},
             {"claim": "no seeds", "interval": [math.nan, math.nan], "verdict": "inconclusive", "per_seed": []}]
-    plots.paired_intervals(rows)
+    ax = plots.paired_intervals(rows)
+    assert len(ax.get_yticks()) == 3
+    intervals = [line.get_xdata() for line in ax.lines[:3]]
+    assert list(intervals[0]) == pytest.approx([0.2, 0.2]) and list(intervals[1]) == [-100, 100]  # cut to +-100 points
+    assert [len(c.get_offsets()) for c in ax.collections] == [3, 1, 0]  # per-seed dots
     plt.close("all")
 
 
 def test_sensitivity_survives_perfect_and_zero_accuracy():
     rows = [{"setting": "budget", "value": v, **_level(k, 10), "truncated_fraction": t}
             for v, k, t in ((6, 0, 1.0), (48, 10, 0.0))]
-    plots.sensitivity(pd.DataFrame(rows))
+    fig = plots.sensitivity(pd.DataFrame(rows))
+    (ax,) = fig.axes
+    accuracy, truncated = ax.lines[0], ax.lines[-1]
+    assert list(accuracy.get_ydata()) == [0, 100] and list(truncated.get_ydata()) == [100, 0]
+    assert ax.get_ylim() == (0, 100)
     plt.close("all")

@@ -22,3 +22,15 @@ def test_complete_runs_are_reused_without_a_process(tmp_path, monkeypatch):
     assert pool.train_many([run], desc="reuse") == [reusable_card(**run)]
     with pytest.raises(AssertionError, match="worker process"):
         pool.train_many([{**run, "seed": 1, "out_dir": str(tmp_path / "other")}])
+
+
+@pytest.mark.slow
+def test_workers_run_on_the_kits_thread_count(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("SUPERSMALL_THREADS", raising=False)
+    with pool.executor(1) as ex:
+        assert ex.submit(torch.get_num_threads).result() == 1
+    monkeypatch.setenv("SUPERSMALL_THREADS", "2")  # a spawned worker inherits the environment
+    with pool.executor(1) as ex:
+        assert ex.submit(torch.get_num_threads).result() == 2

@@ -11,7 +11,7 @@ from supersmall.config import load_profile
 from supersmall.runner import run_notebooks
 from supersmall.stats import VERDICTS
 
-pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+pytestmark = pytest.mark.rehearsal
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
 
 from supersmall.runcard import read_run_card
-from supersmall.runner import NotebookError, discover, has_parameters_cell, run_notebooks
+from supersmall.runner import REPO_ROOT, NotebookError, discover, has_parameters_cell, run_notebooks
 
 
 def _nb(path, cells, params=True):
@@ -83,3 +87,78 @@ def test_cli_exit_status_without_traceback(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2
     assert "matches no notebook" in out.stderr and "Traceback" not in out.stderr
+
+
+BUSY = '''
+import pathlib, os, sys, time
+
+
+def work(folder, seconds):
+    """A training worker's stand-in: a grader worker of its own, then a core kept busy."""
+    from supersmall import grading
+
+    assert grading.is_parsable("\\\\frac{1}{2}")  # starts a math-verify worker under this process
+    pathlib.Path(folder, f"worker-{os.getpid()}").write_text("")
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+'''
+
+def _alive(proc) -> bool:
+    """Running, and not a zombie waiting for init to reap it."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+KILL_CASES = [("run", signal.SIGTERM), ("run", signal.SIGKILL), ("kernel", signal.SIGKILL)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, sig", KILL_CASES, ids=[f"{t}-{s.name}" for t, s in KILL_CASES])
+def test_killing_a_run_mid_notebook_leaves_no_process(tmp_path, target, sig):
+    """A notebook that does what notebooks 03-05 do (training workers from supersmall.pool, each grading
+    with supersmall.grading's worker, a grader worker in the kernel too), killed mid-cell: the run
+    (SIGTERM, SIGKILL) or its kernel (SIGKILL). Every process under the run must be gone seconds later."""
+    import psutil
+
+    (tmp_path / "busy.py").write_text(BUSY)
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _nb(nbs / "00_busy.ipynb", [
+        "import busy\nfrom supersmall import grading, pool\n"
+        "assert grading.is_parsable('\\\\frac{1}{2}')\n"  # a grader worker under the kernel
+        f"ex = pool.executor(2)\nfutures = [ex.submit(busy.work, {str(tmp_path)!r}, 600) for _ in range(2)]\n"
+        "[f.result() for f in futures]"])
+    code = (f"from supersmall.runner import run_notebooks; run_notebooks(notebooks_dir={str(nbs)!r}, "
+            f"out={str(tmp_path / 'out')!r}, progress=False)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    run = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.time() + 300  # kernel start and two workers importing torch, on a busy machine
+        while len(list(tmp_path.glob("worker-*"))) < 2:
+            assert run.poll() is None and time.time() < deadline, "the notebook never got its workers busy"
+            time.sleep(0.5)
+        tree = psutil.Process(run.pid).children(recursive=True)
+        names = [" ".join(p.cmdline()) for p in tree]
+        assert sum("ipykernel" in n for n in names) == 1, names
+        assert sum("_grader_worker" in n for n in names) == 3, names  # kernel's + one per training worker
+        assert sum("spawn_main" in n for n in names) >= 2, names  # two training workers (+ resource tracker)
+        victim = run.pid if target == "run" else next(p.pid for p, n in zip(tree, names) if "ipykernel" in n)
+        os.kill(victim, sig)
+        deadline = time.time() + 20
+        while (alive := [p for p in tree if _alive(p)]) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not alive, [" ".join(p.cmdline())[:100] for p in alive]
+        assert run.wait(timeout=60) != 0
+    finally:  # whatever happened, nothing of this test keeps a core busy
+        for p in tree + (psutil.Process(run.pid).children(recursive=True) if run.poll() is None else []):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        run.kill()
+        run.wait()

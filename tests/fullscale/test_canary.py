@@ -59,7 +59,7 @@ def test_canary_needs_two_steps_and_a_valid_plan(tmp_path, monkeypatch):
     assert "--set train.steps=3" in seen[0].commands[0] and len(seen) == 5
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 def test_canary_runs_every_planned_run_on_the_rehearsal(tmp_path):
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "canary", "--profile", "rehearsal", "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=600)

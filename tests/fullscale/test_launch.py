@@ -211,6 +211,7 @@ def test_replicate_dry_run_in_process(tmp_path, capsys):
     assert (tmp_path / "full" / "accelerate_4gpu.yaml").is_file()
 
 
+@pytest.mark.slow  # over 20 s (CLI processes / a training loop): the slow tier
 def test_replicate_dry_run_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "supersmall.cli", "replicate", "--profile", "a6000x4", "--dry-run",
                           "--out", str(tmp_path)], capture_output=True, text=True)
@@ -280,6 +281,7 @@ def test_nccl_p2p_is_disabled_on_pcie_hosts_in_the_command_line(tmp_path):
     assert gpus.nvlink_present(lambda: PCIE) is False and gpus.nvlink_present(lambda: NVLINK) is True
 
 
+@pytest.mark.slow  # over 20 s (CLI processes / a training loop): the slow tier
 def test_replicate_and_estimate_take_set_through_the_one_parser(tmp_path, capsys):
     from supersmall.cli import build_parser
     from supersmall.commands import estimate as estimate_cmd
