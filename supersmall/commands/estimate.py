@@ -4,6 +4,9 @@
     supersmall estimate --profile a6000x4 --json          # per run, and total_hours of the whole replicate
     supersmall estimate --set train.gradient_accumulation_steps=1   # does a bigger micro-batch fit?
     supersmall estimate --profile single-gpu --gpu l4     # another card: its memory, usable memory and speed
+
+On a GPU profile it ends with the whole replicate's hours on 1, 2 and 4 hosts, sharded by seed
+(``replicate --shard``) against one run over all hosts (``launch.num_machines``): :func:`supersmall.fullscale.cost.hosts`.
 """
 
 from __future__ import annotations

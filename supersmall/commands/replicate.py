@@ -1,6 +1,7 @@
 """``supersmall replicate``: the paper's runs in order (Table 3's arms, then the curriculum stages) for every
 seed, then the evaluation of the base and every model, then the report (see :func:`supersmall.fullscale.launch.replicate`).
-``--dry-run`` works on CPU: it validates, prints the plan and writes ``DIR/plan.json``."""
+``--dry-run`` works on CPU: it validates, prints the plan (with the commands for other hosts) and writes
+``DIR/plan.json``; ``--shard i/n`` runs one host's share of the seeds (merge with ``supersmall report``)."""
 
 from __future__ import annotations
 

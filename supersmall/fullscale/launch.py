@@ -10,6 +10,13 @@ On GPUs a plan is accelerate + DeepSpeed ZeRO-2 + vLLM (colocated on every GPU, 
 server on one GPU, as Open-RS did); on CPU (the ``rehearsal`` profile) the same ``supersmall train``
 command runs under ``torchrun`` with DDP on gloo. Every plan's ``GRPOConfig`` comes from
 :func:`supersmall.trl_args.grpo_config_kwargs`, the same call training makes.
+
+Past one machine (the README's section of that name): ``replicate(..., shard=(i, n))`` runs every n-th seed
+(:func:`shard_seeds`; :mod:`supersmall.fullscale.shards` merges the shards' folders into one report);
+``launch.gpus_per_run`` runs several seeds at once on disjoint GPUs of one host; ``launch.num_machines``,
+``machine_rank``, ``main_process_ip``/``port`` make one run span hosts (each host's command line in the
+plan, the others' in ``Plan.elsewhere``); ``launch.vllm_server_host`` uses a ``trl vllm-serve`` on another
+host. Commands pin the GPUs the user's ``CUDA_VISIBLE_DEVICES`` lists, in PCI order.
 """
 
 from __future__ import annotations

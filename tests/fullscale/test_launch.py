@@ -544,3 +544,14 @@ def test_a_remote_vllm_server_reaches_trl_and_starts_no_local_server(tmp_path, m
     assert local.grpo_args["vllm_server_host"] == "127.0.0.1" and "vllm-serve" in local.commands[0]
     wrong = launch.make_plan(load_profile("a6000x4", **{"launch.vllm_server_host": "10.0.0.9"}), "no-kl")
     assert any("set launch.vllm_mode to server" in m for m in launch.validate(wrong, check_hardware=False))
+
+
+def test_a_host_of_machine_rank_1_only_trains(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    calls = []
+    _fake_replicate(monkeypatch, calls)
+    monkeypatch.setattr(launch.gpus, "run_parallel", lambda *a, **k: pytest.fail("host 1 evaluates nothing"))
+    over = {"launch.num_machines": 2, "launch.machine_rank": 1, "launch.main_process_ip": "10.0.0.1"}
+    result = launch.replicate("a6000x4", tmp_path, ["no-kl"], ["level1-3", "level4"], [42], overrides=over)
+    assert [c for c in calls if c.startswith("train")] == ["train no-kl/level1-3", "train no-kl/level4"]
+    assert "report" not in result and not (tmp_path / "eval").exists()
