@@ -42,3 +42,6 @@ doctor: setup
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
+
+# `make vllm-env`: the GPU host's stack (vLLM's CPU build) in .venv-vllm/, for the vLLM rehearsal
+include make/vllm.mk

@@ -70,6 +70,8 @@ def _vllm_args(profile: Profile) -> dict[str, Any]:
                            "vllm_max_model_length": t.max_prompt_length + t.max_completion_length}
     if launch.vllm_mode == "colocate":
         out["vllm_gpu_memory_utilization"] = launch.vllm_gpu_memory_utilization
+        if launch.num_gpus == 0:  # vLLM's CPU build has no sleep mode (it frees CUDA memory); CPU weights in
+            out["vllm_enable_sleep_mode"] = False  # RAM stay loaded and are synced every step (supersmall.vllm_cpu)
     else:
         out.update(vllm_server_host="127.0.0.1", vllm_server_port=8000)
     return out
