@@ -8,6 +8,7 @@ budget curve re-scored from one pass). One arm, one seed, two stages: the code p
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -80,3 +81,13 @@ def test_evaluations_came_from_vllm_in_their_own_processes(replication):
         summary = json.loads((replication / "eval" / name / "summary.json").read_text())
         assert set(summary["budgets"]) == {str(b) for b in p.eval.budgets}
         assert all(r["length"] <= p.eval.max_new_tokens for r in ev.records)
+
+
+def test_readme_states_the_versions_the_rehearsal_ran(replication):
+    versions = json.loads((replication / "no-kl" / "level1-3" / "seed0" / "run_card.json").read_text())["versions"]
+    text = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"the rehearsal ran vLLM (\S+), TRL (\S+), torch (\S+), transformers (\S+), accelerate (\S+) "
+                  r"and peft (\S+), as its run cards record", text)
+    assert m, "README: the sentence naming the versions the vLLM rehearsal ran is gone"
+    names = ("vllm", "trl", "torch", "transformers", "accelerate", "peft")
+    assert dict(zip(names, m.groups())) == {k: versions[k] for k in names}
