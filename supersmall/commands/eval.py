@@ -37,8 +37,8 @@ def run(args) -> int:
         try:
             import vllm  # noqa: F401  (optional: the [gpu] extra)
         except ImportError:
-            raise UserError("eval.backend vllm needs vLLM on a CUDA host (pip install -e '.[gpu]'); "
-                            "pass --set eval.backend=hf to evaluate with transformers") from None
+            raise UserError("eval.backend vllm needs vLLM (pip install -e '.[gpu]' on a CUDA host, or `make vllm-env` "
+                            "for its CPU build); pass --set eval.backend=hf to evaluate with transformers") from None
     check_run_folder(args.out)
     s = run_eval(model, profile, args.out, dataset=args.dataset, limit=args.limit, meta={"role": "trained"})
     print(f"accuracy {s['accuracy']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] on {s['n']} problems, "

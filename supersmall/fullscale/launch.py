@@ -400,6 +400,19 @@ def eval_jobs(jobs: list[tuple[str, str, Profile, dict[str, Any]]], out: Path, l
     return commands
 
 
+def run_in_turn(commands: dict[str, str], log_dir: Path) -> list[str]:
+    """Run each command in its own process, one after another (vLLM's engine is released when each exits), with
+    its output in ``log_dir/<name>.log``; returns the names that failed."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for name, cmd in commands.items():
+        print(f"$ {cmd}", flush=True)
+        with (log_dir / f"{name}.log").open("w") as log:
+            if subprocess.run(cmd, shell=True, stdout=log, stderr=subprocess.STDOUT).returncode:
+                failed.append(name)
+    return failed
+
+
 def default_arms(profile: Profile) -> list[str]:
     """Table 3's arms, less kl-penalty under LoRA (see :func:`validate`)."""
     return [a for a in paper.ARMS if not (profile.train.lora_rank and a == "kl-penalty")]
@@ -489,7 +502,11 @@ def replicate(profile: Profile | str, out_dir: str | Path, arms: list[str] | tup
                                                    log_dir=out / "eval" / "logs").items() if rc]
         if failed:
             raise UserError(f"evaluation(s) {', '.join(failed)} failed: see {out}/eval/logs; rerun to redo only those")
-    else:  # CPU: one process, the evaluations in turn
+    elif p0.eval.backend == "vllm":  # CPU, vLLM's CPU build: one device, so one evaluation process at a time
+        failed = run_in_turn(eval_jobs(jobs, out), out / "eval" / "logs")
+        if failed:
+            raise UserError(f"evaluation(s) {', '.join(failed)} failed: see {out}/eval/logs; rerun to redo only those")
+    else:  # CPU, transformers: one process, the evaluations in turn
         for name, model, settings, meta in jobs:
             run_eval(model, settings, out / "eval" / name, meta=meta)
     if shard and shard[1] > 1:

@@ -555,3 +555,11 @@ def test_a_host_of_machine_rank_1_only_trains(tmp_path, monkeypatch):
     result = launch.replicate("a6000x4", tmp_path, ["no-kl"], ["level1-3", "level4"], [42], overrides=over)
     assert [c for c in calls if c.startswith("train")] == ["train no-kl/level1-3", "train no-kl/level4"]
     assert "report" not in result and not (tmp_path / "eval").exists()
+
+
+def test_run_in_turn_runs_each_command_in_its_own_process_and_names_the_failures(tmp_path):
+    done = tmp_path / "order.txt"
+    failed = launch.run_in_turn({"a": f"echo a >> {done}; echo hello", "b": "exit 3", "c": f"echo c >> {done}"},
+                                tmp_path / "logs")
+    assert failed == ["b"] and done.read_text().split() == ["a", "c"]
+    assert (tmp_path / "logs" / "a.log").read_text().strip() == "hello"
