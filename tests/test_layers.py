@@ -1,4 +1,4 @@
-"""The import-linter contract in pyproject.toml: layers face -> run -> data -> math, and no cycles."""
+"""The import-linter contract in pyproject.toml: layers face -> orchestration -> run -> data -> math (supersmall.LAYERS), and no cycles."""
 
 import shutil
 import subprocess
