@@ -184,8 +184,8 @@ def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress)
         if on_step is not None:
             on_step(step, model, tokenizer)
 
-    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, *arm_betas(profile, arm),
-                                              *reward_functions(profile), after_step, progress)
+    objective = grpo.Objective(*arm_betas(profile, arm), *reward_functions(profile))
+    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, objective, after_step, progress)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return model, tokenizer, start
