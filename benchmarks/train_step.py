@@ -114,7 +114,8 @@ def main() -> None:
     times, k = [], profile.train.prompts_per_step
     for step in range(args.steps):
         t0 = time.perf_counter()
-        grpo.rollout_and_update(model, None, tok, opt, rows[step * k:(step + 1) * k], profile, 0.0, 0.0, reward)
+        grpo.rollout_and_update(model, None, tok, opt, rows[step * k:(step + 1) * k], profile,
+                                grpo.Objective(0.0, 0.0, reward))
         times.append(time.perf_counter() - t0)
     t_min = sum(times[3:]) / len(times[3:])
     print(f"raw GRPOTrainer: {t_raw:.3f} s/step (runs: {', '.join(f'{x:.3f}' for x in raw_times)})")

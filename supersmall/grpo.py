@@ -74,10 +74,25 @@ class Rollout:
     metrics: dict[str, float]  # the batch's reward, length and reasoning figures
 
 
-def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile: Profile, beta_loss: float,
-            beta_reward: float, reward_funcs: list[Callable], reward_weights: list[float] | None = None) -> Rollout:
+@dataclass(frozen=True)
+class Objective:
+    """What a step optimises beyond the profile's settings: its arm's two KL weights (``trl_args.arm_betas``) and the
+    reward functions with their weights (``train.reward_functions``)::
+
+        Objective(*arm_betas(profile, "no-kl"), *reward_functions(profile))    # ZeroGRPO: both betas 0
+    """
+
+    beta_loss: float  # eq. 2's beta: k3 as a loss term (kl-nopenalty)
+    beta_reward: float  # KL subtracted from the reward (kl-penalty)
+    reward_funcs: list[Callable]
+    reward_weights: list[float] | None = None  # None: 1.0 each
+
+
+def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile: Profile, objective: Objective
+            ) -> Rollout:
     """Steps 1-4 of a GRPO step on ``prompts`` (rows with ``prompt`` and the reward's columns), no gradient."""
-    t = profile.train
+    t, o = profile.train, objective
+    beta_loss, beta_reward, reward_funcs = o.beta_loss, o.beta_reward, o.reward_funcs
     G = t.num_generations
     # 1. sample G completions per prompt from the current policy (left-padded prompts)
     tokenizer.padding_side = "left"
@@ -97,7 +112,7 @@ def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile:
     # 2. rewards: the same reward functions TRL gets, summed with their weights            (eq. 6 + eq. 7)
     rows = [p for p in prompts for _ in range(G)]
     columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-    weights = reward_weights or [1.0] * len(reward_funcs)
+    weights = o.reward_weights or [1.0] * len(reward_funcs)
     per_func = [f(completions=texts, completion_ids=ids_list, prompts=[r["prompt"] for r in rows], **columns)
                 for f in reward_funcs]
     rewards = torch.tensor([sum(w * fr[i] for w, fr in zip(weights, per_func)) for i in range(len(texts))])
@@ -124,15 +139,14 @@ def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile:
 
 
 def rollout_and_update(model, ref_model, tokenizer, optimizer, prompts: list[dict[str, Any]], profile: Profile,
-                 beta_loss: float, beta_reward: float, reward_funcs: list[Callable],
-                 reward_weights: list[float] | None = None, batch: Rollout | None = None) -> dict[str, float]:
+                       objective: Objective, batch: Rollout | None = None) -> dict[str, float]:
     """One GRPO / ZeroGRPO step on ``prompts``: steps 1-4 (:func:`rollout`), then one update; returns metrics.
 
     ``batch``: a rollout sampled earlier, reused instead (``train.num_iterations`` > 1, off-policy updates)."""
     t = profile.train
     b = batch  # 1.-4. sample, reward, (old / reference log-probs), advantages: or the batch being reused
     if b is None:
-        b = rollout(model, ref_model, tokenizer, prompts, profile, beta_loss, beta_reward, reward_funcs, reward_weights)
+        b = rollout(model, ref_model, tokenizer, prompts, profile, objective)
     # 5. log-probs under the current policy, with gradient, and the policy loss. One update per batch:
     #    old_logp = logp.detach(), the ratio is 1 (eq. 2; eq. 5 when beta = 0). Reused (num_iterations > 1):
     #    old_logp stays the sampling policy's, the ratio drifts from 1 and the clip acts. Per token, or one
@@ -140,7 +154,7 @@ def rollout_and_update(model, ref_model, tokenizer, optimizer, prompts: list[dic
     logp, entropy = sequence_logps(model, b.prompt_ids, b.prompt_mask, b.completion_ids, b.mask, t.temperature)
     old_logp = logp.detach() if b.old_logp is None else b.old_logp
     loss, metrics = losses.policy_loss(logp, old_logp, b.adv, b.mask, clip_eps=t.clip_eps,
-                                       loss_type=t.loss_type, ref_logp=b.ref_logp, beta=beta_loss,
+                                       loss_type=t.loss_type, ref_logp=b.ref_logp, beta=objective.beta_loss,
                                        group_size=t.num_generations, max_length=t.max_completion_length,
                                        clip_eps_high=t.clip_eps_high,
                                        importance_sampling_level=t.importance_sampling_level)
@@ -155,8 +169,7 @@ def rollout_and_update(model, ref_model, tokenizer, optimizer, prompts: list[dic
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
-def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str, Any]], beta_loss: float,
-               beta_reward: float, reward_funcs: list[Callable], weights: list[float] | None,
+def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str, Any]], objective: Objective,
                on_step: Callable[[int, dict[str, float], Any, Any], None], progress: bool = True):
     """``train.steps`` minimal steps over ``rows`` (``prompts_per_step`` each), resumable from ``out``'s last
     checkpoint; ``on_step(step, metrics, model, tokenizer)`` after each. Returns (model, tokenizer, start)."""
@@ -169,7 +182,8 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
     source = str(ckpt) if ckpt else model_path
     model = AutoModelForCausalLM.from_pretrained(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    ref_model = AutoModelForCausalLM.from_pretrained(model_path).eval() if (beta_loss or beta_reward) else None
+    kl = objective.beta_loss or objective.beta_reward
+    ref_model = AutoModelForCausalLM.from_pretrained(model_path).eval() if kl else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
     if ckpt:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt"))
@@ -184,10 +198,8 @@ def train_loop(model_path: str, profile: Profile, out: Path, rows: list[dict[str
         # is one optimizer update (a run resumed mid-batch samples its batch again)
         prompts = rows[(step // mu) * t.prompts_per_step: (step // mu + 1) * t.prompts_per_step]
         if mu > 1 and (step % mu == 0 or batch is None):
-            batch = rollout(model, ref_model, tokenizer, prompts, profile, beta_loss, beta_reward, reward_funcs,
-                            weights)
-        m = rollout_and_update(model, ref_model, tokenizer, optimizer, prompts, profile, beta_loss, beta_reward,
-                         reward_funcs, weights, batch=batch)
+            batch = rollout(model, ref_model, tokenizer, prompts, profile, objective)
+        m = rollout_and_update(model, ref_model, tokenizer, optimizer, prompts, profile, objective, batch=batch)
         on_step(step + 1, m, model, tokenizer)
         bar.set_postfix(reward=f"{m['reward']:.2f}", reasoning=f"{m['reasoning_rate']:.2f}")
         if t.save_steps and (step + 1) % t.save_steps == 0 and step + 1 < t.steps:

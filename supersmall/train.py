@@ -224,8 +224,8 @@ def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress)
         if on_step is not None:
             on_step(step, model, tokenizer)
 
-    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, *arm_betas(profile, arm),
-                                              *reward_functions(profile), after_step, progress)
+    objective = grpo.Objective(*arm_betas(profile, arm), *reward_functions(profile))
+    model, tokenizer, start = grpo.train_loop(start_model, profile, out, rows, objective, after_step, progress)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return model, tokenizer, start
@@ -235,8 +235,8 @@ def _train_minimal(profile, arm, out, rows, start_model, log, on_step, progress)
 def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, Any] | None:
     """Make ``out`` ready for this run; return the card of a finished run to reuse instead, else None.
 
-    ``resume=False`` DELETES the earlier run's ``model/``, every checkpoint and ``metrics.jsonl`` (the run
-    starts over). Otherwise :func:`supersmall.runcard.reuse_decision` decides: a finished run of the same config
+    ``resume=False`` DELETES the earlier run's ``model/``, its evaluations (``eval/``), every checkpoint and
+    ``metrics.jsonl`` (the run starts over). Otherwise :func:`supersmall.runcard.reuse_decision` decides: a finished run of the same config
     and code version is reused (its card is returned); one of older code is trained again (its ``metrics.jsonl``
     is DELETED); a run of another config, finished or not, is a :class:`UserError` (never continued or reused
     silently); an unfinished run of this config is resumed from its last checkpoint.
@@ -245,8 +245,8 @@ def prepare_run_folder(out: Path, profile: Profile, resume: bool) -> dict[str, A
         card = read_run_card(out)
     except FileNotFoundError:
         card = None
-    if not resume:
-        for old in [out / "model", out / ADAPTER_DIR, *checkpoints(out)]:
+    if not resume:  # start over: the evaluations of the earlier model go too (run_eval refuses other settings)
+        for old in [out / "model", out / ADAPTER_DIR, out / "eval", *checkpoints(out)]:
             shutil.rmtree(old, ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
         return None

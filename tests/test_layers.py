@@ -1,4 +1,4 @@
-"""The import-linter contract in pyproject.toml: layers face -> run -> data -> math, and no cycles."""
+"""The import-linter contract in pyproject.toml: layers face -> orchestration -> run -> data -> math (supersmall.LAYERS), and no cycles."""
 
 import shutil
 import subprocess
@@ -28,3 +28,49 @@ def test_a_back_edge_breaks_the_contract(tmp_path):
     out = _lint(tmp_path)
     assert out.returncode != 0
     assert "supersmall.grading -> supersmall.train" in out.stdout and "BROKEN" in out.stdout
+
+
+# --- the layers written once (supersmall.LAYERS) and everywhere they are described ---------------------------------
+def test_every_module_has_one_row_in_LAYERS():
+    import supersmall
+
+    package = ROOT / "supersmall"
+    found = {p.stem for p in package.glob("*.py") if p.name != "__init__.py"}
+    found |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert found == set(supersmall.LAYERS), "add the module to supersmall.LAYERS (or remove its row)"
+    assert {layer for layer, _, _ in supersmall.LAYERS.values()} == set(supersmall.LAYER_ORDER)
+    assert all(desc and notebooks for _, desc, notebooks in supersmall.LAYERS.values())
+    # the lazy attributes follow the table: every public module, nothing else
+    assert supersmall._SUBMODULES == {m for m in supersmall.LAYERS if not m.startswith("_")}
+    assert set(supersmall.__all__) == supersmall._SUBMODULES | {"load_profile", "__version__"}
+
+
+def test_the_contract_readme_and_contributing_agree_with_LAYERS():
+    from supersmall.tools import layout
+
+    assert layout.same_layers(layout.pyproject_layers(ROOT / "pyproject.toml"), layout.contract_layers()), \
+        "pyproject's import contract differs from supersmall.LAYERS: python -m supersmall.tools.layout --check"
+    for path, text in layout.generated(ROOT).items():
+        assert path.read_text() == text, f"{path.name} differs from supersmall.LAYERS: run python -m supersmall.tools.layout"
+    assert layout.main(["--check"]) == 0
+
+
+def test_the_layout_check_fails_on_each_disagreement(tmp_path, capsys):
+    """A README row, a CONTRIBUTING line and a pyproject layer that disagree with LAYERS are each caught."""
+    from supersmall.tools import layout
+
+    for name in ("README.md", "CONTRIBUTING.md", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    assert layout.main(["--check", "--root", str(tmp_path)]) == 0
+    for name, old, new in [("README.md", "| run | `grpo.py` |", "| data | `grpo.py` |"),
+                           ("CONTRIBUTING.md", "`report.py`\n", "`report.py`, `pool.py`\n"),
+                           ("pyproject.toml", '"experiments : pool : runner : fullscale"',
+                            '"experiments : runner : fullscale"')]:
+        path = tmp_path / name
+        original = path.read_text()
+        assert old in original, (name, old)
+        path.write_text(original.replace(old, new, 1))
+        assert layout.main(["--check", "--root", str(tmp_path)]) == 1, name
+        assert name in capsys.readouterr().out
+        path.write_text(original)
+    assert not layout.same_layers(["a : b", "c"], ["c", "a : b"]) and layout.same_layers(["a : b"], ["b : a"])

@@ -16,7 +16,7 @@ from supersmall import data, grpo, stats, tiny
 from supersmall import train as T
 from supersmall.config import load_profile
 from supersmall.errors import UserError
-from supersmall.grpo import rollout_and_update
+from supersmall.grpo import Objective, rollout_and_update
 from supersmall.runcard import read_metrics
 from supersmall.train import make_trainer, train
 
@@ -49,7 +49,7 @@ def test_rollout_and_update_trains_and_reports(tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     torch.manual_seed(0)
     rows = tiny.make_problems(2, levels=(2, 3), seed=1)
-    m = rollout_and_update(model, None, tok, opt, rows, profile, 0.0, 0.0, [*funcs, alternating], [1.0, 1.0])
+    m = rollout_and_update(model, None, tok, opt, rows, profile, Objective(0.0, 0.0, [*funcs, alternating], [1.0, 1.0]))
     assert set(m) >= {"loss", "reward", "reward_std", "frac_reward_zero_std", "truncated_fraction",
                       "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction"}
     assert "kl" not in m  # ZeroGRPO: no reference model
@@ -58,7 +58,7 @@ def test_rollout_and_update_trains_and_reports(tmp_path):
     assert m["frac_reward_zero_std"] == 0.0 and m["grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     ref = AutoModelForCausalLM.from_pretrained(path).eval()
-    m2 = rollout_and_update(model, ref, tok, opt, rows, profile, 0.5, 0.0, funcs)
+    m2 = rollout_and_update(model, ref, tok, opt, rows, profile, Objective(0.5, 0.0, funcs))
     assert m2["kl"] > 0  # the policy moved away from the reference
 
 
