@@ -1,4 +1,4 @@
-"""Seconds for 5 steps of :func:`supersmall.grpo.minimal_step` on the tiny model at a given torch thread count,
+"""Seconds for 5 steps of :func:`supersmall.grpo.rollout_and_update` on the tiny model at a given torch thread count,
 the figure behind the kit's one-thread default (:func:`supersmall.train.use_threads`). Usage::
 
     python benchmarks/threads.py --threads 1            # alone
@@ -30,12 +30,12 @@ def main() -> None:
     rows, _, _ = training_rows(profile, tok)
     model = AutoModelForCausalLM.from_pretrained(path)
     opt = torch.optim.AdamW(model.parameters(), lr=profile.train.learning_rate)
-    reward = rewards.build_reward(profile.reward, profile.train.max_completion_length)
+    objective = grpo.Objective(0.0, 0.0, rewards.build_reward(profile.reward, profile.train.max_completion_length))
     k = profile.train.prompts_per_step
-    grpo.minimal_step(model, None, tok, opt, rows[:k], profile, 0.0, 0.0, reward)  # warm-up, not timed
+    grpo.rollout_and_update(model, None, tok, opt, rows[:k], profile, objective)  # warm-up, not timed
     t0 = time.perf_counter()
     for step in range(1, args.steps + 1):
-        grpo.minimal_step(model, None, tok, opt, rows[step * k:(step + 1) * k], profile, 0.0, 0.0, reward)
+        grpo.rollout_and_update(model, None, tok, opt, rows[step * k:(step + 1) * k], profile, objective)
     print(f"{args.steps} minimal steps at {torch.get_num_threads()} torch thread(s): "
           f"{time.perf_counter() - t0:.1f} s")
 
