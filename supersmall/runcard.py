@@ -224,7 +224,7 @@ RUN_INPUTS: dict[str, tuple[str, ...]] = {
     "data": ("config.py", "profile_rules.py", "paper.py", "paper.yaml", "data.py", "tiny.py", "runcard.py",
              "models/*/build.json", "fixtures/*.jsonl", "fixtures/*/*.jsonl"),
     # what trains and evaluates: the readable loop, TRL's arguments and KL trainer, the evaluation and its records
-    "run": ("grpo.py", "train.py", "trl_kl.py", "trl_args.py", "evaluate.py", "evaluation.py"),
+    "run": ("grpo.py", "train.py", "trl_kl.py", "trl_args.py", "evaluate.py", "evaluation.py", "vllm_cpu.py"),
     "profiles": ("profiles/*.yaml",),
 }
 NOT_RUN_INPUTS: dict[str, str] = {

@@ -224,7 +224,7 @@ def test_both_backends_build_the_reward_the_same_way(tmp_path, monkeypatch):
     seen = {}
 
     def loop(*args):
-        seen["funcs"], seen["weights"] = args[6], args[7]
+        seen["funcs"], seen["weights"] = args[4].reward_funcs, args[4].reward_weights  # the grpo.Objective
         raise KeyboardInterrupt
 
     monkeypatch.setattr(grpo, "train_loop", loop)
