@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from supersmall.checks import NOT_IMPLEMENTED
-from supersmall.runner import REPO_ROOT, run_notebooks
+from supersmall.runner import REPO_ROOT, discover, run_notebooks
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((REPO_ROOT / "solutions").glob("*.ipynb"))
@@ -61,7 +61,7 @@ def series_dir(tmp_path_factory):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", discover(), ids=lambda p: p.stem)  # the core series (10: tests/test_real.py)
 def test_series_runs_on_tiny(path, series_dir):
     run_notebooks(profile="tiny", only=[path.stem], out=series_dir, progress=False)
     noise = library_noise(series_dir / path.name)
