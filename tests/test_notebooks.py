@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from supersmall.checks import NOT_IMPLEMENTED
-from supersmall.runner import REPO_ROOT
+from supersmall.runner import REPO_ROOT, discover
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((REPO_ROOT / "solutions").glob("*.ipynb"))
@@ -88,7 +88,7 @@ def test_series_completes_on_tiny(series):
 
 
 @pytest.mark.series
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", discover(), ids=lambda p: p.stem)  # the core series (10: tests/test_real.py)
 def test_series_notebook_ok_without_library_noise(path, series_dir):
     import json
 
@@ -204,7 +204,7 @@ def test_readme_figures_pass_their_rerun_checks(series_dir):
 def test_series_completes_on_another_cpu(other_cpu_series):
     out, run = other_cpu_series
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    assert {p.name for p in out.glob("[0-9][0-9]_*.ipynb")} == {p.name for p in NOTEBOOKS}
+    assert {p.name for p in out.glob("[0-9][0-9]_*.ipynb")} == {p.name for p in discover()}
 
 
 @pytest.mark.series

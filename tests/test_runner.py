@@ -78,6 +78,9 @@ def test_missing_parameters_cell_is_an_error_before_running(folder, tmp_path):
 
 def test_only_and_unknown_prefix(folder):
     assert [p.name for p in discover(folder, only=["01"])] == ["01_ok.ipynb"]
+    _nb(folder / "10_real.ipynb", ["pass"])  # outside the core series: run only when named
+    assert [p.name for p in discover(folder)] == ["01_ok.ipynb"]
+    assert [p.name for p in discover(folder, only=["01", "10"])] == ["01_ok.ipynb", "10_real.ipynb"]
     with pytest.raises(NotebookError, match="--only 07 matches no notebook"):
         discover(folder, only=["07"])
 
