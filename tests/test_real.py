@@ -111,7 +111,6 @@ def test_the_installed_wheel_matches_the_pin_and_converts(cache):
                                                                  add_generation_prompt=True)
 
 
-@pytest.mark.slow
 @pytest.mark.notebooks
 @pytest.mark.skipif(not HAVE_WHEEL, reason=f"needs the wheel: {real.INSTALL}")
 def test_notebook_10_short_starts_at_reward_0_and_learns(tmp_path):
