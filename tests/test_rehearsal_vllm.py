@@ -128,4 +128,4 @@ def test_the_single_gpu_shape_lora_through_colocated_vllm_chains_and_vllm_loads_
         job = json.loads((lora_replication / "eval" / name / "job.json").read_text())
         assert Path(job["model"]) == run / "model"
         ev = Evaluation.load(lora_replication / "eval" / name)
-        assert ev.summary["n"] > 0 and len(ev.records) == load_profile("rehearsal", **LORA_SETS).eval.n_samples * ev.summary["n"]
+        assert ev.summary["n"] > 0 and len(ev.records) == load_profile("rehearsal", **SETS).eval.n_samples * ev.summary["n"]
