@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -363,9 +364,21 @@ def _complete(out: Path, profile: Profile, seconds: float, start: int, evals: di
                                "seconds_per_step": round(seconds / max(1, t.steps - start), 4),
                                **{(k if k.startswith("gain") else f"accuracy_{k}"): v for k, v in evals.items()}}
     return write_run_card(out, kind="train", config=profile, seed=t.seed, metrics=metrics,
-                          timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads()},
+                          timings={"train_seconds": round(seconds, 2), "torch_threads": torch.get_num_threads(),
+                                   "peak_rss_gb": peak_rss_gb()},
                           extra={**extra, "model_dir": str(out / "model"),
                                  **({"adapter_dir": str(out / ADAPTER_DIR)} if t.lora_rank else {})})
+
+
+def peak_rss_gb() -> float | None:
+    """This process's peak resident memory so far in GiB, as the kernel counts it (``getrusage``; None where
+    the platform has no ``resource`` module). The canary's memory figure on a CPU host."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 3)
 
 
 THREADS_ENV = "SUPERSMALL_THREADS"

@@ -8,7 +8,8 @@ Every run is ``launch``'s own plan (the same command, launcher, data and trainer
 stage shortened to ``steps`` steps (default 2: the first step carries warm-up, the time between the first and
 the last step's metrics line is the time per step). Memory: on GPUs the peak ``nvidia-smi`` shows per GPU
 during the run (every process: training, vLLM, NCCL), beside the memory model; on CPU the peak resident memory
-of the largest process (sampled every 0.25 s), which no memory model predicts. One trained model (the first run
+of the largest process (sampled every 0.25 s, and the run's own ``getrusage`` peak from its card), which no
+memory model predicts. One trained model (the first run
 that finished) is evaluated from its saved ``model/``. ``DIR/canary.json`` holds it all, and says no-go with one
 sentence for a failed run or evaluation, a GPU nvidia-smi did not report, and a CPU host (no GPU memory measured).
 """
@@ -144,16 +145,19 @@ def _measure(plan: launch.Plan, out: Path, gpu_ids: list[int], query: gpus.Query
     wall, times = time.time() - t0, watch.step_times
     per_step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
     model = est.memory_gb(plan.settings, plan.arm)["total"] if gpu_ids else None
-    peak_map = watch.peak
-    measured = peak_map and (not gpu_ids or all(f"gpu{g}" in peak_map for g in gpu_ids))
-    complete = is_complete(plan.out_dir)
+    peak_map, complete = dict(watch.peak), is_complete(plan.out_dir)
+    if not gpu_ids and complete:  # the kernel's count from inside the run, beside what the poll saw
+        own = read_run_card(plan.out_dir).get("timings", {}).get("peak_rss_gb")
+        if own:
+            peak_map["rss"] = max(peak_map.get("rss", 0.0), own)
+    measured = (all(f"gpu{g}" in peak_map for g in gpu_ids) if gpu_ids else peak_map.get("rss", 0.0) > 0.01)
     return {"arm": plan.arm, "stage": plan.stage, "seed": plan.seed, "steps": len(times), "complete": complete,
             "model_dir": f"{plan.out_dir}/model", "error": error, "seconds_per_step": per_step,
             "setup_seconds": round(wall - (per_step or 0) * len(times), 1), "wall_seconds": round(wall, 1),
             "peak_memory_gb": round(max(peak_map.values()), 2) if measured else None,
             "peak_memory_per_gpu": peak_map if gpu_ids else None,
             "memory_kind": "gpu (nvidia-smi, every process)" if gpu_ids else
-                           "cpu: peak resident memory of the largest process, not GPU memory",
+                           "cpu: peak resident memory of the largest process seen, not GPU memory",
             "predicted_memory_gb": round(model, 2) if model is not None else None,
             "train_seconds": read_run_card(plan.out_dir)["metrics"].get("train_seconds") if complete else None}
 

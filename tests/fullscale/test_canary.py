@@ -160,6 +160,29 @@ def test_no_measured_gpu_memory_is_a_no_go_never_a_zero_gb_go(tmp_path, monkeypa
     assert all(r["peak_memory_gb"] == 30.0 for r in measured["runs"])
 
 
+@pytest.mark.parametrize("own", [1.5, None])
+def test_a_cpu_host_reads_the_runs_own_peak_and_never_reports_a_zero_peak(tmp_path, monkeypatch, own):
+    """On CPU the poll may see no child process (a run that starts and ends between polls, or a host whose
+    /proc hides them): the run's own getrusage peak in its card decides, and without one the peak is None."""
+    def run_plan(plan, out, **kw):
+        d = Path(plan.out_dir)
+        (d / "model").mkdir(parents=True)
+        for step in (1, 2):
+            with (d / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps({"step": step}) + "\n")
+            time.sleep(0.3)
+        write_run_card(d, kind="train", config=plan.settings, seed=plan.seed, metrics={"train_seconds": 1.0},
+                       timings={"peak_rss_gb": own})
+
+    monkeypatch.setattr(launch, "validate", lambda plan, **kw: [])
+    monkeypatch.setattr(launch, "prepare_data", lambda p: None)
+    monkeypatch.setattr(launch, "run_plan", run_plan)
+    monkeypatch.setattr(canary, "_evaluate", lambda *a, **kw: {"ok": True, "samples": 8, "hours": 0.0})
+    runs = [canary._measure(plan, tmp_path, [], lambda: {}) for plan in
+            launch.plans_for("rehearsal", ["no-kl"], ("level1-3",), [42], str(tmp_path))]
+    assert [r["peak_memory_gb"] for r in runs] == [own]
+
+
 def test_a_failed_evaluation_is_a_no_go(tmp_path, monkeypatch):
     _fake_host(monkeypatch, tmp_path, eval_status=1)
     result = canary.canary("a6000x4", tmp_path, query=lambda: {g: 30.0 for g in range(4)})
