@@ -76,28 +76,58 @@ def series_root() -> Path:
     return Path(os.environ.get("SUPERSMALL_CACHE_DIR") or REPO_ROOT / ".cache" / "supersmall") / "series"
 
 
-def run_series(name: str, env: dict[str, str]) -> tuple[Path, subprocess.CompletedProcess]:
-    """The whole series (``supersmall notebooks run --profile tiny``) in its own process with ``env`` added,
-    into ``series_root()/series_key(name)``; reused when that folder holds a complete series. A folder left
-    by an interrupted or failed series is run again in place (finished training runs in it are reused)."""
+_RUNNING: dict[Path, tuple[Path, subprocess.Popen | None, list[str]]] = {}  # by folder: started once
+
+
+def start_series(name: str, env: dict[str, str]) -> Path:
+    """Start the whole series (``supersmall notebooks run --profile tiny``) in its own process with ``env``
+    added, into ``series_root()/series_key(name)``, unless that folder holds a complete series (reused) or it
+    is already running. A folder left by an interrupted or failed series is run again in place (finished
+    training runs in it are reused). Its output goes to ``series.log`` there."""
     import json
 
     out = series_root() / series_key(name)
+    if out in _RUNNING:
+        return out
     card = out / "run_card.json"
     cmd = [sys.executable, "-m", "supersmall.cli", "notebooks", "run", "--profile", "tiny", "--out", str(out)]
     if card.is_file() and json.loads(card.read_text()).get("status") == "complete":
-        return out, subprocess.CompletedProcess(cmd, 0, f"reused the complete series in {out}\n", "")
+        _RUNNING[out] = (out, None, cmd)
+        return out
     out.mkdir(parents=True, exist_ok=True)
-    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, timeout=SERIES_TIMEOUT_S,
-                         cwd=REPO_ROOT)
-    (out / "series.log").write_text(run.stdout + run.stderr)
-    return out, run
+    log = open(out / "series.log", "w")  # noqa: SIM115 - closed when the process is waited for
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env},
+                            cwd=REPO_ROOT)
+    log.close()  # the child holds its own copy
+    _RUNNING[out] = (out, proc, cmd)
+    return out
+
+
+def finish_series(name: str, env: dict[str, str]) -> tuple[Path, subprocess.CompletedProcess]:
+    """(its folder, the finished process) of the series ``name``, started here if it was not yet."""
+    out, proc, cmd = _RUNNING[start_series(name, env)]
+    if proc is None:
+        return out, subprocess.CompletedProcess(cmd, 0, f"reused the complete series in {out}\n", "")
+    try:
+        code = proc.wait(timeout=SERIES_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    return out, subprocess.CompletedProcess(cmd, code, (out / "series.log").read_text(), "")
+
+
+def _wanted(request, fixture: str) -> bool:
+    """Whether any selected test uses ``fixture``: then its series starts beside the one asked for, so the two
+    series share the machine's two cores instead of running one after the other."""
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
 
 
 @pytest.fixture(scope="session")
-def series() -> tuple[Path, subprocess.CompletedProcess]:
+def series(request) -> tuple[Path, subprocess.CompletedProcess]:
     """The notebook series on the tiny profile, as ``make run`` runs it: (its folder, the finished process)."""
-    return run_series("tiny", {})
+    if _wanted(request, "other_cpu_series"):
+        start_series("other-cpu", OTHER_CPU)
+    return finish_series("tiny", {})
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +137,11 @@ def series_dir(series) -> Path:
 
 
 @pytest.fixture(scope="session")
-def other_cpu_series() -> tuple[Path, subprocess.CompletedProcess]:
+def other_cpu_series(request) -> tuple[Path, subprocess.CompletedProcess]:
     """The whole series run as if on another machine (its own processes, ``OTHER_CPU`` set)."""
-    return run_series("other-cpu", OTHER_CPU)
+    if _wanted(request, "series"):
+        start_series("tiny", {})
+    return finish_series("other-cpu", OTHER_CPU)
 
 # --- vLLM's CPU build (the GPU host's stack, rehearsed): its own environment, built by `make vllm-env` -------
 VLLM_PYTHON = Path(os.environ.get("SUPERSMALL_VLLM_PYTHON",

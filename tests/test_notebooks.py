@@ -67,15 +67,15 @@ def test_every_test_is_in_exactly_one_tier():
 def test_a_complete_series_of_the_same_code_is_reused_without_running(tmp_path, monkeypatch):
     import json
 
-    from conftest import run_series, series_key, series_root
+    from conftest import finish_series, series_key, series_root
 
     monkeypatch.setenv("SUPERSMALL_CACHE_DIR", str(tmp_path))
     folder = series_root() / series_key("tiny")
     assert folder.parent == tmp_path / "series" and series_key("tiny") != series_key("other-cpu")
     folder.mkdir(parents=True)
     (folder / "run_card.json").write_text(json.dumps({"status": "complete"}))
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a complete series was run again"))
-    out, run = run_series("tiny", {})
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("a complete series was run again"))
+    out, run = finish_series("tiny", {})
     assert out == folder and run.returncode == 0 and "reused" in run.stdout
 
 
