@@ -21,15 +21,16 @@ book: setup
 	$(BIN)/python -m supersmall.tools.book --executed $(OUT) --out runs/book
 
 # The test tiers (markers in pyproject.toml, tests/conftest.py): every test is in exactly one. `make test`
-# runs the fast tier first and stops there if it fails; then builds .venv-vllm (make/vllm.mk: vLLM's CPU
-# build, for the vLLM rehearsal in the slow tier) and runs each slower tier, all of them even if one
-# fails, and fails at the end if any did. The series tier runs the notebook series once (cached per code
-# version under $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it.
+# (make/tiers.sh) starts the series tier in the background, runs the fast tier and stops everything if it
+# fails; then builds .venv-vllm (make/vllm.mk: vLLM's CPU build, for the vLLM rehearsal in the slow tier),
+# waits for the series and runs each slower tier, all of them even if one fails, and fails at the end if
+# any did. The series tier runs the notebook series (cached per code version under
+# $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it. `make test-slow` runs the
+# slower tiers one after the other.
 PYTEST     := $(BIN)/python -m pytest -q -ra --durations=20
 SLOW_TIERS ?= slow notebooks rehearsal series
 test: setup
-	$(MAKE) test-fast
-	$(MAKE) test-slow
+	PYTEST="$(PYTEST)" MAKE="$(MAKE)" bash make/tiers.sh
 
 test-fast: setup
 	$(PYTEST) -m fast

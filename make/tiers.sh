@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: every test tier, fast first. Called by the Makefile with PYTEST (the pytest command line) and
+# MAKE set. The series tier (the notebook series twice, normally and as if on another CPU: the longest tier,
+# ~10 minutes on 2 cores) needs only .venv, so it starts at once in the background, in its own session: it
+# overlaps the fast tier and the build of .venv-vllm (mostly downloads and unpacking). The other slow tiers
+# start only after it has finished, so no test with a timeout shares the machine with it. A failing fast tier
+# stops everything (the series too); otherwise every tier runs and the script fails at the end if any did.
+set -uo pipefail
+: "${PYTEST:?PYTEST is the pytest command line}" "${MAKE:=make}"
+SLOW_TIERS=${SLOW_TIERS:-slow notebooks rehearsal}
+log=$(mktemp "${TMPDIR:-/tmp}/supersmall-series.XXXXXX")
+setsid $PYTEST -m series >"$log" 2>&1 &
+series=$!  # setsid in a non-interactive shell does not fork: this pid leads the series' process group
+stop_series() { kill -TERM -- "-$series" 2>/dev/null; wait "$series" 2>/dev/null; }
+trap 'stop_series; exit 130' INT TERM
+echo "== tier series: started in the background (pid $series), its output follows the fast tier"
+
+echo "== tier fast"
+if ! $PYTEST -m fast; then
+  echo "the fast tier failed: stopping (the series too)"; stop_series; exit 1
+fi
+if ! $MAKE --no-print-directory vllm-env; then
+  echo "building .venv-vllm failed: stopping (the series too)"; stop_series; exit 1
+fi
+failed=""
+echo "== tier series (waiting for it to finish)"
+wait "$series" || failed=" series"
+cat "$log"
+for tier in $SLOW_TIERS; do
+  echo "== tier $tier"
+  $PYTEST -m "$tier" || failed="$failed $tier"
+done
+if [ -n "$failed" ]; then echo "failed tiers:$failed"; exit 1; fi
+echo "every tier passed"
