@@ -122,6 +122,21 @@ def _wanted(request, fixture: str) -> bool:
     return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """After the tests: the seconds of each notebook of every series this session ran (not the reused ones),
+    so the CI log keeps them (the two series ran side by side: each notebook beside one busy process)."""
+    import json
+
+    for out, proc, _ in _RUNNING.values():
+        summary = out / "summary.json"
+        if proc is None or not summary.is_file():
+            continue
+        results = json.loads(summary.read_text())["results"]
+        times = ", ".join(f"{r['notebook'][:2]} {r['seconds']:.0f}" for r in results)
+        terminalreporter.write_line(f"series {out.name}: {sum(r['seconds'] for r in results):.0f} s; "
+                                    f"seconds per notebook: {times}")
+
+
 @pytest.fixture(scope="session")
 def series(request) -> tuple[Path, subprocess.CompletedProcess]:
     """The notebook series on the tiny profile, as ``make run`` runs it: (its folder, the finished process)."""
