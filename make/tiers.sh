@@ -8,6 +8,17 @@
 set -uo pipefail
 : "${PYTEST:?PYTEST is the pytest command line}" "${MAKE:=make}"
 SLOW_TIERS=${SLOW_TIERS:-slow notebooks rehearsal}
+# the slow and notebooks tiers are many independent processes (training runs, papermill kernels, vLLM): two
+# pytest-xdist workers keep both cores busy. loadscope keeps a module's tests (and its module fixtures, such
+# as the vLLM rehearsals) on one worker; the rehearsal tier is one torchrun pipeline that uses both cores.
+WORKERS=${TEST_WORKERS:-2}
+tier_options() {
+  case "$1" in
+    slow) echo "-n $WORKERS --dist loadscope" ;;
+    notebooks) echo "-n $WORKERS --dist load" ;;
+    *) echo "" ;;
+  esac
+}
 log=$(mktemp "${TMPDIR:-/tmp}/supersmall-series.XXXXXX")
 setsid $PYTEST -m series >"$log" 2>&1 &
 series=$!  # setsid in a non-interactive shell does not fork: this pid leads the series' process group
@@ -28,7 +39,7 @@ wait "$series" || failed=" series"
 cat "$log"
 for tier in $SLOW_TIERS; do
   echo "== tier $tier"
-  $PYTEST -m "$tier" || failed="$failed $tier"
+  $PYTEST -m "$tier" $(tier_options "$tier") || failed="$failed $tier"
 done
 if [ -n "$failed" ]; then echo "failed tiers:$failed"; exit 1; fi
 echo "every tier passed"
