@@ -42,7 +42,7 @@ from supersmall.config import Profile, load_profile
 from supersmall.curriculum import build_schedule, parse_stages
 from supersmall.data import drop_long_prompts, train_rows
 from supersmall.errors import UserError
-from supersmall.evaluate import run_eval
+from supersmall.evaluate import model_path, run_eval, tiny_rows
 from supersmall.evaluation import Evaluation
 from supersmall.runcard import (
     RunLock,
@@ -58,7 +58,7 @@ from supersmall.runcard import (
     trim_metrics,
     write_run_card,
 )
-from supersmall.tiny import make_problems, model_path
+from supersmall.tiny import make_problems
 from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs, lora_config_kwargs
 from supersmall.trl_kl import KLPenaltyTrainer, kl_penalty
 
@@ -102,7 +102,8 @@ def training_rows(profile: Profile, tokenizer: Any, curriculum: bool = False) ->
     t = profile.train
     counts: dict[str, int] = {}
     if profile.data.train == "tiny":
-        pool = make_problems(max(400, t.steps * t.prompts_per_step // 5 + 1), split="train", seed=t.seed)
+        pool = tiny_rows(make_problems(max(400, t.steps * t.prompts_per_step // 5 + 1), split="train", seed=t.seed),
+                         profile)
     else:  # rank 0 prepares the datasets cache first, then the other ranks read it (no race on the cache)
         from accelerate import PartialState
 
