@@ -160,6 +160,9 @@ def test_cli_train_and_eval_on_the_real_profile(tmp_path):
     assert card["start_model"] == str(real.cache_dir())  # the name resolved to the cached conversion
     steps = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert len(steps) == 1 and 0.0 <= steps[0]["frac_reward_zero_std"] <= 1.0
+    # the profile's reward is eq. 6 alone: the no-signal groups are exactly those all correct or all wrong
+    assert steps[0]["frac_groups_all_correct"] + steps[0]["frac_groups_all_wrong"] == \
+        pytest.approx(steps[0]["frac_reward_zero_std"])
     for role in ("base", "final"):
         summary = json.loads((tmp_path / "train" / "eval" / role / "summary.json").read_text())
         assert summary["n"] == 5 and 0.0 <= summary["accuracy"] <= 1.0
