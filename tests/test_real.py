@@ -132,6 +132,19 @@ def test_notebook_10_short_starts_at_reward_0_and_learns(tmp_path):
     assert max(r["zero_heldout"]) == 0.0
     assert min(r["learn_no_signal"]) < 1.0 and sum(r["learn_reward"]) > 0  # GRPO had a gradient to follow
     assert len(r["learn_heldout"]) >= 3 and min(r["learn_heldout"]) >= 0.5  # and the model kept what it learned
+    # the reward is eq. 6 alone: every group without signal is all correct or all wrong, and only those
+    for split, none in zip(zip(r["learn_all_correct"], r["learn_all_wrong"]), r["learn_no_signal"]):
+        assert sum(split) == pytest.approx(none)
+    # RL's own effect: the same held-out problems before and after, paired, K samples each at the training
+    # temperature; the verdict the notebook prints follows the interval (never "raised" with 0 inside it)
+    before, after = r["rl_before"], r["rl_after"]
+    assert len(before) == len(after) == 8 and r["rl_samples"] >= 2
+    assert r["rl_difference"] == pytest.approx(sum(after) / 8 - sum(before) / 8)
+    lo, hi = r["rl_ci"]
+    assert lo <= r["rl_difference"] <= hi
+    assert r["rl_verdict"] == ("raised" if lo > 0 else "lowered" if hi < 0 else "within noise")
+    assert sum(after) / 8 >= 0.5  # the trained model still answers most sampled held-out problems
+    assert all(0.0 <= x <= 1.0 for x in r["rl_plain_accuracy"] + r["rl_plain_format"])
 
 
 @pytest.mark.slow
