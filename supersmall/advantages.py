@@ -107,6 +107,19 @@ def zero_std_fraction(rewards: Sequence[float] | torch.Tensor, group_size: int) 
     return float((groups.max(dim=1).values == groups.min(dim=1).values).float().mean())
 
 
+def outcome_split(correct: Sequence[float] | torch.Tensor, group_size: int) -> dict[str, float]:
+    """The no-signal share split by outcome: the fraction of groups whose ``group_size`` completions are ALL correct
+    (``frac_groups_all_correct``: problems already solved, nothing left to learn on them) and ALL wrong
+    (``frac_groups_all_wrong``: no success to reinforce, e.g. a model that never boxes).
+
+    ``correct`` is the grader's verdict per completion (1/0 or bool: eq. 6, :func:`supersmall.rewards.correctness`),
+    never the summed reward. With eq. 6 alone the two add up to :func:`zero_std_fraction`; with eq. 7 too a correct
+    group can have unequal rewards (one completion over the length limit), so they add up to at least it."""
+    groups = _as_tensor(correct).view(-1, group_size) > 0.5
+    return {"frac_groups_all_correct": float(groups.all(dim=1).float().mean()),
+            "frac_groups_all_wrong": float((~groups).all(dim=1).float().mean())}
+
+
 # --- what the expected gradient of each advantage is (notebook 00, section 8) ---------------------------------
 def expected_gradient_factor(p: float, group_size: int, scale: str = "none", eps: float = 1e-6) -> float:
     """The exact ``kappa`` in ``E[1/G sum_i A_i grad log pi(y_i|x)] = kappa * grad J`` for 0/1 rewards with success rate ``p``.

@@ -25,13 +25,22 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from supersmall import grading, vllm_cpu
+from supersmall import grading, real, vllm_cpu
 from supersmall.config import EvalConfig, Profile, load_profile
 from supersmall.data import format_prompt, load_math500, prompt_text
 from supersmall.errors import UserError
 from supersmall.evaluation import RECORDS, SUMMARY_KEYS, Evaluation
 from supersmall.runcard import code_version, read_run_card, reuse_decision, write_run_card
-from supersmall.tiny import model_path, test_problems
+from supersmall.tiny import model_path as tiny_model_path
+from supersmall.tiny import test_problems
+
+
+def model_path(name: str) -> str:
+    """A profile's ``model.name_or_path`` as something ``from_pretrained`` loads: the kit's shipped tiny models
+    (``tiny``, ``tiny-r1``: :func:`supersmall.tiny.model_path`), the real model (``smollm2``:
+    :func:`supersmall.real.resolve`, the wheel's GGUF converted once and cached); other names (hub names, folders)
+    as given. The one place both are known: ``tiny`` and ``real`` are siblings of one layer."""
+    return real.resolve(tiny_model_path(name))
 
 
 def _prompt(row: dict[str, Any], template: str) -> Any:
@@ -217,11 +226,19 @@ def budget_curve(records: Sequence[dict[str, Any]], budgets: Sequence[int]) -> d
     return out
 
 
+def tiny_rows(problems: Sequence[dict[str, Any]], profile: Profile) -> list[dict[str, Any]]:
+    """The tiny task's problems in the profile's prompt format (:func:`supersmall.data.format_prompt` with
+    ``eval.prompt_template`` and ``data.instruction``), for training and evaluation alike: the tiny profile's
+    bare arithmetic as it is (raw, no instruction), the real profile's as a chat message with its instruction."""
+    return [{**p, "prompt": format_prompt(p["prompt"], profile.eval.prompt_template, profile.data.instruction)}
+            for p in problems]
+
+
 def eval_rows(profile: Profile, dataset: str | None = None) -> list[dict[str, Any]]:
     """The evaluation problems of a profile: the tiny held-out split, MATH-500 (hub or vendored), or a file."""
     name = dataset or profile.eval.dataset
     if name == "tiny":
-        return test_problems(profile.eval.problems_per_level or 100)
+        return tiny_rows(test_problems(profile.eval.problems_per_level or 100), profile)
     rows = load_math500(None if name == "math500" else name, profile.eval.prompt_template, profile.data.instruction)
     return [dict(r) for r in rows]
 
@@ -301,4 +318,4 @@ def sensitivity(model: Any, dataset: Any, tokenizer: Any = None, grid: dict[str,
 
 # The evaluation type and its file names live in supersmall.evaluation, the interval in supersmall.stats: one name
 # per idea, imported from its home (no re-exports here).
-__all__ = ["evaluate", "run_eval", "eval_rows", "rescore", "budget_curve", "sensitivity"]
+__all__ = ["model_path", "evaluate", "run_eval", "eval_rows", "tiny_rows", "rescore", "budget_curve", "sensitivity"]

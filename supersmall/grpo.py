@@ -23,6 +23,7 @@ import torch
 from supersmall import advantages, grading, losses
 from supersmall.config import Profile
 from supersmall.data import prompt_text
+from supersmall.rewards import correctness
 from supersmall.runcard import checkpoint_dir, checkpoint_step, latest_checkpoint
 
 
@@ -116,6 +117,9 @@ def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile:
     per_func = [f(completions=texts, completion_ids=ids_list, prompts=[r["prompt"] for r in rows], **columns)
                 for f in reward_funcs]
     rewards = torch.tensor([sum(w * fr[i] for w, fr in zip(weights, per_func)) for i in range(len(texts))])
+    # the grader's verdict alone (eq. 6), for the no-signal split: groups all correct vs all wrong
+    correct = correctness(texts, answer_column=profile.reward.answer_column, timeout=profile.reward.grading_timeout,
+                          **columns)
     # 3. per-token log-probs of the sampling policy pi_theta_old (kept fixed while the batch is reused) and,
     #    for the KL arms, of the reference
     old_logp = ref_logp = None
@@ -130,7 +134,7 @@ def rollout(model, ref_model, tokenizer, prompts: list[dict[str, Any]], profile:
     # 4. group-relative advantages                                                    (eq. 2 / eq. 5)
     adv = advantages.group_advantages(rewards, G, scale=t.scale_rewards)
     metrics = {"reward": float(rewards.mean()), "reward_std": float(rewards.std()),
-               "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G),
+               "frac_reward_zero_std": advantages.zero_std_fraction(rewards, G), **advantages.outcome_split(correct, G),
                "truncated_fraction": float(truncated.float().mean()),
                "completion_length": float(mask.sum(1).float().mean()),
                "reasoning_rate": sum(grading.reasoned(x) for x in texts) / len(texts)}

@@ -26,6 +26,8 @@ PANEL_UNITS = {
     "reasoning_rate": "completions with a non-empty <think> (fraction)", "entropy": "entropy (nats per token)",
     "grad_norm": "gradient L2 norm (before clipping)", "kl": "KL (nats per token)",
 }
+# lines drawn in a panel beside its metric: the no-signal share split by outcome (advantages.outcome_split)
+OVERLAYS = {"frac_reward_zero_std": [("frac_groups_all_correct", "all correct"), ("frac_groups_all_wrong", "all wrong")]}
 LABEL_WIDTH = 44  # characters per line of a wrapped tick label (claims are wrapped, never cut)
 
 
@@ -51,8 +53,11 @@ def alarms(history: Sequence[dict[str, Any]], beta: float = 0.0, max_completion_
                    + (f" (now {max_completion_length})" if max_completion_length else ""))
     zero = mean("frac_reward_zero_std")
     if zero is not None and zero > 0.8:
-        out.append(f"{zero:.0%} of groups have equal rewards (no learning signal): problems are too easy or too "
-                   "hard for the model; change the data level or raise num_generations")
+        solved, failed = mean("frac_groups_all_correct"), mean("frac_groups_all_wrong")
+        why = ("too easy or too hard for the model" if solved is None or failed is None else
+               f"{solved:.0%} of groups all correct (too easy), {failed:.0%} all wrong (too hard)")
+        out.append(f"{zero:.0%} of groups have equal rewards (no learning signal): problems are {why}; change the "
+                   "data level or raise num_generations")
     loss = mean("loss")
     if loss is not None and abs(loss) < 1e-3:
         out.append("loss near 0 is expected with one update per batch (advantages average to zero): watch the "
@@ -81,7 +86,13 @@ def health(history: Sequence[dict[str, Any]] | str, beta: float = 0.0, max_compl
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.8 * rows), squeeze=False)
     for ax, (key, label) in zip(axes.flat, panels):
         pts = [(h["step"], h[key]) for h in history if h.get(key) is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5, label="all" if key in OVERLAYS else None)
+        for extra, extra_label in OVERLAYS.get(key, []):  # the share split: lines beside it, when logged
+            pts = [(h["step"], h[extra]) for h in history if h.get(extra) is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1, ls="--", label=extra_label)
+        if ax.get_legend_handles_labels()[0][1:]:
+            ax.legend(fontsize=7)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("training step", fontsize=8), ax.set_ylabel(PANEL_UNITS.get(key, label), fontsize=8)
         ax.grid(alpha=0.3)

@@ -235,6 +235,15 @@ def build_reward(reward_cfg: Any, max_completion_length: int, think_prefilled: b
     raise ValueError(f"unknown reward {name!r}; valid: {', '.join(REWARDS)}")
 
 
+CORRECT = "correct"  # the __name__ of :func:`correct_column`'s function (TRL's logs name it by what it wraps)
+
+
+def correct_column(reward_cfg: Any) -> Callable:
+    """eq. 6 alone (the grader's verdict, 1/0) as a TRL reward function named ``correct``, trained on with weight 0:
+    what the no-signal split (:func:`supersmall.advantages.outcome_split`) reads, whatever the profile's reward."""
+    return _named(correctness, CORRECT, answer_column=reward_cfg.answer_column, timeout=reward_cfg.grading_timeout)
+
+
 REWARDS = ("supersmall", "correctness", "bipolar", "open_rs", "open_rs_cosine", "structured")
 
 

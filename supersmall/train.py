@@ -35,14 +35,14 @@ from peft import LoraConfig, PeftModel
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig
 
 from supersmall import grpo, rewards, vllm_cpu
 from supersmall.config import Profile, load_profile
 from supersmall.curriculum import build_schedule, parse_stages
 from supersmall.data import drop_long_prompts, train_rows
 from supersmall.errors import UserError
-from supersmall.evaluate import run_eval
+from supersmall.evaluate import model_path, run_eval, tiny_rows
 from supersmall.evaluation import Evaluation
 from supersmall.runcard import (
     RunLock,
@@ -58,9 +58,9 @@ from supersmall.runcard import (
     trim_metrics,
     write_run_card,
 )
-from supersmall.tiny import make_problems, model_path
+from supersmall.tiny import make_problems
 from supersmall.trl_args import TRL_METRICS, arm_betas, grpo_config_kwargs, lora_config_kwargs
-from supersmall.trl_kl import KLPenaltyTrainer, kl_penalty
+from supersmall.trl_kl import KLPenaltyTrainer, OutcomeSplitTrainer, kl_penalty
 
 BACKENDS = ("trl", "minimal")
 ADAPTER_DIR = "adapter"  # a LoRA run's adapter, beside the merged model/ (save_trained_model)
@@ -102,7 +102,8 @@ def training_rows(profile: Profile, tokenizer: Any, curriculum: bool = False) ->
     t = profile.train
     counts: dict[str, int] = {}
     if profile.data.train == "tiny":
-        pool = make_problems(max(400, t.steps * t.prompts_per_step // 5 + 1), split="train", seed=t.seed)
+        pool = tiny_rows(make_problems(max(400, t.steps * t.prompts_per_step // 5 + 1), split="train", seed=t.seed),
+                         profile)
     else:  # rank 0 prepares the datasets cache first, then the other ranks read it (no race on the cache)
         from accelerate import PartialState
 
@@ -129,11 +130,12 @@ def reward_functions(profile: Profile) -> tuple[list[Callable], list[float]]:
 # --- stage 3: the TRL backend (the kl-penalty arm: supersmall.trl_kl) ---------------------------------
 def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any]], model_path_: str,
                  **config_overrides: Any):
-    """A ``GRPOTrainer`` for the profile and arm (``kl-penalty``: :class:`KLPenaltyTrainer`). Beside the
-    reward (:func:`reward_functions`) TRL logs the reasoning rate (weight 0) and, for kl-penalty, gets
-    the :func:`kl_penalty` column (weight 1)."""
+    """A ``GRPOTrainer`` for the profile and arm (:class:`OutcomeSplitTrainer`; ``kl-penalty``:
+    :class:`KLPenaltyTrainer`). Beside the reward (:func:`reward_functions`) TRL logs the reasoning rate and the
+    grader's verdict (``correct``, for the groups all correct / all wrong), both weight 0, and, for kl-penalty,
+    gets the :func:`kl_penalty` column (weight 1)."""
     funcs, weights = reward_functions(profile)
-    funcs, weights = [*funcs, rewards.reasoning_rate], [*weights, 0.0]
+    funcs, weights = [*funcs, rewards.reasoning_rate, rewards.correct_column(profile.reward)], [*weights, 0.0, 0.0]
     beta_loss, beta_reward = arm_betas(profile, arm)
     if beta_reward:
         funcs, weights = [*funcs, kl_penalty], [*weights, 1.0]
@@ -145,7 +147,7 @@ def make_trainer(profile: Profile, arm: str, out: Path, rows: list[dict[str, Any
     dataset = Dataset.from_list([{k: v for k, v in r.items() if k != "solution"} for r in rows])
     lora = lora_config_kwargs(profile)
     peft = {"peft_config": LoraConfig(**lora)} if lora else {}  # LoRA: peft is a dependency of the kit
-    trainer = (KLPenaltyTrainer if beta_reward else GRPOTrainer)(model=model, reward_funcs=funcs, args=config,
+    trainer = (KLPenaltyTrainer if beta_reward else OutcomeSplitTrainer)(model=model, reward_funcs=funcs, args=config,
                                                                 train_dataset=dataset, **peft,
                                                                 processing_class=AutoTokenizer.from_pretrained(model_path_))
     if beta_reward:  # the penalty's own coefficient; a KL loss too only with train.kl_penalty_loss (paper reading)

@@ -27,7 +27,8 @@ CHECKPOINTING = ("activation_checkpointing" if "activation_checkpointing" in Tra
                  else "gradient_checkpointing")
 # TRL metrics shown in the health panel, under the kit's names
 TRL_METRICS = {"loss": "loss", "reward": "reward", "reward_std": "reward_std",
-               "frac_reward_zero_std": "frac_reward_zero_std", "completions/clipped_ratio": "truncated_fraction",
+               "frac_reward_zero_std": "frac_reward_zero_std", "frac_groups_all_correct": "frac_groups_all_correct",
+               "frac_groups_all_wrong": "frac_groups_all_wrong", "completions/clipped_ratio": "truncated_fraction",
                "completions/mean_length": "completion_length", "rewards/reasoning_rate/mean": "reasoning_rate",
                "entropy": "entropy", "grad_norm": "grad_norm", "kl": "kl", "clip_ratio/region_mean": "clip_fraction",
                "cispo_clip_ratio": "clip_fraction",  # loss_type cispo logs its capped weights under this name

@@ -1,4 +1,10 @@
-"""The kl-penalty arm on TRL: the kit's one override of TRL's private methods.
+"""The kit's overrides of TRL's private methods: the no-signal split (every run) and the kl-penalty arm.
+
+:class:`OutcomeSplitTrainer` (every TRL run) logs, beside TRL's ``frac_reward_zero_std``, the share of groups all
+correct and all wrong (:func:`supersmall.advantages.outcome_split`) from the weight-0 ``correct`` column
+(:func:`supersmall.rewards.correct_column`), after TRL gathers the batch's rewards from every process (a group may
+span two processes, so a reward function, which sees one process's rows, could not count groups).
+
 
 Table 3's third arm subtracts the KL from the reward instead of adding it to the loss (verl's
 ``use_kl_in_reward``)::
@@ -19,7 +25,8 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from supersmall import losses
+from supersmall import advantages, losses
+from supersmall.rewards import CORRECT
 
 
 def kl_penalty(completions: list, kl_penalty: list[float], **kwargs: Any) -> list[float]:
@@ -28,7 +35,28 @@ def kl_penalty(completions: list, kl_penalty: list[float], **kwargs: Any) -> lis
     return list(kl_penalty)
 
 
-class KLPenaltyTrainer(GRPOTrainer):
+class OutcomeSplitTrainer(GRPOTrainer):
+    """TRL's ``GRPOTrainer`` that also logs ``frac_groups_all_correct`` and ``frac_groups_all_wrong`` per step: its one
+    override, ``_calculate_rewards`` (:attr:`TRL_HOOKS`), reads the gathered column of the reward function whose
+    ``__name__`` is ``correct`` (:func:`supersmall.rewards.correct_column`, weight 0; without one it logs nothing
+    more)."""
+
+    TRL_HOOKS = {"_calculate_rewards": ("inputs", "prompts", "completions", "completion_ids_list")}
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)  # all processes'
+        # by the function's own __name__ (TRL names a partial by the function it wraps: correctness)
+        names = [getattr(f, "__name__", None) for f in self.reward_funcs]
+        if CORRECT in names:
+            mode = "train" if self.model.training else "eval"
+            group = self.num_generations if mode == "train" else self.num_generations_eval
+            column = per_func[:, names.index(CORRECT)].float().cpu()
+            for key, value in advantages.outcome_split(column, group).items():
+                self._metrics[mode][key].append(value)
+        return per_func
+
+
+class KLPenaltyTrainer(OutcomeSplitTrainer):
     """The kl-penalty arm on TRL's own reference path: r_i <- r_i - beta * sum_t k1 (verl's use_kl_in_reward).
 
     Its three overrides, in the order TRL calls them in one step (:attr:`TRL_HOOKS`):
@@ -83,4 +111,4 @@ class KLPenaltyTrainer(GRPOTrainer):
             self.beta = beta
 
 
-__all__ = ["KLPenaltyTrainer", "kl_penalty"]
+__all__ = ["KLPenaltyTrainer", "OutcomeSplitTrainer", "kl_penalty"]

@@ -7,6 +7,7 @@ from supersmall.advantages import (
     expected_gradient_factor,
     group_advantages,
     leave_one_out,
+    outcome_split,
     toy_gradient_factor,
     zero_std_fraction,
 )
@@ -58,6 +59,18 @@ def test_errors():
         group_advantages([1.0, 0.0, 1.0], 4)
     with pytest.raises(ValueError, match="scale must be one of"):
         group_advantages([1.0, 0.0], 2, scale="max")
+
+
+def test_outcome_split_counts_groups_all_correct_and_all_wrong():
+    correct = [1, 1, 1,  0, 0, 0,  1, 0, 1,  0, 0, 0]  # G = 3: solved, failed, mixed, failed
+    assert outcome_split(correct, 3) == {"frac_groups_all_correct": 0.25, "frac_groups_all_wrong": 0.5}
+    assert outcome_split([True, False], 1) == {"frac_groups_all_correct": 0.5, "frac_groups_all_wrong": 0.5}
+    # eq. 6 alone: the split adds up to the no-signal share; eq. 7 (-0.1 for a long one) can break an all-correct
+    # group's tie, so then the split is only at least the no-signal share
+    split = outcome_split(correct, 3)
+    assert sum(split.values()) == zero_std_fraction(correct, 3)
+    with_eq7 = [1, 0.9, 1,  0, 0, 0,  1, 0, 1,  0, -0.1, 0]
+    assert zero_std_fraction(with_eq7, 3) == 0.25 < sum(split.values())
 
 
 def test_zero_std_fraction():

@@ -36,6 +36,20 @@ def test_health_panel_and_bars_render():
     plt.close("all")
 
 
+def test_the_no_signal_panel_draws_the_split_and_the_alarm_names_it(capsys):
+    hist = [{"step": i, "frac_reward_zero_std": 0.9, "frac_groups_all_correct": 0.1, "frac_groups_all_wrong": 0.8}
+            for i in range(1, 4)]
+    fig = plots.health(hist, show=False)
+    lines = {ln.get_label(): ln.get_ydata().tolist() for ln in fig.axes[0].get_lines()}
+    assert lines == {"all": [0.9] * 3, "all correct": [0.1] * 3, "all wrong": [0.8] * 3}
+    assert any("10% of groups all correct (too easy), 80% all wrong (too hard)" in m for m in plots.alarms(hist))
+    # a run logged before the split: one line, and the alarm without it
+    fig = plots.health([{k: v for k, v in h.items() if k.startswith(("step", "frac_reward"))} for h in hist],
+                       show=False)
+    assert len(fig.axes[0].get_lines()) == 1 and fig.axes[0].get_legend() is None
+    plt.close("all")
+
+
 def test_health_reads_a_run_folder(tmp_path, capsys):
     for i in range(1, 4):
         runcard.append_metrics(tmp_path, i, {"reward": i / 10, "truncated_fraction": 0.9, "kl": float("nan")})

@@ -132,3 +132,56 @@ def test_notebook_10_short_starts_at_reward_0_and_learns(tmp_path):
     assert max(r["zero_heldout"]) == 0.0
     assert min(r["learn_no_signal"]) < 1.0 and sum(r["learn_reward"]) > 0  # GRPO had a gradient to follow
     assert len(r["learn_heldout"]) >= 3 and min(r["learn_heldout"]) >= 0.5  # and the model kept what it learned
+    # the reward is eq. 6 alone: every group without signal is all correct or all wrong, and only those
+    for split, none in zip(zip(r["learn_all_correct"], r["learn_all_wrong"]), r["learn_no_signal"]):
+        assert sum(split) == pytest.approx(none)
+    # RL's own effect: the same held-out problems before and after, paired, K samples each at the training
+    # temperature; the verdict the notebook prints follows the interval (never "raised" with 0 inside it)
+    before, after = r["rl_before"], r["rl_after"]
+    assert len(before) == len(after) == 8 and r["rl_samples"] >= 2
+    assert r["rl_difference"] == pytest.approx(sum(after) / 8 - sum(before) / 8)
+    lo, hi = r["rl_ci"]
+    assert lo <= r["rl_difference"] <= hi
+    assert r["rl_verdict"] == ("raised" if lo > 0 else "lowered" if hi < 0 else "within noise")
+    assert sum(after) / 8 >= 0.5  # the trained model still answers most sampled held-out problems
+    assert all(0.0 <= x <= 1.0 for x in r["rl_plain_accuracy"] + r["rl_plain_format"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_WHEEL, reason=f"needs the wheel: {real.INSTALL}")
+def test_cli_train_and_eval_on_the_real_profile(tmp_path):
+    """``supersmall train --profile real`` and ``supersmall eval --profile real`` find the model by its profile name
+    (``smollm2``: :func:`supersmall.real.resolve`, not a folder), prompt it in its chat template with the profile's
+    instruction, and write complete run cards: one GRPO step of 2 prompts x 4 completions, the base and the trained
+    model on 5 held-out problems, then ``eval`` on 4 (about 2 minutes on one thread)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUPERSMALL_THREADS": "1"}
+
+    def cli(*args: str) -> None:
+        r = subprocess.run([sys.executable, "-m", "supersmall.cli", *args, "--profile", "real"], env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    small = ["--set", "eval.problems_per_level=1"]
+    cli("train", "--set", "train.steps=1", "--set", "train.prompts_per_step=2", "--set", "train.num_generations=4",
+        *small, "--out", str(tmp_path / "train"))
+    card = json.loads((tmp_path / "train" / "run_card.json").read_text())
+    assert card["status"] == "complete" and card["metrics"]["steps"] == 1
+    assert card["start_model"] == str(real.cache_dir())  # the name resolved to the cached conversion
+    steps = [json.loads(line) for line in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == 1 and 0.0 <= steps[0]["frac_reward_zero_std"] <= 1.0
+    # the profile's reward is eq. 6 alone: the no-signal groups are exactly those all correct or all wrong
+    assert steps[0]["frac_groups_all_correct"] + steps[0]["frac_groups_all_wrong"] == \
+        pytest.approx(steps[0]["frac_reward_zero_std"])
+    for role in ("base", "final"):
+        summary = json.loads((tmp_path / "train" / "eval" / role / "summary.json").read_text())
+        assert summary["n"] == 5 and 0.0 <= summary["accuracy"] <= 1.0
+    record = json.loads((tmp_path / "train" / "eval" / "final" / "records.jsonl").read_text().splitlines()[0])
+    assert "<|im_start|>user\n" in record["prompt"] and "Put the final answer in \\boxed{}." in record["prompt"]
+    cli("eval", "--limit", "4", *small, "--out", str(tmp_path / "eval"))
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["n"] == 4 and 0.0 <= summary["accuracy"] <= 1.0
+    assert json.loads((tmp_path / "eval" / "run_card.json").read_text())["model"] == real.NAME

@@ -51,7 +51,9 @@ def test_rollout_and_update_trains_and_reports(tmp_path):
     rows = tiny.make_problems(2, levels=(2, 3), seed=1)
     m = rollout_and_update(model, None, tok, opt, rows, profile, Objective(0.0, 0.0, [*funcs, alternating], [1.0, 1.0]))
     assert set(m) >= {"loss", "reward", "reward_std", "frac_reward_zero_std", "truncated_fraction",
-                      "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction"}
+                      "completion_length", "reasoning_rate", "entropy", "grad_norm", "clip_fraction",
+                      "frac_groups_all_correct", "frac_groups_all_wrong"}
+    assert 0 <= m["frac_groups_all_correct"] + m["frac_groups_all_wrong"] <= 1
     assert "kl" not in m  # ZeroGRPO: no reference model
     assert 0 <= m["truncated_fraction"] <= 1 and 0 < m["completion_length"] <= 32 and m["grad_norm"] >= 0
     # every group has different rewards, so the advantages are not zero and the policy moves
@@ -111,12 +113,36 @@ def test_arms_run_with_trl_and_log(tmp_path, arm):
     assert [h["step"] for h in hist] == [1, 2] and [(s, t) for s, t, _ in seen] == [(1, 2), (2, 2)]
     assert [m for _, _, m in seen] == [{k: v for k, v in h.items() if k != "step"} for h in hist]
     assert all(0.0 <= h["reasoning_rate"] <= 1.0 and 0 <= h["truncated_fraction"] <= 1 for h in hist)
+    # the no-signal split: eq. 6 + eq. 7 (tiny's reward) ties every group eq. 6 ties, unless eq. 7 breaks the tie,
+    # so the groups all correct or all wrong are at least the groups without signal (equal only for eq. 6 alone);
+    # the kl-penalty arm's reward is never tied, so only the bound on the split holds there
+    for h in hist:
+        split = h["frac_groups_all_correct"] + h["frac_groups_all_wrong"]
+        assert 0.0 <= split <= 1.0
+        if arm != "kl-penalty":
+            assert split >= h["frac_reward_zero_std"] - 1e-6
     if arm == "no-kl":
         assert all("kl" not in h for h in hist)  # no reference model
     else:
         assert all(h.get("kl") is not None for h in hist)
     cfg = card["config"]["train"]
     assert cfg["arm"] == arm and (tmp_path / arm / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["trl", "minimal"])
+def test_the_no_signal_share_splits_into_all_correct_and_all_wrong(tmp_path, backend):
+    """With eq. 6 alone (reward.name correctness) a group has no signal exactly when it is all correct or all
+    wrong: both backends log the split, and it adds up to frac_reward_zero_std on every step (a split read from
+    the wrong column, or from the summed reward, breaks this on some step)."""
+    train("tiny", arm="no-kl", steps=3, backend=backend, out_dir=tmp_path, evaluate_model=False, progress=False,
+          **{**SMALL, "reward.name": "correctness", "train.temperature": 1.0})
+    hist = read_metrics(tmp_path)
+    assert len(hist) == 3
+    for h in hist:
+        assert h["frac_groups_all_correct"] + h["frac_groups_all_wrong"] == pytest.approx(h["frac_reward_zero_std"])
+    # the tiny base solves some groups and fails others: both kinds occur, so the test sees the split, not a 0
+    assert max(h["frac_groups_all_correct"] for h in hist) > 0 and max(h["frac_groups_all_wrong"] for h in hist) > 0
 
 
 # --- the kl-penalty arm: k1 in the reward, on TRL's reference path ---------------------------------------
@@ -188,11 +214,12 @@ def test_kl_penalty_overrides_only_trl_methods_that_still_exist_with_these_param
 
     from trl import GRPOTrainer
 
-    from supersmall.trl_kl import KLPenaltyTrainer
+    from supersmall.trl_kl import KLPenaltyTrainer, OutcomeSplitTrainer
 
-    hooks = KLPenaltyTrainer.TRL_HOOKS
-    overridden = {name for name, v in vars(KLPenaltyTrainer).items() if callable(v) and not name.startswith("__")}
-    assert overridden == set(hooks), "KLPenaltyTrainer overrides a TRL method not listed in TRL_HOOKS"
+    for cls in (KLPenaltyTrainer, OutcomeSplitTrainer):
+        overridden = {name for name, v in vars(cls).items() if callable(v) and not name.startswith("__")}
+        assert overridden == set(cls.TRL_HOOKS), f"{cls.__name__} overrides a TRL method not listed in TRL_HOOKS"
+    hooks = {**OutcomeSplitTrainer.TRL_HOOKS, **KLPenaltyTrainer.TRL_HOOKS}
     for name, params in hooks.items():
         assert hasattr(GRPOTrainer, name), f"TRL's GRPOTrainer has no {name} any more: update supersmall/trl_kl.py"
         theirs = tuple(inspect.signature(getattr(GRPOTrainer, name)).parameters)[1:]
@@ -219,7 +246,8 @@ def test_both_backends_build_the_reward_the_same_way(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "reward_functions", lambda prof: calls.append(prof) or real(prof))
     trainer = make_trainer(p, "no-kl", tmp_path, tiny.make_problems(4, levels=(1,), seed=0),
                            tiny.model_path("tiny-r1"), report_to="none")
-    assert [f.__name__ for f in trainer.reward_funcs] == ["format", "accuracy", "reasoning_rate"]
+    assert [f.__name__ for f in trainer.reward_funcs] == ["format", "accuracy", "reasoning_rate", "correct"]
+    assert isinstance(trainer, T.OutcomeSplitTrainer) and trainer.reward_weights.tolist()[-2:] == [0.0, 0.0]
     assert trainer.reward_funcs[0].keywords["think_prefilled"] is True
     seen = {}
 

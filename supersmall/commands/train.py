@@ -29,7 +29,7 @@ def run(args) -> int:
     from supersmall.errors import UserError
     from supersmall.train import quiet, train
 
-    if args.model is not None and not (Path(args.model) / "config.json").is_file() and args.model not in ("tiny", "tiny-r1"):
+    if args.model is not None and not (Path(args.model) / "config.json").is_file() and args.model not in ("tiny", "tiny-r1", "smollm2"):
         raise UserError(f"--model {args.model!r} is not a model folder (no config.json): pass a folder written by "
                         "`supersmall train` (its model/ subfolder)")
     quiet()  # the console as clean as the notebooks': the kit's progress bar and results only

@@ -146,7 +146,7 @@ def verl_args(profile: Profile | str, out_dir: str | Path, arm: str | None = Non
 
 
 def _model(p: Profile) -> str:
-    from supersmall.tiny import model_path
+    from supersmall.evaluate import model_path
 
     return model_path(p.model.name_or_path)
 
