@@ -156,6 +156,7 @@ def cache_root() -> Path:
 
 
 # --- the shipped models ------------------------------------------------------------------------------
+SHIPPED_NAMES = ("tiny", "tiny-r1")  # the models the kit ships built, by the names profiles use
 # The kit ships both tiny models built (``supersmall/models/tiny`` and ``tiny-r1``, ~4 MB each), so that
 # every machine starts from the same weights: a build is chaotic (380 optimiser steps), and a different
 # CPU (another vector unit, so another summation order) builds a different model: five builds here scored
@@ -172,8 +173,8 @@ def _sha256(path: Path) -> str:
 def shipped_dir(name: str = "tiny") -> Path:
     """The folder of a shipped model (``tiny`` or ``tiny-r1``), its weights checked against the checksum
     in its ``build.json`` (once per process); loads with ``AutoModelForCausalLM.from_pretrained``."""
-    if name not in ("tiny", "tiny-r1"):
-        raise ValueError(f"the kit ships 'tiny' and 'tiny-r1', not {name!r}")
+    if name not in SHIPPED_NAMES:
+        raise ValueError(f"the kit ships {' and '.join(map(repr, SHIPPED_NAMES))}, not {name!r}")
     path = SHIPPED / name
     if path not in _VERIFIED:
         info_file = path / "build.json"
@@ -220,7 +221,7 @@ R1_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' 
 def model_path(name: str) -> str:
     """The folder of the kit's own shipped models (``tiny``, ``tiny-r1``); other names (hub names, folders)
     as given."""
-    if name in ("tiny", "tiny-r1"):
+    if name in SHIPPED_NAMES:
         return str(shipped_dir(name))
     return name
 

@@ -25,11 +25,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from supersmall import real, tiny
     from supersmall.commands import parse_sets
     from supersmall.errors import UserError
     from supersmall.train import quiet, train
 
-    if args.model is not None and not (Path(args.model) / "config.json").is_file() and args.model not in ("tiny", "tiny-r1", "smollm2"):
+    if args.model is not None and not (Path(args.model) / "config.json").is_file() and args.model not in (*tiny.SHIPPED_NAMES, real.NAME):
         raise UserError(f"--model {args.model!r} is not a model folder (no config.json): pass a folder written by "
                         "`supersmall train` (its model/ subfolder)")
     quiet()  # the console as clean as the notebooks': the kit's progress bar and results only
