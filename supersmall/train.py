@@ -312,8 +312,8 @@ def train(profile: Profile | str = "tiny", arm: str | None = None, steps: int | 
         listeners = list(callbacks or [])
 
         def log(step: int, m: dict[str, float]) -> None:
-            if main:
-                append_metrics(out, step, m)
+            if main:  # "time": the run's own clock when the step ended (the canary's step time)
+                append_metrics(out, step, {**m, "time": round(time.time(), 3)})
                 for cb in listeners:
                     cb(step, m, t.steps)
 

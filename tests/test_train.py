@@ -111,7 +111,8 @@ def test_arms_run_with_trl_and_log(tmp_path, arm):
     hist = read_metrics(tmp_path / arm)
     assert card["status"] == "complete" and card["arm"] == arm and len(hist) == 2
     assert [h["step"] for h in hist] == [1, 2] and [(s, t) for s, t, _ in seen] == [(1, 2), (2, 2)]
-    assert [m for _, _, m in seen] == [{k: v for k, v in h.items() if k != "step"} for h in hist]
+    assert [m for _, _, m in seen] == [{k: v for k, v in h.items() if k not in ("step", "time")} for h in hist]
+    assert hist[0]["time"] <= hist[1]["time"]  # the run's own clock at each step's end (the canary's step time)
     assert all(0.0 <= h["reasoning_rate"] <= 1.0 and 0 <= h["truncated_fraction"] <= 1 for h in hist)
     # the no-signal split: eq. 6 + eq. 7 (tiny's reward) ties every group eq. 6 ties, unless eq. 7 breaks the tie,
     # so the groups all correct or all wrong are at least the groups without signal (equal only for eq. 6 alone);

@@ -6,7 +6,8 @@ the real engines, measured, and the whole replication projected from the measure
 
 Every run is ``launch``'s own plan (the same command, launcher, data and trainer as ``replicate``) with its
 stage shortened to ``steps`` steps (default 2: the first step carries warm-up, the time between the first and
-the last step's metrics line is the time per step). Memory: on GPUs the peak ``nvidia-smi`` shows per GPU
+the last step's metrics line, by the ``time`` the run wrote in each, is the time per step; a step shorter than
+the 0.25 s poll still gets its own time). Memory: on GPUs the peak ``nvidia-smi`` shows per GPU
 during the run (every process: training, vLLM, NCCL), beside the memory model; on CPU the peak resident memory
 of the largest process (sampled every 0.25 s, and the run's own ``getrusage`` peak from its card), which no
 memory model predicts. One trained model (the first run
@@ -33,7 +34,7 @@ from supersmall.errors import UserError
 from supersmall.evaluate import eval_rows, run_eval
 from supersmall.fullscale import cost, gpus, launch
 from supersmall.fullscale import estimate as est
-from supersmall.runcard import is_complete, read_run_card
+from supersmall.runcard import is_complete, read_metrics, read_run_card
 
 GIB = 2**30
 
@@ -130,6 +131,13 @@ def _sentence(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
+def _step_times(run_dir: str, polled: list[float]) -> list[float]:
+    """When each step ended: the ``time`` the run wrote in each metrics line (its own clock), else when the poll
+    saw the line (a line written without one). Two steps inside one 0.25 s poll have the same polled time."""
+    own = [m.get("time") for m in read_metrics(run_dir)]
+    return own if own and all(isinstance(t, (int, float)) for t in own) else polled
+
+
 def _measure(plan: launch.Plan, out: Path, gpu_ids: list[int], query: gpus.Query) -> dict[str, Any]:
     """One plan run and measured: step times, peak memory, and its error sentence when it failed."""
     shutil.rmtree(plan.out_dir, ignore_errors=True)  # the canary's own folder: always measured afresh
@@ -142,7 +150,7 @@ def _measure(plan: launch.Plan, out: Path, gpu_ids: list[int], query: gpus.Query
             launch.run_plan(plan, out)
     except Exception as e:  # noqa: BLE001 - an out-of-memory or a crash is the canary's finding, not its end
         error = _sentence(e)
-    wall, times = time.time() - t0, watch.step_times
+    wall, times = time.time() - t0, _step_times(plan.out_dir, watch.step_times)
     per_step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
     model = est.memory_gb(plan.settings, plan.arm)["total"] if gpu_ids else None
     peak_map, complete = dict(watch.peak), is_complete(plan.out_dir)

@@ -183,6 +183,23 @@ def test_a_cpu_host_reads_the_runs_own_peak_and_never_reports_a_zero_peak(tmp_pa
     assert [r["peak_memory_gb"] for r in runs] == [own]
 
 
+def test_a_step_shorter_than_the_poll_is_timed_by_the_runs_own_clock(tmp_path, monkeypatch):
+    """The rehearsal's steps take ~0.1-0.3 s, under the 0.25 s poll: both metrics lines can appear in one poll
+    (what failed CI: seconds_per_step 0.0). Each line's ``time`` (the run's clock at the step's end) decides."""
+    def run_plan(plan, out, **kw):
+        d = Path(plan.out_dir)
+        (d / "model").mkdir(parents=True)
+        t = time.time()
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "time": t + 0.4 * s}) + "\n" for s in (1, 2)))
+        write_run_card(d, kind="train", config=plan.settings, seed=plan.seed, metrics={"train_seconds": 1.0},
+                       timings={"peak_rss_gb": 1.0})
+
+    monkeypatch.setattr(launch, "run_plan", run_plan)
+    plan, = launch.plans_for("rehearsal", ["no-kl"], ("level1-3",), [42], str(tmp_path))
+    run = canary._measure(plan, tmp_path, [], lambda: {})
+    assert run["steps"] == 2 and run["seconds_per_step"] == pytest.approx(0.4)
+
+
 def test_a_failed_evaluation_is_a_no_go(tmp_path, monkeypatch):
     _fake_host(monkeypatch, tmp_path, eval_status=1)
     result = canary.canary("a6000x4", tmp_path, query=lambda: {g: 30.0 for g in range(4)})
