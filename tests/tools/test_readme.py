@@ -4,7 +4,6 @@ and rerun checks that can fail (exact on the same machine, pre-registered margin
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -138,7 +137,7 @@ MUTANT_FIGURE = {"the reward's sign flipped": "08.zerogrpo_improves_the_base_mod
 FIGURE_RUNS = {"08.zerogrpo_improves_the_base_model": (("zerogrpo", "base"), (0, 1, 2)),
                "03.kl_beta1": (("zerogrpo", "kl-loss-beta1"), (0, 1, 2)),
                "01.length_penalty": (("zerogrpo-tight", "eq6-tight"), (0, 1, 2, 3, 4))}
-# the condition each mutant changes (the other side of its figure is unaffected and reused from the kit's runs)
+# the condition each mutant changes (the other side of its figure is unaffected and reused from the series' runs)
 MUTATED = {"the reward's sign flipped": "zerogrpo", "the KL coefficient ignored": "kl-loss-beta1",
            "eq. 7 off": "zerogrpo-tight"}
 
@@ -192,52 +191,23 @@ def _check(claims, key):
     return readme.margin_test(f.values(claims), f.direction, f.margin, f.ses(claims))
 
 
-@pytest.fixture(scope="module")
-def kit():
-    """The unmutated kit's runs, trained per figure on first use (the mutants reuse their unaffected side)."""
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="kit-"))
-    done: dict[str, dict] = {}
-
-    def figure(key):
-        if key not in done:
-            mp = pytest.MonkeyPatch()
-            _in_process(mp)
-            try:
-                done[key] = _figure(key, root)
-            finally:
-                mp.undo()
-        return root, done[key]
-
-    yield figure
-    import shutil
-
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("key", list(FIGURE_RUNS))
-def test_the_unmutated_kit_passes_its_preregistered_checks(kit, key):
-    _, claims = kit(key)
-    res = _check(claims, key)
-    assert res["passed"], res
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", list(MUTANT_FIGURE))
-def test_a_broken_mechanism_fails_its_preregistered_check(kit, mutant, monkeypatch, tmp_path):
+def test_a_broken_mechanism_fails_its_preregistered_check(series_dir, mutant, monkeypatch, tmp_path):
     """Train the condition a mutant breaks (the reward's sign flipped, the KL coefficient ignored, eq. 7 off)
-    with the mutant patched in, pair it with the kit's unaffected runs, and the check must fail."""
+    with the mutant patched in, pair it with the series' own runs of the unaffected side (the runs the README's
+    figure comes from, reused: same config and code version), and the check must fail. The unmutated control is
+    the series itself: test_notebooks.py's test_readme_figures_pass_their_rerun_checks (and on another CPU)."""
     import shutil
 
     key = MUTANT_FIGURE[mutant]
-    root, _ = kit(key)
     (b, a), _ = FIGURE_RUNS[key]
-    for side in (a, b):  # the unaffected side (and the base evaluation), from the kit's runs
-        if side != MUTATED[mutant] and (root / "shared" / side).exists():
-            shutil.copytree(root / "shared" / side, tmp_path / "shared" / side)
+    unaffected = next(side for side in (a, b) if side != MUTATED[mutant])
+    shutil.copytree(series_dir / "shared" / unaffected, tmp_path / "shared" / unaffected)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "shared" / unaffected).rglob("run_card.json")}
     _in_process(monkeypatch)
     _mutate(monkeypatch, mutant)
     res = _check(_figure(key, tmp_path), key)
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "shared" / unaffected).rglob("run_card.json")}
+    assert before and after == before, f"the series' {unaffected} runs were not reused (trained again)"
     assert not res["passed"], (mutant, res)
