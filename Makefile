@@ -23,8 +23,8 @@ book: setup
 # The test tiers (markers in pyproject.toml, tests/conftest.py): every test is in exactly one. `make test`
 # (make/tiers.sh) starts the series tier in the background, runs the fast tier and stops everything if it
 # fails; then builds .venv-vllm (make/vllm.mk: vLLM's CPU build, for the vLLM rehearsal in the slow tier),
-# waits for the series and runs the slow, notebooks and rehearsal tiers together (one pytest run on two
-# pytest-xdist workers), and fails at the end if any tier failed. The series tier runs the notebook series (cached per code version under
+# waits for the series and runs each slower tier, all of them even if one fails, and fails at the end if
+# any did. The series tier runs the notebook series (cached per code version under
 # $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it. `make test-slow` runs the
 # slower tiers one after the other.
 PYTEST     := $(BIN)/python -m pytest -q -ra --durations=20

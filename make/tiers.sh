@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # `make test`: every test tier, fast first. Called by the Makefile with PYTEST (the pytest command line) and
 # MAKE set. The series tier (the notebook series twice side by side, normally and as if on another CPU: the
-# longest tier, 1,319 s in a fresh-clone check on a 2-core machine) needs only .venv, so it starts at once in the
+# longest tier, 1,332 s in a fresh-clone check on a 2-core machine) needs only .venv, so it starts at once in the
 # background, in its own session: it overlaps the fast tier and the build of .venv-vllm (mostly downloads and
 # unpacking). The other slow tiers start only after it has finished, so no test with a timeout shares the
 # machine with it. A failing fast tier stops everything (the series too); otherwise every tier runs and the
 # script fails at the end if any did.
 set -uo pipefail
 : "${PYTEST:?PYTEST is the pytest command line}" "${MAKE:=make}"
-# The tiers after the series (training runs, papermill kernels, vLLM, torchrun rehearsals: many independent
-# processes) run as ONE pytest run on two pytest-xdist workers, so neither core idles while the other finishes a
-# tier's last long test. loadscope keeps a module's tests (and its module fixtures, such as the vLLM rehearsals)
-# on one worker; conftest.py hands out the longest modules first (LONG_FIRST).
-AFTER_SERIES=${AFTER_SERIES:-slow or notebooks or rehearsal}
+SLOW_TIERS=${SLOW_TIERS:-slow notebooks rehearsal}
+# the slow and notebooks tiers are many independent processes (training runs, papermill kernels, vLLM): two
+# pytest-xdist workers keep both cores busy. loadscope keeps a module's tests (and its module fixtures, such
+# as the vLLM rehearsals) on one worker, and conftest.py hands out the longest modules first (LONG_FIRST); the
+# rehearsal tier is one torchrun pipeline that uses both cores. The tiers run one after the other: one xdist
+# run of all three took longer (1,722 s against 1,452 s in fresh-clone checks of 8546148 and 4084730): notebook
+# 10 and the mutants' training runs took 5-12x their idle time there (the cause was not isolated).
 WORKERS=${TEST_WORKERS:-2}
+tier_options() {
+  case "$1" in
+    slow) echo "-n $WORKERS --dist loadscope --no-loadscope-reorder" ;;
+    notebooks) echo "-n $WORKERS --dist load" ;;
+    *) echo "" ;;
+  esac
+}
 log=$(mktemp "${TMPDIR:-/tmp}/supersmall-series.XXXXXX")
 setsid $PYTEST -m series >"$log" 2>&1 &
 series=$!  # setsid in a non-interactive shell does not fork: this pid leads the series' process group
@@ -32,7 +41,9 @@ failed=""
 echo "== tier series (waiting for it to finish)"
 wait "$series" || failed=" series"
 cat "$log"
-echo "== tiers $AFTER_SERIES (one run, $WORKERS workers)"
-$PYTEST -m "$AFTER_SERIES" -n "$WORKERS" --dist loadscope --no-loadscope-reorder || failed="$failed $AFTER_SERIES"
+for tier in $SLOW_TIERS; do
+  echo "== tier $tier"
+  $PYTEST -m "$tier" $(tier_options "$tier") || failed="$failed $tier"
+done
 if [ -n "$failed" ]; then echo "failed tiers:$failed"; exit 1; fi
 echo "every tier passed"

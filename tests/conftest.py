@@ -39,13 +39,13 @@ def tier_of(marker_names: set[str]) -> str:
     return tiers[0] if tiers else "fast"
 
 
-# The slower tiers' longest modules, longest first (a fresh clone's --durations on 2 cores: the notebooks ~400 s
-# with notebook 10's 190 s, the vLLM rehearsal ~260 s, the mutants ~220 s, the torchrun rehearsal ~190 s, the LoRA
-# rehearsal ~170 s, the tiny rebuild ~135 s, the real model ~95 s). `make test` runs these tiers in one pytest-xdist
-# run with --dist loadscope --no-loadscope-reorder: a worker takes whole modules in this order, so the long ones
-# start first and the two workers end close together instead of one waiting on a long module handed out last.
-LONG_FIRST = ("test_notebooks.py", "test_rehearsal_vllm.py", "tools/test_readme.py", "test_rehearsal.py",
-              "test_rehearsal_vllm_lora.py", "test_tiny.py", "test_real.py")
+# The slower tiers' longest modules, longest first (fresh-clone --durations on 2 cores: notebook 10 ~190 s in
+# test_real.py, the vLLM rehearsal ~250 s, the mutants ~80 s each beside the vLLM rehearsal, the LoRA rehearsal
+# ~170 s, the tiny rebuild ~140 s). `make test` runs the slow tier with --dist loadscope --no-loadscope-reorder (a
+# worker takes whole modules in this order) and the notebooks tier with --dist load: the long ones start first,
+# so the two workers end close together instead of one waiting on a long test handed out last.
+LONG_FIRST = ("test_real.py", "test_rehearsal_vllm.py", "tools/test_readme.py", "test_rehearsal_vllm_lora.py",
+              "test_tiny.py")
 
 
 def _long_first(item) -> int:
