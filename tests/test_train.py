@@ -403,8 +403,10 @@ def test_cli_train_writes_the_run_card_metrics(tmp_path):
 
 @pytest.mark.slow
 def test_run_lock_refuses_a_second_writer(tmp_path):
-    out = tmp_path / "x"
-    cmd = [sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--steps", "6", "--no-eval",
+    # 30 steps (~30 s on an idle 2-core machine): still training when the second process, which needs a few
+    # seconds to start, reaches the lock (with 6 steps the first run finished first once, and the second reused it)
+    out, steps = tmp_path / "x", 30
+    cmd = [sys.executable, "-m", "supersmall.cli", "train", "--profile", "tiny", "--steps", str(steps), "--no-eval",
            "--out", str(out)]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
@@ -416,14 +418,14 @@ def test_run_lock_refuses_a_second_writer(tmp_path):
         t1 = time.time()
         second = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
         assert time.time() - t1 < 30  # refused at once, not after waiting for the first
-        assert second.returncode == 2, second.stderr[-2000:]
+        assert second.returncode == 2, (second.stdout + second.stderr)[-2000:]
         assert f"is being written by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
         _, err = first.communicate(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, err[-2000:]
-    assert [h["step"] for h in read_metrics(out)] == [1, 2, 3, 4, 5, 6]
+    assert [h["step"] for h in read_metrics(out)] == list(range(1, steps + 1))
     assert json.loads((out / "run_card.json").read_text())["status"] == "complete"
     assert not (out / ".lock.owner").exists()
 
