@@ -14,7 +14,11 @@ SLOW_TIERS=${SLOW_TIERS:-slow notebooks rehearsal}
 # as the vLLM rehearsals) on one worker, and conftest.py hands out the longest modules first (LONG_FIRST); the
 # rehearsal tier is one torchrun pipeline that uses both cores. The tiers run one after the other: one xdist
 # run of all three took longer (1,722 s against 1,452 s in fresh-clone checks of 8546148 and 4084730): notebook
-# 10 and the mutants' training runs took 5-12x their idle time there (the cause was not isolated).
+# 10 and the mutants' training runs took 5-12x their idle time there (the cause was not isolated; both ran on two
+# torch threads then). The notebooks and rehearsal tiers as one run (--dist loadgroup, on an idle machine) took
+# 656 s against 514 s one after the other in the 10aceb3 fresh-clone check: the rehearsal's module fixture ran on
+# both workers (216 s and 154 s; the xdist_group mark did not hold it to one) and notebook 10, on its two torch
+# threads, took 488 s beside it (161 s alone). Not tried again with the fixture held to one worker.
 WORKERS=${TEST_WORKERS:-2}
 tier_options() {
   case "$1" in

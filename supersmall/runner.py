@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,12 +137,30 @@ def _execute(path: Path, target: Path, params: dict[str, Any], kernel_name: str,
 
     t0 = time.time()
     try:
-        pm.execute_notebook(str(path), str(target), parameters=params, kernel_name=kernel_name,
-                            execution_timeout=timeout, progress_bar=False, cwd=str(path.parent), report_mode=False,
-                            log_output=False)
+        with tempfile.TemporaryDirectory(prefix="supersmall-kernel-") as sockets:
+            manager = _kernel_manager(sockets)
+            pm.execute_notebook(str(path), str(target), parameters=params, kernel_name=kernel_name,
+                                execution_timeout=timeout, progress_bar=False, cwd=str(path.parent),
+                                report_mode=False, log_output=False,
+                                **({"kernel_manager_class": manager} if manager else {}))
         return NotebookResult(path.name, "ok", time.time() - t0, str(target))
     except Exception as exc:  # papermill raises PapermillExecutionError for cell errors
         return NotebookResult(path.name, "failed", time.time() - t0, str(target), _describe_failure(path, exc))
+
+
+def _kernel_manager(socket_dir: str) -> type | None:
+    """The kernel manager papermill starts each kernel with: its sockets are Unix sockets in ``socket_dir``
+    (a kernel on this machine only, and no "Kernel is running over TCP without encryption" warning from ipykernel
+    7 on the console once per notebook); jupyter_client's default (TCP on localhost) on Windows."""
+    if os.name == "nt":
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+
+    class UnixSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**{"transport": "ipc", "ip": os.path.join(socket_dir, "kernel"), **kwargs})
+
+    return UnixSocketKernelManager
 
 
 def _with_parameters(paths: list[Path]) -> list[Path]:

@@ -39,18 +39,31 @@ def tier_of(marker_names: set[str]) -> str:
     return tiers[0] if tiers else "fast"
 
 
-# The slower tiers' longest modules, longest first (fresh-clone --durations on 2 cores: notebook 10 ~190 s in
-# test_real.py, the vLLM rehearsal ~250 s, the mutants ~80 s each beside the vLLM rehearsal, the LoRA rehearsal
-# ~170 s, the tiny rebuild ~140 s). `make test` runs the slow tier with --dist loadscope --no-loadscope-reorder (a
-# worker takes whole modules in this order) and the notebooks tier with --dist load: the long ones start first,
-# so the two workers end close together instead of one waiting on a long test handed out last.
-LONG_FIRST = ("test_real.py", "test_rehearsal_vllm.py", "tools/test_readme.py", "test_rehearsal_vllm_lora.py",
+# The slower tiers' longest modules, longest first (--durations of the slow tier on 2 cores: the vLLM rehearsal
+# ~240 s, the LoRA rehearsal ~200-230 s, the tiny rebuild ~140 s, the mutants ~35 s each; notebook 10 ~270 s in
+# test_real.py, alone in the notebooks tier). `make test` runs the slow tier with --dist loadscope
+# --no-loadscope-reorder (each worker takes two modules in this order to start with, then one at a time) and the
+# notebooks tier with --dist load: the two vLLM rehearsals start at once on the two workers, so the workers end
+# close together (slow tier 560 s here, against 635 s with both rehearsals on one worker, two runs back to back).
+LONG_FIRST = ("test_rehearsal_vllm.py", "test_rehearsal_vllm_lora.py", "test_real.py", "tools/test_readme.py",
               "test_tiny.py")
 
 
 def _long_first(item) -> int:
     path = item.nodeid.split("::")[0]
     return next((i for i, name in enumerate(LONG_FIRST) if path == f"tests/{name}"), len(LONG_FIRST))
+
+
+def pytest_configure(config):
+    """Every test process (pytest-xdist's workers too) runs torch on the kit's thread count, one unless
+    ``SUPERSMALL_THREADS`` says otherwise, as :func:`supersmall.train.use_threads` sets it in every notebook and
+    pool worker (imported here it would cost every pytest start seconds of TRL). Tests that train in their own
+    process (the mutants) otherwise run on torch's default of one thread per core, which stalls whenever another
+    tier's process shares the machine: notebook 10 short took 272 s on one thread beside one busy process, and on
+    two threads beside it had not finished after 840 s (161 s on two threads alone)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("SUPERSMALL_THREADS") or 1))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -73,7 +86,11 @@ def pytest_collection_modifyitems(config, items):
 # so floating-point sums happen in another order, as on a laptop or an older server.
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-SERIES_TIMEOUT_S = 2400
+# A series takes 1,250-1,330 s side by side in fresh-clone checks here. CI once spent 1,773 s in notebook 01 of the
+# tiny series alone (the other series was not slowed), and 2,400 s stopped it at notebook 05 (4780ee2); the limit
+# leaves room for that and still ends a hung series within CI's 90 minutes, and pytest_terminal_summary prints
+# where the time went.
+SERIES_TIMEOUT_S = 3300
 
 
 def series_key(name: str) -> str:
@@ -125,10 +142,12 @@ def finish_series(name: str, env: dict[str, str]) -> tuple[Path, subprocess.Comp
         return out, subprocess.CompletedProcess(cmd, 0, f"reused the complete series in {out}\n", "")
     try:
         code = proc.wait(timeout=SERIES_TIMEOUT_S)
+        stopped = ""
     except subprocess.TimeoutExpired:
         proc.kill()
         code = proc.wait()
-    return out, subprocess.CompletedProcess(cmd, code, (out / "series.log").read_text(), "")
+        stopped = f"\nstopped: the series ran past SERIES_TIMEOUT_S = {SERIES_TIMEOUT_S} s (tests/conftest.py)\n"
+    return out, subprocess.CompletedProcess(cmd, code, (out / "series.log").read_text() + stopped, "")
 
 
 def _wanted(request, fixture: str) -> bool:
@@ -137,19 +156,69 @@ def _wanted(request, fixture: str) -> bool:
     return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
 
 
-def pytest_terminal_summary(terminalreporter):
-    """After the tests: the seconds of each notebook of every series this session ran (not the reused ones),
-    so the CI log keeps them (the two series ran side by side: each notebook beside one busy process)."""
-    import json
+def machine_line() -> str:
+    """What a series' speed depends on, in one line: CPU model, torch's CPU kernels, cores, load."""
+    import platform
 
-    for out, proc, _ in _RUNNING.values():
-        summary = out / "summary.json"
-        if proc is None or not summary.is_file():
-            continue
-        results = json.loads(summary.read_text())["results"]
-        times = ", ".join(f"{r['notebook'][:2]} {r['seconds']:.0f}" for r in results)
-        terminalreporter.write_line(f"series {out.name}: {sum(r['seconds'] for r in results):.0f} s; "
-                                    f"seconds per notebook: {times}")
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else \
+        platform.processor()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"machine: {model}; torch kernels {torch.backends.cpu.get_cpu_capability()}; {os.cpu_count()} CPUs "
+            f"({cores} usable); load average {load}")
+
+
+def series_report(out: Path, slowest: int = 5) -> list[str]:
+    """Where a series' time went, from what it left in ``out`` (complete or not): seconds per notebook, the
+    slowest cells (papermill's per-cell times; a cell still running when the series was stopped is named with
+    its start), and its training runs' own times (train and eval seconds from their run cards). A failing or
+    slow series in CI is read from this, as CI keeps only the log."""
+    import json
+    from datetime import datetime
+
+    lines = []
+    summary = out / "summary.json"
+    results = json.loads(summary.read_text())["results"] if summary.is_file() else []
+    times = ", ".join(f"{r['notebook'][:2]} {r['seconds']:.0f}" for r in results)
+    lines.append(f"series {out.name}: {sum(r['seconds'] for r in results):.0f} s in {len(results)} notebooks; "
+                 f"seconds per notebook: {times or 'none finished'}")
+    cells = []
+    for nb in sorted(out.glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text()).get("cells", [])):
+            pm = cell.get("metadata", {}).get("papermill", {})
+            first = "".join(cell.get("source", "")).strip().splitlines()[:1]
+            where = f"{nb.stem[:2]} cell {i} ({(first[0] if first else '')[:60]})"
+            if pm.get("status") == "running" and pm.get("start_time"):
+                since = datetime.fromisoformat(pm["start_time"])
+                lines.append(f"  still running when stopped: {where}, started {since:%H:%M:%S} UTC")
+            elif pm.get("duration"):
+                cells.append((pm["duration"], where))
+    lines += [f"  slow cell: {s:.0f} s {where}" for s, where in sorted(cells, reverse=True)[:slowest]]
+    cards = [json.loads(c.read_text()) for c in out.rglob("run_card.json") if c.parent != out]
+    train = sorted(((c.get("timings") or {}).get("train_seconds", 0.0), i) for i, c in enumerate(cards)
+                   if c.get("kind") == "train")
+    evals = [(c.get("timings") or {}).get("eval_seconds", 0.0) for c in cards if c.get("kind") == "eval"]
+    if train:
+        worst = cards[train[-1][1]]
+        lines.append(f"  training runs: {len(train)}, {sum(t for t, _ in train):.0f} s in all, slowest "
+                     f"{train[-1][0]:.0f} s ({(worst.get('metrics') or {}).get('seconds_per_step', '?')} s/step); "
+                     f"evaluations: {len(evals)}, {sum(evals):.0f} s in all")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After the tests: where the time of every series this session ran (not the reused ones) went, per
+    notebook, slowest cells and training runs, and on what machine, so the CI log keeps it (the two series ran
+    side by side: each notebook beside one busy process)."""
+    ran = [out for out, proc, _ in _RUNNING.values() if proc is not None]
+    if ran:
+        terminalreporter.write_line(machine_line())
+    for out in ran:
+        for line in series_report(out):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

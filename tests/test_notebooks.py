@@ -79,12 +79,42 @@ def test_a_complete_series_of_the_same_code_is_reused_without_running(tmp_path, 
     assert out == folder and run.returncode == 0 and "reused" in run.stdout
 
 
+def test_a_stopped_series_reports_the_running_cell_the_slowest_cells_and_its_runs_times(tmp_path):
+    import json
+
+    from conftest import series_report
+
+    (tmp_path / "summary.json").write_text(json.dumps({"results": [{"notebook": "00_setup.ipynb", "seconds": 30.0}]}))
+    cell = lambda src, **pm: {"cell_type": "code", "source": src, "metadata": {"papermill": pm}}  # noqa: E731
+    (tmp_path / "01_reward_design.ipynb").write_text(json.dumps({"cells": [
+        cell("x = 1", status="completed", duration=0.5),
+        cell("PLAN = experiments.run_pilot_and_plan(P, runs_dir)\nmore", status="completed", duration=41.0),
+        cell("runs = experiments.run(P, ...)", status="running", start_time="2026-12-07T10:00:05+00:00"),
+        cell("print(runs)", status="pending")]}))
+    for i, seconds in enumerate((12.0, 900.0)):
+        run = tmp_path / "shared" / "zerogrpo" / f"seed{i}"
+        (run / "eval" / "final").mkdir(parents=True)
+        (run / "run_card.json").write_text(json.dumps({"kind": "train", "timings": {"train_seconds": seconds},
+                                                       "metrics": {"seconds_per_step": seconds / 12}}))
+        (run / "eval" / "final" / "run_card.json").write_text(json.dumps({"kind": "eval",
+                                                                          "timings": {"eval_seconds": 2.0}}))
+    (tmp_path / "run_card.json").write_text(json.dumps({"kind": "series", "timings": {"train_seconds": 1e9}}))
+    lines = series_report(tmp_path)
+    assert lines[0].endswith("30 s in 1 notebooks; seconds per notebook: 00 30")
+    assert "  still running when stopped: 01 cell 2 (runs = experiments.run(P, ...)), started 10:00:05 UTC" in lines
+    assert lines.index("  slow cell: 41 s 01 cell 1 (PLAN = experiments.run_pilot_and_plan(P, runs_dir))") \
+        < lines.index("  slow cell: 0 s 01 cell 0 (x = 1)")
+    assert lines[-1] == "  training runs: 2, 912 s in all, slowest 900 s (75.0 s/step); evaluations: 2, 4 s in all"
+
+
 # The series runs once, as the session fixtures ``series`` / ``series_dir`` / ``other_cpu_series`` in
 # conftest.py (cached per code version): every check below reads it, any one of them can run alone.
 @pytest.mark.series
 def test_series_completes_on_tiny(series):
+    from conftest import machine_line, series_report
+
     out, run = series
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert run.returncode == 0, "\n".join([(run.stdout + run.stderr)[-3000:], machine_line(), *series_report(out)])
 
 
 @pytest.mark.series

@@ -47,6 +47,16 @@ def test_runs_in_order_and_injects_parameters(folder, tmp_path):
     assert card["kind"] == "notebooks" and card["metrics"]["ok"] == 2
 
 
+@pytest.mark.skipif(os.name == "nt", reason="Unix sockets")
+def test_kernels_talk_over_unix_sockets_without_a_warning_per_notebook(folder, tmp_path, capfd):
+    _nb(folder / "02_ok.ipynb", ["import os, json, ipykernel.connect\n"
+                                 "print(json.load(open(ipykernel.connect.get_connection_file()))['transport'])"])
+    results = run_notebooks(profile="tiny", out=tmp_path / "out", notebooks_dir=folder, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert nbformat.read(str(tmp_path / "out" / "02_ok.ipynb"), 4).cells[-1].outputs[0]["text"] == "ipc\n"
+    assert "without encryption" not in capfd.readouterr().err  # ipykernel 7 warns once per kernel on TCP
+
+
 def test_failure_names_notebook_cell_and_exception(folder, tmp_path):
     _nb(folder / "02_bad.ipynb", ["x = 1", "raise ValueError('boom')"])
     _nb(folder / "03_after.ipynb", ["print('still runs')"])
