@@ -63,7 +63,9 @@ def pytest_configure(config):
     two threads beside it had not finished after 840 s (161 s on two threads alone)."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("SUPERSMALL_THREADS") or 1))
+    threads = int(os.environ.get("SUPERSMALL_THREADS") or 1)
+    if threads > 0:  # 0: torch's own count, as use_threads reads it
+        torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -198,14 +200,13 @@ def series_report(out: Path, slowest: int = 5) -> list[str]:
                 cells.append((pm["duration"], where))
     lines += [f"  slow cell: {s:.0f} s {where}" for s, where in sorted(cells, reverse=True)[:slowest]]
     cards = [json.loads(c.read_text()) for c in out.rglob("run_card.json") if c.parent != out]
-    train = sorted(((c.get("timings") or {}).get("train_seconds", 0.0), i) for i, c in enumerate(cards)
-                   if c.get("kind") == "train")
-    evals = [(c.get("timings") or {}).get("eval_seconds", 0.0) for c in cards if c.get("kind") == "eval"]
-    if train:
-        worst = cards[train[-1][1]]
-        lines.append(f"  training runs: {len(train)}, {sum(t for t, _ in train):.0f} s in all, slowest "
-                     f"{train[-1][0]:.0f} s ({(worst.get('metrics') or {}).get('seconds_per_step', '?')} s/step); "
-                     f"evaluations: {len(evals)}, {sum(evals):.0f} s in all")
+    seconds = {kind: [((c.get("timings") or {}).get(f"{kind}_seconds", 0.0), c) for c in cards if c.get("kind") == kind]
+               for kind in ("train", "eval")}
+    if seconds["train"]:
+        slowest, worst = max(seconds["train"], key=lambda pair: pair[0])
+        lines.append(f"  training runs: {len(seconds['train'])}, {sum(t for t, _ in seconds['train']):.0f} s in all, "
+                     f"slowest {slowest:.0f} s ({(worst.get('metrics') or {}).get('seconds_per_step', '?')} s/step); "
+                     f"evaluations: {len(seconds['eval'])}, {sum(t for t, _ in seconds['eval']):.0f} s in all")
     return lines
 
 
