@@ -26,20 +26,16 @@ book: setup
 # waits for the series and runs each slower tier, all of them even if one fails, and fails at the end if
 # any did. The series tier runs the notebook series (cached per code version under
 # $(SUPERSMALL_CACHE_DIR)/series, else .cache/supersmall/series) and checks it. `make test-slow` runs the
-# slower tiers one after the other.
+# slower tiers the same way, without the fast tier.
 PYTEST     := $(BIN)/python -m pytest -q -ra --durations=20
-SLOW_TIERS ?= slow notebooks rehearsal series
 test: setup
 	PYTEST="$(PYTEST)" MAKE="$(MAKE)" bash make/tiers.sh
 
 test-fast: setup
 	$(PYTEST) -m fast
 
-test-slow: setup vllm-env
-	@failed=""; for tier in $(SLOW_TIERS); do \
-	  echo "== tier $$tier"; $(PYTEST) -m $$tier || failed="$$failed $$tier"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "failed tiers:$$failed"; exit 1; fi
+test-slow: setup
+	PYTEST="$(PYTEST)" MAKE="$(MAKE)" bash make/tiers.sh --slow
 
 setup: $(VENV)/.installed
 

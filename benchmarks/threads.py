@@ -1,5 +1,5 @@
 """Seconds for 5 steps of :func:`supersmall.grpo.rollout_and_update` on the tiny model at a given torch thread count,
-the figure behind the kit's one-thread default (:func:`supersmall.train.use_threads`). Usage::
+the figure behind the kit's one-thread default (:func:`supersmall.runcard.use_threads`). Usage::
 
     python benchmarks/threads.py --threads 1            # alone
     yes > /dev/null & python benchmarks/threads.py --threads 2; kill %1   # beside one busy process

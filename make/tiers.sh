@@ -5,7 +5,7 @@
 # background, in its own session: it overlaps the fast tier and the build of .venv-vllm (mostly downloads and
 # unpacking). The other slow tiers start only after it has finished, so no test with a timeout shares the
 # machine with it. A failing fast tier stops everything (the series too); otherwise every tier runs and the
-# script fails at the end if any did.
+# script fails at the end if any did. `make/tiers.sh --slow` (make test-slow): the same without the fast tier.
 set -uo pipefail
 : "${PYTEST:?PYTEST is the pytest command line}" "${MAKE:=make}"
 SLOW_TIERS=${SLOW_TIERS:-slow notebooks rehearsal}
@@ -32,11 +32,13 @@ setsid $PYTEST -m series >"$log" 2>&1 &
 series=$!  # setsid in a non-interactive shell does not fork: this pid leads the series' process group
 stop_series() { kill -TERM -- "-$series" 2>/dev/null; wait "$series" 2>/dev/null; }
 trap 'stop_series; exit 130' INT TERM
-echo "== tier series: started in the background (pid $series), its output follows the fast tier"
+echo "== tier series: started in the background (pid $series), its output is printed when it has finished"
 
-echo "== tier fast"
-if ! $PYTEST -m fast; then
-  echo "the fast tier failed: stopping (the series too)"; stop_series; exit 1
+if [ "${1:-}" != "--slow" ]; then
+  echo "== tier fast"
+  if ! $PYTEST -m fast; then
+    echo "the fast tier failed: stopping (the series too)"; stop_series; exit 1
+  fi
 fi
 if ! $MAKE --no-print-directory vllm-env; then
   echo "building .venv-vllm failed: stopping (the series too)"; stop_series; exit 1

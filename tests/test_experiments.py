@@ -76,3 +76,17 @@ def test_the_variants_read_their_values_from_paper_yaml():
             sci = f"{fact.value:.0e}".replace("e-0", "e-")  # 3e-4 as one would type it
             for typed in [repr(fact.value)] + ([sci] if fact.value < 0.01 else []):
                 assert typed not in source, f"experiments.py types {typed} ({key}); read it with paper.value"
+
+
+def test_record_writes_run_cards_relative_to_the_series_so_a_claims_file_is_the_same_on_every_machine(tmp_path):
+    import json
+
+    inside = tmp_path / "shared" / "eq6-mean" / "seed0" / "eval" / "final" / "run_card.json"
+    elsewhere = "/elsewhere/eval/base/run_card.json"
+    row = {"claim": "x", "per_seed": [{"seed": 0, "diff": 0.1}], "run_cards": [str(inside), elsewhere]}
+    path = experiments.record(tmp_path, "03.arms", [row])
+    stored = json.loads(path.read_text())["03.arms"]
+    assert stored["value"] == [{**row, "run_cards": ["shared/eq6-mean/seed0/eval/final/run_card.json", elsewhere]}]
+    assert list(stored["value"][0]) == list(row)  # the row's keys keep their order
+    assert stored["code_version"] == experiments.code_version() and stored["machine"] == experiments.machine()
+    assert (tmp_path / stored["value"][0]["run_cards"][0]).parent == inside.parent

@@ -3,7 +3,9 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
+from supersmall import runcard
 from supersmall.config import load_profile
 from supersmall.runcard import (
     build_run_card,
@@ -255,3 +257,16 @@ def test_vllms_cpu_build_counts_as_vllm(monkeypatch):
     monkeypatch.setattr(runcard.metadata, "version", version)
     assert runcard.package_version("vllm") == "0.31.0" and runcard.package_versions(("vllm", "trl")) == {
         "vllm": "0.31.0", "trl": None}
+
+
+# --- one torch thread per process, set in one place ---------------------------------------------------------
+def test_one_torch_thread_unless_told_otherwise(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(runcard.THREADS_ENV, raising=False)
+        assert runcard.use_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setenv(runcard.THREADS_ENV, "2")
+        assert runcard.use_threads() == 2 == torch.get_num_threads()
+        assert runcard.use_threads(3) == 3 and runcard.use_threads(0) == 3  # 0: torch's count is left as it is
+    finally:
+        torch.set_num_threads(before)

@@ -57,6 +57,31 @@ def test_kernels_talk_over_unix_sockets_without_a_warning_per_notebook(folder, t
     assert "without encryption" not in capfd.readouterr().err  # ipykernel 7 warns once per kernel on TCP
 
 
+
+@pytest.mark.skipif(os.name == "nt", reason="Unix sockets")
+def test_a_finished_kernel_is_shut_down_without_an_interrupt(tmp_path):
+    """jupyter_client sends SIGINT before its shutdown request; ipykernel 7 logged "KeyboardInterrupt caught in
+    kernel." for it on make run's console at times. The runner's manager shuts an idle kernel down without it."""
+    import asyncio
+    import signal
+
+    from supersmall.runner import _kernel_manager
+
+    async def signals_at_shutdown() -> list[int]:
+        km = _kernel_manager(str(tmp_path))(kernel_name="python3")
+        await km.start_kernel()
+        sent, send = [], km._async_signal_kernel
+
+        async def record(signum):
+            sent.append(signum)
+            await send(signum)
+
+        km._async_signal_kernel = record
+        await km.shutdown_kernel()
+        return sent
+
+    assert signal.SIGINT not in asyncio.run(signals_at_shutdown())
+
 def test_failure_names_notebook_cell_and_exception(folder, tmp_path):
     _nb(folder / "02_bad.ipynb", ["x = 1", "raise ValueError('boom')"])
     _nb(folder / "03_after.ipynb", ["print('still runs')"])

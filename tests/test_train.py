@@ -459,16 +459,3 @@ def test_rehearsal_trains_on_two_processes(tmp_path):
         if "train/reward" in acc.Tags()["scalars"]:
             assert [e.step for e in acc.Scalars("train/reward")] == [1, 2, 3]
     assert "train/reward" in tags
-
-
-# --- one torch thread per process, set in one place ---------------------------------------------------------
-def test_one_torch_thread_unless_told_otherwise(monkeypatch):
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.delenv(T.THREADS_ENV, raising=False)
-        assert T.use_threads() == 1 == torch.get_num_threads()
-        monkeypatch.setenv(T.THREADS_ENV, "2")
-        assert T.use_threads() == 2 == torch.get_num_threads()
-        assert T.use_threads(3) == 3 and T.use_threads(0) == 3  # 0: torch's count is left as it is
-    finally:
-        torch.set_num_threads(before)

@@ -110,6 +110,10 @@ def run(args) -> int:
         msg = E.check_memory(profile, e["arm"])
         if msg:
             print(f"  ! {msg}")
+    if runs[0]["hosts"] > 1:
+        print(f"one run over {runs[0]['hosts']} hosts: every step above includes {runs[0]['network_s_per_step']} s on "
+              f"the network between them (ZeRO's collectives at {E.INTERNODE_GBIT:g} Gbit/s, a choice); GPU-hours "
+              f"count all {runs[0]['hosts'] * profile.launch.num_gpus} GPUs")
     print(f"assumptions: {runs[0]['assumptions']}")
     w = cost.replicate_cost(profile, arms=_arms(profile), gpu=gpu)
     t = w["total_hours"]

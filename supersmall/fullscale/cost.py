@@ -17,26 +17,18 @@ from supersmall.config import Profile, load_profile
 from supersmall.curriculum import parse_stages
 from supersmall.errors import UserError
 from supersmall.fullscale.estimate import (
-    DECODE_STEP_S,
     EVAL_STARTUP_S,
-    GIB,
-    PROMPT_TOKENS,
+    INTERNODE_GBIT,
     RUN_STARTUP_S,
     SCENARIOS,
     STAGES,
-    VLLM_DEFAULT_SEQS,
-    VLLM_RUNTIME_GB,
+    decode_step_seconds,
     estimate,
-    gpu_spec,
+    eval_concurrency,
+    internode_seconds,
     stage_lengths,
     step_seconds,
 )
-from supersmall.fullscale.model_shape import model_dims
-from supersmall.trl_args import training_processes
-
-# choice: the network between hosts, Gbit/s (common cloud and lab Ethernet is 10-100; 25 is a middle value). NCCL's
-# rings cross it once per direction, so every byte of a collective crosses it about once.
-INTERNODE_GBIT = 25.0
 
 
 def stage_steps(profile: Profile | str, stage: str) -> int:
@@ -48,22 +40,18 @@ def stage_steps(profile: Profile | str, stage: str) -> int:
 
 
 def eval_minutes(profile: Profile | str, scenario: str = "mid", gpu: str | None = None) -> float:
-    """One evaluation on one GPU with vLLM (0.9 of the GPU, its defaults): every problem x n_samples at the
-    mean length (``paper.yaml`` ``estimate.eval_mean_tokens``, a choice) decoded as many at once as the KV cache
-    holds, then the longest sample alone up to max_new_tokens, + start-up."""
+    """One evaluation on one GPU: every problem x n_samples at the mean length (``paper.yaml``
+    ``estimate.eval_mean_tokens``, a choice), decoded as many at once as vLLM holds
+    (:func:`~supersmall.fullscale.estimate.eval_concurrency`: 0.9 of the GPU, its defaults), each step a
+    :func:`~supersmall.fullscale.estimate.decode_step_seconds`; then the longest sample alone up to
+    max_new_tokens, + start-up."""
     p = load_profile(profile)
-    e, dims, s = p.eval, model_dims(p.model.name_or_path), SCENARIOS[scenario]
-    _, tflops, gbps = gpu_spec(gpu)
-    bw, flops = gbps * 1e9 * s["bw"], tflops * 1e12 * s["mfu"]
+    e = p.eval
     problems = sum(paper.MATH500_LEVEL_COUNTS.values()) if e.dataset == "math500" else 5 * (e.problems_per_level or 100)
     seqs, mean = problems * e.n_samples, min(paper.value("estimate.eval_mean_tokens"), e.max_new_tokens)
-    kv_token, weights = 2 * dims.layers * dims.kv_dim * 2, 2 * dims.params
-    free = 0.9 * (p.launch.gpu_memory_gb or 48) * GIB - weights - VLLM_RUNTIME_GB * GIB
-    at_once = max(1, min(VLLM_DEFAULT_SEQS, seqs, int(free / (kv_token * (PROMPT_TOKENS + mean)))))
-    step = max(weights / bw + at_once * (PROMPT_TOKENS + mean / 2) * kv_token / bw,
-               at_once * 2 * dims.params / flops) + DECODE_STEP_S
-    bulk = seqs * mean / at_once * step
-    tail = max(0, e.max_new_tokens - mean) * (weights / bw + DECODE_STEP_S)  # one sample runs to the cap
+    at_once = eval_concurrency(p, mean, seqs)
+    bulk = seqs * mean / at_once * decode_step_seconds(p, at_once, mean, scenario, gpu)
+    tail = max(0, e.max_new_tokens - mean) * decode_step_seconds(p, 0, mean, scenario, gpu)  # one sample to the cap
     return (bulk + tail + EVAL_STARTUP_S) / 60
 
 
@@ -79,9 +67,8 @@ def replicate_cost(profile: Profile | str, arms: tuple[str, ...] | list[str] = p
     per_run = {}
     for arm, stage in runs:
         steps = stage_steps(p, stage)
-        e = estimate(p.replace(**{"train.steps": steps}), arm, stage, gpu=gpu)
-        network = internode_seconds(p) * steps / 60  # across hosts: ZeRO's collectives over Ethernet
-        per_run[f"{arm}/{stage}"] = {k: v + RUN_STARTUP_S / 60 + network for k, v in e["minutes"].items()}
+        e = estimate(p.replace(**{"train.steps": steps}), arm, stage, gpu=gpu)  # across hosts: + the network
+        per_run[f"{arm}/{stage}"] = {k: v + RUN_STARTUP_S / 60 for k, v in e["minutes"].items()}
     gpus = max(1, p.launch.num_gpus)  # evaluations: one per GPU of this (the rank-0) host
     evaluations = 1 + len(runs) * len(seeds)
     rounds = math.ceil(evaluations / gpus)
@@ -129,24 +116,6 @@ def table5_rows(profile: Profile | str = "a6000x4", mean_completion_fraction: fl
                      "ratio": e["ratio"], "peak_memory_gb": e["peak_memory_gb"], "fits": e["fits"],
                      "implied_mean_completion_fraction": implied_fraction(p, arm, paper_min) if e["ratio"] else None})
     return rows
-
-
-def internode_seconds(profile: Profile | str) -> float:
-    """Seconds per optimizer step that one run over ``launch.num_machines`` > 1 hosts spends on the network
-    between them (0 on one host). ZeRO-2 reduce-scatters the bf16 gradients at every micro-step (gradient
-    accumulation does not save it: DeepSpeed reduces each micro-step's gradients into its partition) and
-    all-gathers the updated bf16 weights once per step; each moves (N-1)/N of 2 bytes x params, which crosses the
-    hosts' link (:data:`INTERNODE_GBIT`, a choice). Within a host NVLink/PCIe is ~10x faster and is left in the
-    step model's overhead. With ZeRO-0 (DDP) the all-reduce moves twice the bytes, once per step."""
-    p = load_profile(profile)
-    n = training_processes(p)
-    if p.launch.num_machines <= 1 or n <= 1:
-        return 0.0
-    grad_bytes = 2 * model_dims(p.model.name_or_path).params * (n - 1) / n
-    per_link = INTERNODE_GBIT * 1e9 / 8
-    if p.launch.deepspeed_stage >= 2:
-        return (p.train.gradient_accumulation_steps + 1) * grad_bytes / per_link
-    return 2 * grad_bytes / per_link
 
 
 def hosts(profile: Profile | str, counts: tuple[int, ...] = (1, 2, 4), arms: tuple[str, ...] | list[str] = paper.ARMS,

@@ -67,6 +67,9 @@ EVAL_STARTUP_S = 120.0  # choice: per evaluation, model load + vLLM start
 DECODE_STEP_S = 0.002  # vLLM scheduler + sampling per decode step with CUDA graphs (choice, ~1-3 ms)
 MEAN_COMPLETION_FRACTION = paper.value("estimate.lengths.level1-3")["mean"]  # choice (paper.yaml)
 PROMPT_TOKENS = 256  # choice: longest prompt of a batch after the chat template (DeepMath questions are short)
+# choice: the network between hosts, Gbit/s (common cloud and lab Ethernet is 10-100; 25 is a middle value). NCCL's
+# rings cross it once per direction, so every byte of a collective crosses it about once.
+INTERNODE_GBIT = 25.0
 # Saved tensors per token per layer (bf16, SDPA): 20*h + 6*kv_dim + 8*intermediate + 4*heads bytes, counted with
 # torch.autograd.graph.saved_tensors_hooks on a Qwen2 layer on CPU (fp32 RMSNorm inputs, q/k/v before and after
 # RoPE, attention output, gate, up, SiLU, product) = 104.0 KB for the 1.5B. On a GPU with a padding mask it is
@@ -193,7 +196,7 @@ def check_vllm(profile: Profile | str) -> str | None:
 def eval_concurrency(profile: Profile | str, mean_tokens: float, samples: int) -> int:
     """Samples one evaluation decodes at once. vLLM (``eval.backend: vllm``, 0.9 of the GPU, its defaults): up to
     its ``max_num_seqs`` (:data:`VLLM_DEFAULT_SEQS`), fewer when the KV cache of sequences of ``mean_tokens`` (+ the
-    prompt) does not hold them (the same arithmetic as :func:`supersmall.fullscale.cost.eval_minutes`);
+    prompt) does not hold them (what :func:`supersmall.fullscale.cost.eval_minutes` assumes);
     transformers: ``eval.batch_size``."""
     p = load_profile(profile)
     if p.eval.backend != "vllm":
@@ -308,6 +311,24 @@ def step_seconds(profile: Profile | str, arm: str = "no-kl", mean_completion_fra
             "generated_tokens_per_step": completions * mean, "mean_completion_tokens": mean, "waves": waves}
 
 
+def internode_seconds(profile: Profile | str) -> float:
+    """Seconds per optimizer step that one run over ``launch.num_machines`` > 1 hosts spends on the network
+    between them (0 on one host). ZeRO-2 reduce-scatters the bf16 gradients at every micro-step (gradient
+    accumulation does not save it: DeepSpeed reduces each micro-step's gradients into its partition) and
+    all-gathers the updated bf16 weights once per step; each moves (N-1)/N of 2 bytes x params, which crosses the
+    hosts' link (:data:`INTERNODE_GBIT`, a choice). Within a host NVLink/PCIe is ~10x faster and is left in the
+    step model's overhead. With ZeRO-0 (DDP) the all-reduce moves twice the bytes, once per step."""
+    p = load_profile(profile)
+    n = training_processes(p)
+    if p.launch.num_machines <= 1 or n <= 1:
+        return 0.0
+    grad_bytes = 2 * model_dims(p.model.name_or_path).params * (n - 1) / n
+    per_link = INTERNODE_GBIT * 1e9 / 8
+    if p.launch.deepspeed_stage >= 2:
+        return (p.train.gradient_accumulation_steps + 1) * grad_bytes / per_link
+    return 2 * grad_bytes / per_link
+
+
 def _paper_minutes(arm: str, stage: str) -> float | None:
     return paper.table5_minutes().get(arm if stage == "level1-3" else f"{stage}-{arm}")
 
@@ -333,7 +354,8 @@ def stage_lengths(profile: Profile | str, stage: str) -> dict[str, float]:
 def estimate(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3",
              mean_completion_fraction: float | None = None, **kw: Any) -> dict[str, Any]:
     """Minutes (low < mid < high), GPU-hours, cost, peak memory and fit, beside the paper's Table 5 row. Without
-    ``mean_completion_fraction`` the stage's length model (:func:`stage_lengths`) sets the lengths."""
+    ``mean_completion_fraction`` the stage's length model (:func:`stage_lengths`) sets the lengths. A run over
+    ``launch.num_machines`` hosts adds :func:`internode_seconds` to every step and counts every host's GPUs."""
     p = load_profile(profile)
     stage = STAGES.get(stage, stage)
     if mean_completion_fraction is None:
@@ -341,15 +363,17 @@ def estimate(profile: Profile | str, arm: str = "no-kl", stage: str = "level1-3"
         mean_completion_fraction = lengths["mean_fraction"]
         kw.setdefault("longest_fraction", lengths["longest_fraction"])
     steps = {k: step_seconds(p, arm, mean_completion_fraction, scenario=k, **kw) for k in SCENARIOS}
-    minutes = {k: v["total_s"] * p.train.steps / 60 for k, v in steps.items()}
+    network = internode_seconds(p)  # one run over several hosts: ZeRO's collectives cross the network every step
+    minutes = {k: (v["total_s"] + network) * p.train.steps / 60 for k, v in steps.items()}
     mid, mem, paper_min = steps["mid"], memory_gb(p, arm), _paper_minutes(arm, stage)
-    gpu_hours = minutes["mid"] / 60 * max(1, p.launch.num_gpus)
+    gpu_hours = minutes["mid"] / 60 * max(1, p.launch.num_gpus) * p.launch.num_machines  # every host's GPUs
     return {
         "arm": arm, "stage": stage, "steps": p.train.steps,
         "completions_per_step": p.train.prompts_per_step * p.train.num_generations,
         "generated_tokens_per_step": int(mid["generated_tokens_per_step"]),
         "generation_s_per_step": {k: round(v["generation_s"], 1) for k, v in steps.items()},
         "training_s_per_step": {k: round(v["training_s"], 1) for k, v in steps.items()},
+        "network_s_per_step": round(network, 1), "hosts": p.launch.num_machines,
         "minutes": {k: round(v, 1) for k, v in minutes.items()}, "gpu_hours": round(gpu_hours, 2),
         "cost_usd": round(gpu_hours * p.launch.usd_per_gpu_hour, 2), "peak_memory_gb": round(mem["total"], 1),
         "fits": mem["fits"], "memory": mem, "paper_minutes": paper_min,

@@ -16,15 +16,32 @@ TWO_HOSTS = {"launch.num_machines": 2, "launch.main_process_ip": "host0"}
 
 def test_the_network_term_counts_zero2s_per_micro_step_reduce_by_hand():
     p = load_profile("a6000x4")
-    assert cost.internode_seconds(p) == 0.0  # one host: nothing crosses the network
+    assert estimate.internode_seconds(p) == 0.0  # one host: nothing crosses the network
     two = p.replace(**TWO_HOSTS)
     n, params = 8, model_dims(p.model.name_or_path).params
-    per_collective = 2 * params * (n - 1) / n / (cost.INTERNODE_GBIT * 1e9 / 8)  # bf16 bytes over the link
+    per_collective = 2 * params * (n - 1) / n / (estimate.INTERNODE_GBIT * 1e9 / 8)  # bf16 bytes over the link
     accumulation = p.train.gradient_accumulation_steps
-    assert cost.internode_seconds(two) == pytest.approx((accumulation + 1) * per_collective)  # + the weights' gather
+    assert estimate.internode_seconds(two) == pytest.approx((accumulation + 1) * per_collective)  # + the weights' gather
     fewer = two.replace(**{"train.gradient_accumulation_steps": 1, "train.prompts_per_step": 16})
-    assert cost.internode_seconds(fewer) == pytest.approx(2 * per_collective)  # fewer micro-steps, less traffic
+    assert estimate.internode_seconds(fewer) == pytest.approx(2 * per_collective)  # fewer micro-steps, less traffic
 
+
+
+def test_a_run_over_two_hosts_pays_the_network_every_step_and_counts_both_hosts_gpus():
+    p = load_profile("a6000x4")
+    one, two = estimate.estimate(p, "no-kl"), estimate.estimate(p.replace(**TWO_HOSTS), "no-kl")
+    assert one["network_s_per_step"] == 0.0 and one["hosts"] == 1
+    assert one["gpu_hours"] == pytest.approx(one["minutes"]["mid"] / 60 * 4, abs=0.01)
+    network = estimate.internode_seconds(p.replace(**TWO_HOSTS))
+    assert two["network_s_per_step"] == pytest.approx(network, abs=0.05) and network > 1
+    compute = estimate.step_seconds(p.replace(**TWO_HOSTS), "no-kl", **_lengths(p))["total_s"]
+    assert two["minutes"]["mid"] == pytest.approx((compute + network) * p.train.steps / 60, abs=0.1)
+    assert two["gpu_hours"] == pytest.approx(two["minutes"]["mid"] / 60 * 8, abs=0.01)  # 2 hosts x 4 GPUs
+
+
+def _lengths(p):
+    lengths = estimate.stage_lengths(p, "level1-3")
+    return {"mean_completion_fraction": lengths["mean_fraction"], "longest_fraction": lengths["longest_fraction"]}
 
 def test_one_run_on_twice_the_gpus_is_not_twice_as_fast_because_each_step_waits_for_one_decode():
     p = load_profile("a6000x4")
@@ -34,7 +51,7 @@ def test_one_run_on_twice_the_gpus_is_not_twice_as_fast_because_each_step_waits_
     eight = estimate.step_seconds(p.replace(**TWO_HOSTS), "no-kl", lengths["mean_fraction"],
                                   lengths["longest_fraction"])
     assert s["one_host_s"] == pytest.approx(four["total_s"], abs=0.05)
-    assert s["hosts_s"] == pytest.approx(eight["total_s"] + cost.internode_seconds(p.replace(**TWO_HOSTS)), abs=0.05)
+    assert s["hosts_s"] == pytest.approx(eight["total_s"] + estimate.internode_seconds(p.replace(**TWO_HOSTS)), abs=0.05)
     # the decode of the longest completion does not shrink with more GPUs: generation falls far less than 2x
     assert eight["generation_s"] > 0.6 * four["generation_s"] and eight["training_s"] == pytest.approx(
         four["training_s"] / 2, rel=0.01)
@@ -74,6 +91,11 @@ def test_estimate_prints_the_hours_for_1_2_and_4_hosts(capsys):
     assert [r["hosts"] for r in out["hosts"]["rows"]] == [1, 2, 4]
     assert main(["estimate", "--profile", "rehearsal", "--json"]) == 0  # CPU: no hosts table, no error
     assert json.loads(capsys.readouterr().out)["hosts"] is None
+    assert main(["estimate", "--profile", "a6000x4", "--set", "launch.num_machines=2",
+                 "--set", "launch.main_process_ip=host0"]) == 0
+    two = estimate.estimate(load_profile("a6000x4", **TWO_HOSTS), "no-kl")
+    assert (f"every step above includes {two['network_s_per_step']} s on the network between them"
+            in capsys.readouterr().out)
 
 
 def test_two_runs_at_once_on_an_8_gpu_host_halve_the_training_hours():
