@@ -144,6 +144,8 @@ def _print_hosts(profile, many) -> None:
     for r in many["rows"]:
         print(f"{r['hosts']:>5} {r['gpus']:>5} {r['sharded_hours']:>16.1f} {r['multinode_hours']:>19.1f}")
     for h, s in many["one_run_speedup"].items():
+        why = (f"not {h}x: every step waits for its longest decode" if s["ratio"] < int(h) else
+               f"vLLM decodes the step's rollouts in {s['one_host_waves']} waves on one host, in {s['hosts_waves']} "
+               f"on {h}")
         print(f"one step on {h} hosts: {s['hosts_s']:.1f} s against {s['one_host_s']:.1f} s on one ({s['ratio']:.2f}x, "
-              f"not {h}x: every step waits for its longest decode); {h} hosts running separate seeds finish {h}x the "
-              "runs (the busiest shard sets the wall time)")
+              f"{why}); {h} hosts running separate seeds finish {h}x the runs (the busiest shard sets the wall time)")

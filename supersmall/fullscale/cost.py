@@ -51,7 +51,7 @@ def eval_minutes(profile: Profile | str, scenario: str = "mid", gpu: str | None 
     seqs, mean = problems * e.n_samples, min(paper.value("estimate.eval_mean_tokens"), e.max_new_tokens)
     at_once = eval_concurrency(p, mean, seqs)
     bulk = seqs * mean / at_once * decode_step_seconds(p, at_once, mean, scenario, gpu)
-    tail = max(0, e.max_new_tokens - mean) * decode_step_seconds(p, 0, mean, scenario, gpu)  # one sample to the cap
+    tail = max(0, e.max_new_tokens - mean) * decode_step_seconds(p, 1, mean, scenario, gpu)  # one sample to the cap
     return (bulk + tail + EVAL_STARTUP_S) / 60
 
 
@@ -153,16 +153,19 @@ def hosts(profile: Profile | str, counts: tuple[int, ...] = (1, 2, 4), arms: tup
 
 def speedup(profile: Profile | str, machines: int, gpu: str | None = None, arm: str = "no-kl") -> dict[str, float]:
     """One level 1-3 step on ``machines`` hosts against one host (mid scenario, the stage's length model): the
-    seconds per step both ways and their ratio. Generation waits for the longest completion whatever the GPU
-    count (fewer sequences per GPU shorten only what is not memory-bound), so the ratio stays well under
-    ``machines``, while ``machines`` hosts running separate seeds finish ``machines`` x the runs."""
+    seconds per step both ways, their ratio, and vLLM's decode waves both ways. Generation waits for the longest
+    completion whatever the GPU count (fewer sequences per GPU shorten only what is not memory-bound), so the
+    ratio stays under ``machines``, while ``machines`` hosts running separate seeds finish ``machines`` x the runs;
+    unless one host's KV cache cannot hold its share of the step's rollouts at once (``waves`` > 1, e.g. one
+    24 GB GPU): more GPUs then also save whole decode waves, and the ratio can pass ``machines``."""
     p = load_profile(profile)
     lengths = stage_lengths(p, "level1-3")
 
-    def step(q: Profile) -> float:
-        return (step_seconds(q, arm, lengths["mean_fraction"], lengths["longest_fraction"], gpu=gpu)["total_s"]
-                + internode_seconds(q))
+    def step(q: Profile) -> tuple[float, int]:
+        s = step_seconds(q, arm, lengths["mean_fraction"], lengths["longest_fraction"], gpu=gpu)
+        return s["total_s"] + internode_seconds(q), s["waves"]
 
-    one = step(p)
-    many = step(p.replace(**{"launch.num_machines": machines, "launch.main_process_ip": "host0"}))
-    return {"one_host_s": round(one, 1), "hosts_s": round(many, 1), "ratio": round(one / many, 2)}
+    one, one_waves = step(p)
+    many, many_waves = step(p.replace(**{"launch.num_machines": machines, "launch.main_process_ip": "host0"}))
+    return {"one_host_s": round(one, 1), "hosts_s": round(many, 1), "ratio": round(one / many, 2),
+            "one_host_waves": one_waves, "hosts_waves": many_waves}

@@ -98,6 +98,18 @@ def test_estimate_prints_the_hours_for_1_2_and_4_hosts(capsys):
             in capsys.readouterr().out)
 
 
+
+def test_one_gpu_whose_kv_cache_needs_two_decode_waves_gains_more_than_twice_on_two_hosts(capsys):
+    """single-gpu: one 24 GB card's KV cache holds the step's 128 rollouts in two waves, two hosts' in one, so
+    one run over two hosts is more than 2x faster per step, and estimate says why instead of "not 2x"."""
+    s = cost.speedup(load_profile("single-gpu"), 2)
+    assert (s["one_host_waves"], s["hosts_waves"]) == (2, 1) and s["ratio"] > 2
+    assert cost.speedup(load_profile("a6000x4"), 2)["one_host_waves"] == 1
+    assert main(["estimate", "--profile", "single-gpu"]) == 0
+    text = capsys.readouterr().out
+    assert f"({s['ratio']:.2f}x, vLLM decodes the step's rollouts in 2 waves on one host, in 1 on 2)" in text
+    assert f"({s['ratio']:.2f}x, not 2x" not in text
+
 def test_two_runs_at_once_on_an_8_gpu_host_halve_the_training_hours():
     p = load_profile("a6000x4")
     eight = cost.replicate_cost(p.replace(**{"launch.num_gpus": 8, "launch.gpus_per_run": 4}))
