@@ -157,19 +157,13 @@ def _wanted(request, fixture: str) -> bool:
 
 
 def machine_line() -> str:
-    """What a series' speed depends on, in one line: CPU model, torch's CPU kernels, cores, load."""
-    import platform
+    """What a series' speed depends on, in one line: the machine as claims record it (CPU model, torch, its
+    kernels and threads: :func:`supersmall.experiments.machine`), the cores and the load."""
+    from supersmall.experiments import machine
 
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")  # Linux; elsewhere platform.processor()
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                 platform.processor())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"machine: {model}; torch kernels {torch.backends.cpu.get_cpu_capability()}; {os.cpu_count()} CPUs "
-            f"({cores} usable); load average {load}")
+    return f"machine: {machine()}; {os.cpu_count()} CPUs ({cores} usable); load average {load}"
 
 
 def series_report(out: Path, slowest: int = 5) -> list[str]:
@@ -202,9 +196,9 @@ def series_report(out: Path, slowest: int = 5) -> list[str]:
     seconds = {kind: [((c.get("timings") or {}).get(f"{kind}_seconds", 0.0), c) for c in cards if c.get("kind") == kind]
                for kind in ("train", "eval")}
     if seconds["train"]:
-        slowest, worst = max(seconds["train"], key=lambda pair: pair[0])
+        longest, worst = max(seconds["train"], key=lambda pair: pair[0])
         lines.append(f"  training runs: {len(seconds['train'])}, {sum(t for t, _ in seconds['train']):.0f} s in all, "
-                     f"slowest {slowest:.0f} s ({(worst.get('metrics') or {}).get('seconds_per_step', '?')} s/step); "
+                     f"slowest {longest:.0f} s ({(worst.get('metrics') or {}).get('seconds_per_step', '?')} s/step); "
                      f"evaluations: {len(seconds['eval'])}, {sum(t for t, _ in seconds['eval']):.0f} s in all")
     return lines
 

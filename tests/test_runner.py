@@ -57,7 +57,6 @@ def test_kernels_talk_over_unix_sockets_without_a_warning_per_notebook(folder, t
     assert "without encryption" not in capfd.readouterr().err  # ipykernel 7 warns once per kernel on TCP
 
 
-
 @pytest.mark.skipif(os.name == "nt", reason="Unix sockets")
 def test_a_finished_kernel_is_shut_down_without_an_interrupt(tmp_path):
     """jupyter_client sends SIGINT before its shutdown request; ipykernel 7 logged "KeyboardInterrupt caught in
@@ -81,6 +80,7 @@ def test_a_finished_kernel_is_shut_down_without_an_interrupt(tmp_path):
         return sent
 
     assert signal.SIGINT not in asyncio.run(signals_at_shutdown())
+
 
 def test_failure_names_notebook_cell_and_exception(folder, tmp_path):
     _nb(folder / "02_bad.ipynb", ["x = 1", "raise ValueError('boom')"])

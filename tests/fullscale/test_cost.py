@@ -26,7 +26,6 @@ def test_the_network_term_counts_zero2s_per_micro_step_reduce_by_hand():
     assert estimate.internode_seconds(fewer) == pytest.approx(2 * per_collective)  # fewer micro-steps, less traffic
 
 
-
 def test_a_run_over_two_hosts_pays_the_network_every_step_and_counts_both_hosts_gpus():
     p = load_profile("a6000x4")
     one, two = estimate.estimate(p, "no-kl"), estimate.estimate(p.replace(**TWO_HOSTS), "no-kl")
@@ -34,14 +33,12 @@ def test_a_run_over_two_hosts_pays_the_network_every_step_and_counts_both_hosts_
     assert one["gpu_hours"] == pytest.approx(one["minutes"]["mid"] / 60 * 4, abs=0.01)
     network = estimate.internode_seconds(p.replace(**TWO_HOSTS))
     assert two["network_s_per_step"] == pytest.approx(network, abs=0.05) and network > 1
-    compute = estimate.step_seconds(p.replace(**TWO_HOSTS), "no-kl", **_lengths(p))["total_s"]
+    lengths = estimate.stage_lengths(p, "level1-3")
+    compute = estimate.step_seconds(p.replace(**TWO_HOSTS), "no-kl", lengths["mean_fraction"],
+                                    lengths["longest_fraction"])["total_s"]
     assert two["minutes"]["mid"] == pytest.approx((compute + network) * p.train.steps / 60, abs=0.1)
     assert two["gpu_hours"] == pytest.approx(two["minutes"]["mid"] / 60 * 8, abs=0.01)  # 2 hosts x 4 GPUs
 
-
-def _lengths(p):
-    lengths = estimate.stage_lengths(p, "level1-3")
-    return {"mean_completion_fraction": lengths["mean_fraction"], "longest_fraction": lengths["longest_fraction"]}
 
 def test_one_run_on_twice_the_gpus_is_not_twice_as_fast_because_each_step_waits_for_one_decode():
     p = load_profile("a6000x4")
@@ -98,7 +95,6 @@ def test_estimate_prints_the_hours_for_1_2_and_4_hosts(capsys):
             in capsys.readouterr().out)
 
 
-
 def test_one_gpu_whose_kv_cache_needs_two_decode_waves_gains_more_than_twice_on_two_hosts(capsys):
     """single-gpu: one 24 GB card's KV cache holds the step's 128 rollouts in two waves, two hosts' in one, so
     one run over two hosts is more than 2x faster per step, and estimate says why instead of "not 2x"."""
@@ -109,6 +105,7 @@ def test_one_gpu_whose_kv_cache_needs_two_decode_waves_gains_more_than_twice_on_
     text = capsys.readouterr().out
     assert f"({s['ratio']:.2f}x, vLLM decodes the step's rollouts in 2 waves on one host, in 1 on 2)" in text
     assert f"({s['ratio']:.2f}x, not 2x" not in text
+
 
 def test_two_runs_at_once_on_an_8_gpu_host_halve_the_training_hours():
     p = load_profile("a6000x4")
